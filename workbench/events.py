@@ -1,0 +1,116 @@
+"""The events a Trainer sends its listeners, and the listener protocol.
+
+Events are small frozen dataclasses of plain numbers, strings and numpy arrays:
+never tensors, never widgets. The same events come from a live Trainer and from a
+run record replayed from disk (workbench.runs), so every consumer (the run
+recorder, the GUI's Qt bridge, the CLI's progress bar) has one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    config: dict[str, Any]  # RunConfig.to_dict(): plain, TOML-able
+    parameters: int
+    dataset: dict[str, Any]  # DatasetSummary.to_json()
+    resumed_from_step: int = 0
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int  # 1-based count of optimizer steps taken in the run
+    epoch: int  # 1-based epoch this step belongs to
+    loss: float  # training loss of the batch (normalised units)
+    grad_norm: float  # total gradient norm before clipping
+    learning_rate: float
+    teacher_forcing: float
+    sequences_per_second: float
+    seconds: float  # training wall time so far (excluding pauses)
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int
+    step: int
+    val_loss: float  # teacher-forced
+    val_loss_free_running: float
+    token_accuracy: float | None = None  # token targets only
+    sequence_accuracy: float | None = None
+    train_loss: float | None = None  # mean over the epoch
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProbeEvent:
+    """One probe (models.probes.ProbeResult, flattened to numpy) at a training step.
+
+    Arrays:
+      encoder_grad_norms: (layers, T_in) float64, G_t of dL/dh_t per layer
+      decoder_grad_norms: (layers, T_out) float64
+      encoder_cell_grad_norms / decoder_cell_grad_norms: same for c_t (LSTM) or None
+      encoder_hidden: (samples, T_in, hidden) top layer h_t of the probe samples
+      decoder_hidden: (samples, T_out, hidden)
+      gate_means / gate_saturation: gate name -> (layers, T_in + T_out)
+      spectral_radius: name -> float, e.g. "layer0" (RNN) or "layer0.f" (LSTM gate block)
+    """
+
+    step: int
+    epoch: int
+    encoder_grad_norms: np.ndarray
+    decoder_grad_norms: np.ndarray
+    encoder_hidden: np.ndarray
+    decoder_hidden: np.ndarray
+    encoder_cell_grad_norms: np.ndarray | None = None
+    decoder_cell_grad_norms: np.ndarray | None = None
+    gate_means: dict[str, np.ndarray] = field(default_factory=dict)
+    gate_saturation: dict[str, np.ndarray] = field(default_factory=dict)
+    spectral_radius: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0  # how long the probe took
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: str  # "completed" | "stopped" | "diverged" | "failed"
+    message: str
+    step: int
+    epoch: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ListenerError:
+    """Sent to the other listeners when one listener raised; the run goes on."""
+
+    listener: str
+    message: str
+
+
+Event = RunStarted | StepMetrics | EpochMetrics | ProbeEvent | RunFinished | ListenerError
+
+STATUSES = ("running", "paused", "completed", "stopped", "diverged", "failed", "crashed")
+
+
+class Listener(Protocol):
+    """Anything with `on_event(event)`. Called in the training thread."""
+
+    def on_event(self, event: Event) -> None: ...
+
+
+class RecordingListener:
+    """Keeps every event it is sent: for tests and for replays into memory."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
