@@ -21,6 +21,10 @@ class RunStarted:
     parameters: int
     dataset: dict[str, Any]  # DatasetSummary.to_json()
     resumed_from_step: int = 0
+    threads: int = 0  # torch threads the run trains with (part of its record)
+    device: str = "cpu"  # where it trains ("cpu" or "cuda", never "auto")
+    model_config: dict[str, Any] = field(default_factory=dict)  # Seq2SeqConfig.to_dict()
+    normalization: dict[str, Any] | None = None  # Normalization.to_dict(); None for tokens
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class StepMetrics:
     teacher_forcing: float
     sequences_per_second: float
     seconds: float  # training wall time so far (excluding pauses)
+    sequences: int = 0  # sequences trained on so far in the run (cumulative)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,19 @@ class RunFinished:
 
 
 @dataclass(frozen=True)
+class RunStatus:
+    """The trainer paused ("paused") or went on ("running") at a step.
+
+    Sent when a pause request takes effect and when training resumes, so a listener
+    can show it; not part of a replayed history.
+    """
+
+    status: str  # "paused" | "running"
+    step: int
+    epoch: int
+
+
+@dataclass(frozen=True)
 class ListenerError:
     """Sent to the other listeners when one listener raised; the run goes on."""
 
@@ -92,7 +110,9 @@ class ListenerError:
     message: str
 
 
-Event = RunStarted | StepMetrics | EpochMetrics | ProbeEvent | RunFinished | ListenerError
+Event = (
+    RunStarted | StepMetrics | EpochMetrics | ProbeEvent | RunFinished | ListenerError | RunStatus
+)
 
 STATUSES = ("running", "paused", "completed", "stopped", "diverged", "failed", "crashed")
 
