@@ -1,0 +1,849 @@
+"""Run folders: the RunRecorder that writes them, and the functions that read them back.
+
+A runs directory holds one folder per run, named by its id (see docs/run-format.md):
+
+    run.json           who the run is: id, display name, cell, created, parameters,
+                       dataset summary, threads, device, normalization (atomic rewrite)
+    config.toml        the RunConfig it trains with (atomic rewrite)
+    status.json        status + heartbeat, rewritten atomically at least every 5 s
+    metrics.jsonl      append-only JSON lines: step, epoch and probe records
+    probes/step-NNNNNNNNN.h5   one probe per file, written whole and renamed in
+    checkpoints/latest.pt, best.pt   state dicts + plain metadata (atomic)
+
+Everything a kill can interrupt is either append-only (a torn last line is
+skipped on read) or written to a temporary file and renamed into place, so a run
+reopens after a crash with everything up to the last flush. An opened run replays
+its history as the Trainer's own events, so live and past runs draw the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.atomic import atomic_path, atomic_write_json, fsync_dir, remove_stale_temporaries
+from workbench.config import RunConfig
+from workbench.errors import CheckpointError, ConfigError, RunError
+from workbench.events import (
+    EpochMetrics,
+    Event,
+    Listener,
+    ProbeEvent,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepMetrics,
+)
+
+RUN_FORMAT = 1
+STALE_AFTER_SECONDS = 30.0
+HEARTBEAT_SECONDS = 2.0
+FLUSH_STEPS = 50
+FLUSH_SECONDS = 1.0
+LIVE_STATUSES = ("running", "paused")
+FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
+RESUMABLE_STATUSES = ("stopped", "crashed")
+
+RUN_JSON = "run.json"
+CONFIG_TOML = "config.toml"
+STATUS_JSON = "status.json"
+METRICS_JSONL = "metrics.jsonl"
+PROBES_DIR = "probes"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+# --- where runs live, and their ids ---------------------------------------------------
+
+
+def default_runs_dir() -> Path:
+    """$SEQUENCE_WORKBENCH_HOME/runs when set (tests use it), else the user's data folder."""
+    home = os.environ.get("SEQUENCE_WORKBENCH_HOME")
+    if home:
+        return Path(home) / "runs"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sequence-workbench", appauthor=False)) / "runs"
+
+
+def new_run_id(cell: str, now: float | None = None) -> str:
+    """An id that sorts by time and names its cell: 20261125-143012-123-lstm-ab12.
+
+    Milliseconds plus four random hex digits keep ids unique for runs started in the
+    same second; create_run_dir() also refuses to reuse a folder.
+    """
+    total_ms = round((time.time() if now is None else now) * 1000)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(total_ms // 1000))
+    millis = total_ms % 1000
+    safe_cell = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in cell.lower())
+    return f"{stamp}-{millis:03d}-{safe_cell}-{secrets.token_hex(2)}"
+
+
+def create_run_dir(cell: str, runs_dir: str | Path | None = None) -> Path:
+    """Make a new, empty run folder with a fresh id and return its path."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = root / new_run_id(cell)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunError(f"could not create a new run folder in {root}")  # pragma: no cover
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def _iso(timestamp: float) -> str:
+    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
+        timespec="seconds"
+    )
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy -> Python, tuples -> lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _float(value: Any) -> float:
+    """A recorded number back to float (None, the JSON for NaN/inf, becomes NaN)."""
+    return math.nan if value is None else float(value)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every whole record of a JSON-lines file; a torn or garbled line is skipped."""
+    records: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return records
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def effective_status(status: dict[str, Any] | None, *, stale_after: float = STALE_AFTER_SECONDS,
+                     now: float | None = None) -> str:
+    """The status to show: a live status whose writer is gone reads as `crashed`.
+
+    Gone means the heartbeat is older than `stale_after` seconds, or the writing
+    process (same host) no longer exists.
+    """
+    if not status:
+        return "crashed"
+    value = str(status.get("status", "crashed"))
+    if value not in LIVE_STATUSES:
+        return value
+    now = time.time() if now is None else now
+    heartbeat = status.get("heartbeat")
+    if not isinstance(heartbeat, (int, float)) or now - heartbeat > stale_after:
+        return "crashed"
+    pid = status.get("pid")
+    if status.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+        return "crashed"
+    return value
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save a dict of state dicts and plain values, atomically."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint with weights_only=True: tensors and plain values, nothing else.
+
+    A file that would need arbitrary code to unpickle (a crafted checkpoint) is
+    refused with CheckpointError before anything in it runs.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} refused: it holds more than tensors and plain values, "
+            f"and loading it could run code ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a Sequence Workbench checkpoint")
+    return state
+
+
+# --- probes on disk ---------------------------------------------------------------------
+
+
+def probe_file_name(step: int) -> str:
+    return f"step-{step:09d}.h5"
+
+
+def write_probe(path: Path, event: ProbeEvent) -> None:
+    """One probe as one small HDF5 file, written whole and renamed into place."""
+    import h5py
+
+    with atomic_path(path, fsync=False) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["step"] = event.step
+        f.attrs["epoch"] = event.epoch
+        f.attrs["seconds"] = event.seconds
+        for name in ("encoder_grad_norms", "decoder_grad_norms", "encoder_hidden",
+                     "decoder_hidden", "encoder_cell_grad_norms", "decoder_cell_grad_norms"):
+            value = getattr(event, name)
+            if value is not None:
+                f.create_dataset(name, data=np.asarray(value))
+        for group_name in ("gate_means", "gate_saturation"):
+            group = f.create_group(group_name)
+            for key, value in getattr(event, group_name).items():
+                group.create_dataset(key, data=np.asarray(value))
+        radius = f.create_group("spectral_radius")
+        for key, value in event.spectral_radius.items():
+            radius.attrs[key] = float(value)
+
+
+def read_probe(path: Path) -> ProbeEvent:
+    """A probe file back into the ProbeEvent that was recorded."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        def array(name: str) -> np.ndarray | None:
+            return f[name][()] if name in f else None
+
+        return ProbeEvent(
+            step=int(f.attrs["step"]),
+            epoch=int(f.attrs["epoch"]),
+            encoder_grad_norms=array("encoder_grad_norms"),
+            decoder_grad_norms=array("decoder_grad_norms"),
+            encoder_hidden=array("encoder_hidden"),
+            decoder_hidden=array("decoder_hidden"),
+            encoder_cell_grad_norms=array("encoder_cell_grad_norms"),
+            decoder_cell_grad_norms=array("decoder_cell_grad_norms"),
+            gate_means={k: v[()] for k, v in f["gate_means"].items()},
+            gate_saturation={k: v[()] for k, v in f["gate_saturation"].items()},
+            spectral_radius={k: float(v) for k, v in f["spectral_radius"].attrs.items()},
+            seconds=float(f.attrs["seconds"]),
+        )
+
+
+# --- the recorder -----------------------------------------------------------------------
+
+
+class RunRecorder:
+    """A Listener that writes a run folder while the Trainer runs.
+
+    Metrics are buffered and appended (flushed at least every `flush_steps` steps,
+    every `flush_seconds`, and at every epoch, probe and finish); status.json is
+    rewritten atomically by a heartbeat thread every `heartbeat_seconds`, also while
+    the trainer is paused or validating. It is also the Trainer's checkpointer
+    (`save_checkpoint`), so metrics are flushed before each checkpoint is written.
+    """
+
+    def __init__(self, run_dir: str | Path, *, name: str | None = None,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, flush_steps: int = FLUSH_STEPS,
+                 flush_seconds: float = FLUSH_SECONDS) -> None:
+        self.run_dir = Path(run_dir)
+        self.name = name
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+        (self.run_dir / PROBES_DIR).mkdir(exist_ok=True)
+        self.run_id = self.run_dir.name
+        self.heartbeat_seconds = heartbeat_seconds
+        self.flush_steps = flush_steps
+        self.flush_seconds = flush_seconds
+        self._lock = threading.RLock()
+        self._pending: list[str] = []
+        self._pending_steps = 0
+        self._last_flush = time.monotonic()
+        self._status: dict[str, Any] = {"status": "running", "step": 0, "epoch": 0,
+                                        "seconds": 0.0, "best_val_loss": None, "message": ""}
+        self._stop_beat = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        self._metrics = None
+        self._closed = False
+
+    # -- Listener --------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, StepMetrics):
+            self._on_step(event)
+        elif isinstance(event, EpochMetrics):
+            self._on_epoch(event)
+        elif isinstance(event, ProbeEvent):
+            self._on_probe(event)
+        elif isinstance(event, RunStarted):
+            self._on_started(event)
+        elif isinstance(event, RunFinished):
+            self._on_finished(event)
+        elif isinstance(event, RunStatus):
+            self._update_status(status=event.status, step=event.step, epoch=event.epoch)
+            self.write_status()
+
+    def _on_started(self, event: RunStarted) -> None:
+        remove_stale_temporaries(self.run_dir)
+        remove_stale_temporaries(self.run_dir / CHECKPOINTS_DIR)
+        remove_stale_temporaries(self.run_dir / PROBES_DIR)
+        if event.resumed_from_step > 0 or (self.run_dir / METRICS_JSONL).exists():
+            self._truncate_after(event.resumed_from_step)
+        existing = _read_json(self.run_dir / RUN_JSON) or {}
+        now = time.time()
+        config = event.config
+        model = config.get("model", {}) if isinstance(config, dict) else {}
+        meta = {
+            "format": RUN_FORMAT,
+            "run_id": self.run_id,
+            "name": self.name or existing.get("name") or default_display_name(model),
+            "cell": model.get("cell", ""),
+            "created": existing.get("created", now),
+            "created_iso": existing.get("created_iso", _iso(now)),
+            "parameters": event.parameters,
+            "dataset": event.dataset,
+            "threads": event.threads,
+            "device": event.device,
+            "model_config": event.model_config,
+            "normalization": event.normalization,
+            "segments": list(existing.get("segments", [])) + [
+                {"started": _iso(now), "from_step": event.resumed_from_step,
+                 "threads": event.threads, "device": event.device, "pid": os.getpid()}
+            ],
+        }
+        atomic_write_json(self.run_dir / RUN_JSON, _clean(meta))
+        with contextlib.suppress(ConfigError):
+            RunConfig.from_dict(config).save(self.run_dir / CONFIG_TOML)
+        previous = _read_json(self.run_dir / STATUS_JSON) or {}
+        self._update_status(status="running", step=event.resumed_from_step,
+                            epoch=previous.get("epoch", 0) if event.resumed_from_step else 0,
+                            seconds=previous.get("seconds", 0.0) if event.resumed_from_step else 0.0,
+                            best_val_loss=previous.get("best_val_loss") if event.resumed_from_step else None,
+                            message="", started=_iso(now))
+        self._metrics = open(self.run_dir / METRICS_JSONL, "ab")  # noqa: SIM115 - kept open
+        self.write_status()
+        self._start_heartbeat()
+
+    def _on_step(self, event: StepMetrics) -> None:
+        record = {"type": "step", **asdict(event)}
+        with self._lock:
+            self._pending.append(json.dumps(_clean(record)))
+            self._pending_steps += 1
+            self._update_status(step=event.step, epoch=event.epoch, seconds=event.seconds,
+                                sequences=event.sequences)
+            due = (self._pending_steps >= self.flush_steps
+                   or time.monotonic() - self._last_flush >= self.flush_seconds)
+        if due:
+            self.flush()
+
+    def _on_epoch(self, event: EpochMetrics) -> None:
+        with self._lock:
+            self._pending.append(json.dumps(_clean({"type": "epoch", **asdict(event)})))
+            best = self._status.get("best_val_loss")
+            if math.isfinite(event.val_loss) and (best is None or event.val_loss < best):
+                self._status["best_val_loss"] = event.val_loss
+            self._update_status(epoch=event.epoch, step=event.step)
+        self.flush(fsync=True)
+        self.write_status()
+
+    def _on_probe(self, event: ProbeEvent) -> None:
+        name = probe_file_name(event.step)
+        write_probe(self.run_dir / PROBES_DIR / name, event)
+        with self._lock:
+            self._pending.append(json.dumps({"type": "probe", "step": event.step,
+                                             "epoch": event.epoch, "file": f"{PROBES_DIR}/{name}"}))
+        self.flush()
+
+    def _on_finished(self, event: RunFinished) -> None:
+        self._update_status(status=event.status, message=event.message, step=event.step,
+                            epoch=event.epoch, seconds=event.seconds, finished=_iso(time.time()))
+        self.flush(fsync=True)
+        self.close()
+        self.write_status()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def flush(self, fsync: bool = False) -> None:
+        """Append the buffered records to metrics.jsonl (whole lines, one write)."""
+        with self._lock:
+            if self._metrics is None:
+                return
+            if self._pending:
+                self._metrics.write(("\n".join(self._pending) + "\n").encode("utf-8"))
+                self._metrics.flush()
+                self._pending.clear()
+                self._pending_steps = 0
+            if fsync:
+                os.fsync(self._metrics.fileno())
+            self._last_flush = time.monotonic()
+
+    def save_checkpoint(self, name: str, state: dict[str, Any]) -> Path:
+        """Write checkpoints/<name>.pt atomically (metrics first, so none go missing)."""
+        self.flush(fsync=True)
+        path = self.run_dir / CHECKPOINTS_DIR / f"{name}.pt"
+        save_checkpoint(path, state)
+        return path
+
+    def _update_status(self, **fields: Any) -> None:
+        with self._lock:
+            self._status.update(fields)
+
+    def write_status(self) -> None:
+        """Rewrite status.json atomically with a fresh heartbeat."""
+        with self._lock:
+            now = time.time()
+            status = dict(self._status, heartbeat=now, heartbeat_iso=_iso(now),
+                          pid=os.getpid(), host=socket.gethostname(), run_id=self.run_id)
+            atomic_write_json(self.run_dir / STATUS_JSON, _clean(status))
+
+    def _start_heartbeat(self) -> None:
+        if self._beat_thread is not None:
+            return
+        self._stop_beat.clear()
+        self._beat_thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.run_id}",
+                                             daemon=True)
+        self._beat_thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop_beat.wait(self.heartbeat_seconds):
+            with contextlib.suppress(OSError):
+                self.write_status()
+
+    def close(self) -> None:
+        """Stop the heartbeat and close metrics.jsonl (idempotent)."""
+        self._stop_beat.set()
+        thread, self._beat_thread = self._beat_thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._lock:
+            if self._metrics is not None:
+                self.flush(fsync=True)
+                self._metrics.close()
+                self._metrics = None
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop records after `step` (a resumed run continues without duplicated steps)."""
+        path = self.run_dir / METRICS_JSONL
+        kept = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= step]
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write("".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+        for probe_path in (self.run_dir / PROBES_DIR).glob("step-*.h5"):
+            with contextlib.suppress(ValueError, OSError):
+                if int(probe_path.stem.split("-")[1]) > step:
+                    probe_path.unlink()
+        fsync_dir(self.run_dir)
+
+
+def default_display_name(model: dict[str, Any]) -> str:
+    cell = model.get("cell", "run")
+    return f"{cell} h{model.get('hidden', '?')}x{model.get('layers', 1)}"
+
+
+# --- reading runs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One line of the runs list: cheap to read (run.json and status.json only)."""
+
+    run_id: str
+    path: Path
+    name: str
+    cell: str
+    status: str  # effective: a live status with a stale heartbeat reads "crashed"
+    steps: int
+    epochs: int
+    best_val_loss: float | None
+    seconds: float
+    started: str  # ISO 8601
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        return _clean(out)
+
+
+def _run_info(path: Path, stale_after: float) -> RunInfo | None:
+    meta = _read_json(path / RUN_JSON)
+    if meta is None:
+        return None
+    status = _read_json(path / STATUS_JSON) or {}
+    best = status.get("best_val_loss")
+    return RunInfo(
+        run_id=path.name,
+        path=path,
+        name=str(meta.get("name") or path.name),
+        cell=str(meta.get("cell", "")),
+        status=effective_status(status, stale_after=stale_after),
+        steps=int(status.get("step") or 0),
+        epochs=int(status.get("epoch") or 0),
+        best_val_loss=None if best is None else float(best),
+        seconds=float(status.get("seconds") or 0.0),
+        started=str(meta.get("created_iso", "")),
+        message=str(status.get("message") or ""),
+    )
+
+
+def list_runs(runs_dir: str | Path | None = None, *,
+              stale_after: float = STALE_AFTER_SECONDS) -> list[RunInfo]:
+    """Every run in the runs directory, oldest first (ids sort by time)."""
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if not root.is_dir():
+        return []
+    infos = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and not path.name.startswith("."):
+            info = _run_info(path, stale_after)
+            if info is not None:
+                infos.append(info)
+    return infos
+
+
+def resolve_run_dir(run: str | Path, runs_dir: str | Path | None = None) -> Path:
+    """A run id (in runs_dir) or a run folder's path -> the folder; RunError if neither."""
+    candidate = Path(run)
+    if (candidate / RUN_JSON).is_file():
+        return candidate
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    by_id = root / str(run)
+    if (by_id / RUN_JSON).is_file():
+        return by_id
+    raise RunError(f"no run {str(run)!r}: not a run folder, and not a run id in {root}")
+
+
+def open_run(run_id_or_path: str | Path, runs_dir: str | Path | None = None, *,
+             stale_after: float = STALE_AFTER_SECONDS) -> Run:
+    """Open a recorded run (finished, stopped, crashed, or still running elsewhere)."""
+    return Run(resolve_run_dir(run_id_or_path, runs_dir), stale_after=stale_after)
+
+
+@dataclass
+class Run:
+    """A run folder opened for reading, replaying, resuming, renaming or deleting."""
+
+    path: Path
+    stale_after: float = STALE_AFTER_SECONDS
+    meta: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        meta = _read_json(self.path / RUN_JSON)
+        if meta is None:
+            raise RunError(f"{self.path} is not a readable run folder (no {RUN_JSON})")
+        self.meta = meta
+
+    # -- what it is ------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.run_id)
+
+    @property
+    def cell(self) -> str:
+        return str(self.meta.get("cell", ""))
+
+    def status_record(self) -> dict[str, Any]:
+        return _read_json(self.path / STATUS_JSON) or {}
+
+    @property
+    def status(self) -> str:
+        return effective_status(self.status_record(), stale_after=self.stale_after)
+
+    @property
+    def info(self) -> RunInfo:
+        info = _run_info(self.path, self.stale_after)
+        assert info is not None
+        return info
+
+    def config(self) -> RunConfig:
+        return RunConfig.load(self.path / CONFIG_TOML)
+
+    def config_dict(self) -> dict[str, Any]:
+        from workbench.config import tomllib
+
+        try:
+            return tomllib.loads((self.path / CONFIG_TOML).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    # -- history ---------------------------------------------------------------------------
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / METRICS_JSONL)
+
+    def step_metrics(self) -> list[StepMetrics]:
+        return [_step_event(r) for r in self.records() if r.get("type") == "step"]
+
+    def epoch_metrics(self) -> list[EpochMetrics]:
+        return [_epoch_event(r) for r in self.records() if r.get("type") == "epoch"]
+
+    def probe_files(self) -> list[Path]:
+        return [self.path / r["file"] for r in self.records()
+                if r.get("type") == "probe" and (self.path / str(r.get("file"))).is_file()]
+
+    def probes(self) -> Iterator[ProbeEvent]:
+        for path in self.probe_files():
+            with contextlib.suppress(OSError, KeyError):
+                yield read_probe(path)
+
+    def last_probe(self) -> ProbeEvent | None:
+        for path in reversed(self.probe_files()):
+            with contextlib.suppress(OSError, KeyError):
+                return read_probe(path)
+        return None
+
+    def started_event(self) -> RunStarted:
+        return RunStarted(
+            run_id=self.run_id,
+            config=self.config_dict(),
+            parameters=int(self.meta.get("parameters") or 0),
+            dataset=self.meta.get("dataset") or {},
+            threads=int(self.meta.get("threads") or 0),
+            device=str(self.meta.get("device") or "cpu"),
+            model_config=self.meta.get("model_config") or {},
+            normalization=self.meta.get("normalization"),
+        )
+
+    def finished_event(self) -> RunFinished | None:
+        """The run's end as a RunFinished; `crashed` for a dead run; None while live."""
+        record = self.status_record()
+        status = effective_status(record, stale_after=self.stale_after)
+        if status in LIVE_STATUSES:
+            return None
+        message = str(record.get("message") or "")
+        if status == "crashed" and not message:
+            message = "the training process ended without finishing the run"
+        return RunFinished(status=status, message=message, step=int(record.get("step") or 0),
+                           epoch=int(record.get("epoch") or 0),
+                           seconds=float(record.get("seconds") or 0.0))
+
+    def events(self) -> Iterator[Event]:
+        """The recorded history as the Trainer's events, in the order they were sent."""
+        yield self.started_event()
+        for record in self.records():
+            kind = record.get("type")
+            if kind == "step":
+                yield _step_event(record)
+            elif kind == "epoch":
+                yield _epoch_event(record)
+            elif kind == "probe":
+                path = self.path / str(record.get("file"))
+                with contextlib.suppress(OSError, KeyError):
+                    yield read_probe(path)
+        finished = self.finished_event()
+        if finished is not None:
+            yield finished
+
+    def replay(self, listener: Listener) -> None:
+        """Send the recorded history to `listener`, as a live run would have."""
+        for event in self.events():
+            listener.on_event(event)
+
+    # -- checkpoints and resume --------------------------------------------------------------
+
+    def checkpoint_path(self, which: str = "latest") -> Path:
+        return self.path / CHECKPOINTS_DIR / f"{which}.pt"
+
+    def load_checkpoint(self, which: str = "latest") -> dict[str, Any]:
+        return load_checkpoint(self.checkpoint_path(which))
+
+    def load_model(self, which: str = "best"):
+        """(Seq2Seq in eval mode, Normalization or None, checkpoint dict) from a checkpoint."""
+        from models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+        state = self.load_checkpoint(which)
+        try:
+            model = Seq2Seq(Seq2SeqConfig.from_dict(state["model_config"]))
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path(which)} does not hold a model this "
+                f"version can build: {exc}"
+            ) from None
+        model.eval()
+        normalization = None
+        if state.get("normalization"):
+            from workbench.datasets import Normalization
+
+            normalization = Normalization.from_dict(state["normalization"])
+        return model, normalization, state
+
+    def resume_state(self):  # -> workbench.training.ResumeState
+        """What the Trainer needs to continue this run from its latest checkpoint."""
+        from workbench.training import ResumeState
+
+        status = self.status
+        if status not in RESUMABLE_STATUSES:
+            raise RunError(
+                f"run {self.run_id} is {status}: only a stopped or crashed run can be resumed"
+            )
+        return ResumeState.from_checkpoint(self.load_checkpoint("latest"))
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def rename(self, name: str) -> None:
+        """Change the display name (the id never changes)."""
+        name = name.strip()
+        if not name:
+            raise RunError("a run's name cannot be empty")
+        meta = _read_json(self.path / RUN_JSON) or dict(self.meta)
+        meta["name"] = name
+        atomic_write_json(self.path / RUN_JSON, _clean(meta))
+        self.meta = meta
+
+    def delete(self) -> None:
+        """Remove the run folder; refused while the run is live."""
+        if self.status in LIVE_STATUSES:
+            raise RunError(f"run {self.run_id} is {self.status}: stop it before deleting it")
+        shutil.rmtree(self.path)
+
+    # -- summary ---------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """The object `train --json` and `show --json` print (NaN/inf become null)."""
+        status = self.status_record()
+        steps = self.step_metrics()
+        epochs = self.epoch_metrics()
+        probe = self.last_probe()
+        config = self.config_dict()
+        model = config.get("model", {})
+        training = config.get("training", {})
+        last_epoch = epochs[-1] if epochs else None
+        seconds = float(status.get("seconds") or (steps[-1].seconds if steps else 0.0))
+        sequences = steps[-1].sequences if steps else 0
+        best = [e.val_loss for e in epochs if math.isfinite(e.val_loss)]
+        out = {
+            "run_id": self.run_id,
+            "run_dir": str(self.path.resolve()),
+            "name": self.name,
+            "status": effective_status(status, stale_after=self.stale_after),
+            "message": status.get("message") or "",
+            "cell": self.cell,
+            "hidden": model.get("hidden"),
+            "layers": model.get("layers"),
+            "seed": training.get("seed"),
+            "threads": self.meta.get("threads"),
+            "device": self.meta.get("device"),
+            "parameters": self.meta.get("parameters"),
+            "steps": steps[-1].step if steps else int(status.get("step") or 0),
+            "epochs": last_epoch.epoch if last_epoch else 0,
+            "train_loss": steps[-1].loss if steps else None,
+            "val_loss": last_epoch.val_loss if last_epoch else None,
+            "val_loss_free_running": last_epoch.val_loss_free_running if last_epoch else None,
+            "token_accuracy": last_epoch.token_accuracy if last_epoch else None,
+            "sequence_accuracy": last_epoch.sequence_accuracy if last_epoch else None,
+            "best_val_loss": min(best) if best else None,
+            "seconds": seconds,
+            "sequences_per_second": sequences / seconds if seconds > 0 else None,
+            "probes": len(self.probe_files()),
+            "encoder_grad_norms": probe.encoder_grad_norms[-1] if probe is not None else None,
+            "decoder_grad_norms": probe.decoder_grad_norms[-1] if probe is not None else None,
+            "started": self.meta.get("created_iso"),
+        }
+        return _clean(out)
+
+
+def _step_event(record: dict[str, Any]) -> StepMetrics:
+    return StepMetrics(
+        step=int(record["step"]),
+        epoch=int(record["epoch"]),
+        loss=_float(record.get("loss")),
+        grad_norm=_float(record.get("grad_norm")),
+        learning_rate=_float(record.get("learning_rate")),
+        teacher_forcing=_float(record.get("teacher_forcing")),
+        sequences_per_second=_float(record.get("sequences_per_second")),
+        seconds=_float(record.get("seconds")),
+        sequences=int(record.get("sequences") or 0),
+    )
+
+
+def _epoch_event(record: dict[str, Any]) -> EpochMetrics:
+    def optional(key: str) -> float | None:
+        value = record.get(key)
+        return None if value is None else float(value)
+
+    return EpochMetrics(
+        epoch=int(record["epoch"]),
+        step=int(record["step"]),
+        val_loss=_float(record.get("val_loss")),
+        val_loss_free_running=_float(record.get("val_loss_free_running")),
+        token_accuracy=optional("token_accuracy"),
+        sequence_accuracy=optional("sequence_accuracy"),
+        train_loss=optional("train_loss"),
+        seconds=_float(record.get("seconds")),
+    )
+
+
+def rename_run(run: str | Path, name: str, runs_dir: str | Path | None = None) -> None:
+    open_run(run, runs_dir).rename(name)
+
+
+def delete_run(run: str | Path, runs_dir: str | Path | None = None) -> None:
+    open_run(run, runs_dir).delete()
