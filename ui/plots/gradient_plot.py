@@ -1,0 +1,507 @@
+"""The gradient panel: G_t, the norm of dL/dh_t at every time step, per probe.
+
+G_t = mean over the probe samples of ||dL_b/dh_{b,t}||, for encoder steps
+1..T_in then decoder steps 1..T_out (drawn as T_in+1..T_in+T_out, with a marker at
+the handover). On a log axis a vanilla RNN's gradient falls by orders of magnitude
+towards the early encoder steps: that is the vanishing gradient, made visible.
+
+- Curves: the latest probe bold, the previous probes (at most `HISTORY`) fading
+  with age, so a user sees gradients vanish, explode or recover during training.
+- Heatmap: every probe of the run (probe by time step) as log10 G_t, with a colour
+  bar; one row per probe.
+- Layer and h/c (LSTM cell state) selectors; overlaid runs show their latest probe.
+
+Values are float64 and are never clipped: 1e-28 shows as 1e-28. NaN entries are
+padded steps and are left out; zeros cannot be drawn on a log axis and leave a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from ui.plots import style
+from workbench.events import ProbeEvent, RunFinished, RunStarted
+
+HISTORY = 20  # earlier probes drawn as fading curves behind the latest one
+
+
+@dataclass(frozen=True)
+class _Probe:
+    step: int
+    epoch: int
+    enc: np.ndarray  # (layers, T_in) G_t of h
+    dec: np.ndarray  # (layers, T_out)
+    enc_c: np.ndarray | None  # LSTM c_t, else None
+    dec_c: np.ndarray | None
+
+    @classmethod
+    def of(cls, event: ProbeEvent) -> _Probe:
+        def arr(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.atleast_2d(np.asarray(a, dtype=np.float64))
+
+        return cls(event.step, event.epoch, arr(event.encoder_grad_norms),
+                   arr(event.decoder_grad_norms), arr(event.encoder_cell_grad_norms),
+                   arr(event.decoder_cell_grad_norms))
+
+    @property
+    def layers(self) -> int:
+        return self.enc.shape[0]
+
+    @property
+    def t_in(self) -> int:
+        return self.enc.shape[1]
+
+    @property
+    def t_out(self) -> int:
+        return self.dec.shape[1]
+
+    def values(self, layer: int, state: str) -> np.ndarray | None:
+        """G_t over encoder then decoder steps (NaN kept), or None if not recorded.
+        `layer` counts from the bottom; one past the top is clamped to the top."""
+        enc, dec = (self.enc_c, self.dec_c) if state == "c" else (self.enc, self.dec)
+        if enc is None or dec is None:
+            return None
+        layer = min(layer, enc.shape[0] - 1)
+        return np.concatenate([enc[layer], dec[layer]])
+
+    def curve(self, layer: int, state: str) -> tuple[np.ndarray, np.ndarray]:
+        """(time steps 1..T_in+T_out, G_t) with the NaN (padded) steps dropped."""
+        values = self.values(layer, state)
+        if values is None:
+            return np.empty(0), np.empty(0)
+        steps = np.arange(1, values.size + 1, dtype=np.float64)
+        keep = ~np.isnan(values)
+        return steps[keep], values[keep]
+
+
+@dataclass
+class _Run:
+    probes: list[_Probe]
+    run_id: str = ""
+    cell: str | None = None
+    status: str = ""
+
+    def add(self, event: object) -> bool:
+        if isinstance(event, ProbeEvent):
+            self.probes.append(_Probe.of(event))
+            return True
+        if isinstance(event, RunStarted):
+            self.run_id, self.cell, self.status = event.run_id, style.cell_of(event.config), ""
+            return True
+        if isinstance(event, RunFinished):
+            self.status = event.status
+            return True
+        return False
+
+
+@dataclass
+class _Overlay:
+    label: str
+    color: str
+    run: _Run
+    curve: pg.PlotDataItem
+
+
+class GradientPlot(QtWidgets.QWidget):
+    """G_t against time step for the probes of a run, as fading curves or a heatmap."""
+
+    view_changed = QtCore.Signal(str)  # "curves" or "heatmap"
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._run = _Run([])
+        self._overlays: dict[str, _Overlay] = {}
+        self._layer = -1  # -1: the top layer, whatever the model's depth
+        self._state = "h"
+        self._heatmap_rows: list[np.ndarray] = []  # log10 G_t per probe, for the selection
+        self.throttle = style.RedrawThrottle(self._redraw, parent=self)
+        self._build_controls()
+        self._build_curves_view()
+        self._build_heatmap_view()
+        self.stack = QtWidgets.QStackedWidget()
+        self.stack.addWidget(self.plot_widget)
+        self.stack.addWidget(self.heatmap_widget)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self._controls)
+        layout.addWidget(self.stack, 1)
+        self.resize(*style.DEFAULT_PANEL_SIZE)
+
+    # -- construction ------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        self.layer_combo = QtWidgets.QComboBox()
+        self.layer_combo.setToolTip("Which layer's hidden state the gradient is taken with respect to")
+        self.layer_combo.addItem("layer 1", 0)
+        self.layer_combo.setEnabled(False)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
+        self.state_combo = QtWidgets.QComboBox()
+        self.state_combo.addItem("h (hidden state)", "h")
+        self.state_combo.addItem("c (cell state, LSTM)", "c")
+        self.state_combo.setToolTip("LSTM only: the gradient with respect to the cell state c_t")
+        self.state_combo.setEnabled(False)
+        self.state_combo.currentIndexChanged.connect(self._on_state_chosen)
+        self.log_y_checkbox = QtWidgets.QCheckBox("log y")
+        self.log_y_checkbox.setChecked(True)
+        self.log_y_checkbox.toggled.connect(self._on_log_y_toggled)
+        self.heatmap_checkbox = QtWidgets.QCheckBox("heatmap")
+        self.heatmap_checkbox.setToolTip("All probes of the run as an image: probe by time step, log10 G_t")
+        self.heatmap_checkbox.toggled.connect(self._on_heatmap_toggled)
+        self.cursor_label = QtWidgets.QLabel("")
+        bar = QtWidgets.QHBoxLayout()
+        for widget in (QtWidgets.QLabel("Layer"), self.layer_combo, QtWidgets.QLabel("State"),
+                       self.state_combo, self.log_y_checkbox, self.heatmap_checkbox):
+            bar.addWidget(widget)
+        bar.addSpacing(12)
+        bar.addWidget(self.cursor_label, 1)
+        self._controls = bar
+
+    def _separator(self, position: float) -> pg.InfiniteLine:
+        """The dashed line between the last encoder step and the first decoder step,
+        labelled at `position` (0 = bottom, 1 = top of the view)."""
+        anchor = 1.0 if position < 0.5 else 0.0  # keep the label inside the view
+        return pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine),
+            label="encoder │ decoder",
+            labelOpts={"position": position, "color": style.FOREGROUND, "anchors": [(0.5, anchor), (0.5, anchor)],
+                       "fill": pg.mkBrush(255, 255, 255, 200)})
+
+    def _build_curves_view(self) -> None:
+        self.plot_widget = style.make_plot_widget(
+            bottom=style.LABEL_TIME_STEP, left=style.LABEL_GRAD_H, title="Gradient per time step",
+            legend_below=True)  # curves may fill every corner
+        self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.plot_item.setLogMode(x=False, y=True)
+        color = style.DEFAULT_CELL_COLOR
+        self.history_curves: list[pg.PlotDataItem] = []
+        for _ in range(HISTORY):
+            curve = pg.PlotDataItem(pen=pg.mkPen(style.with_alpha(color, 0.2), width=1))
+            self.plot_item.addItem(curve)
+            self.history_curves.append(curve)
+        self.latest_curve = pg.PlotDataItem(
+            pen=pg.mkPen(color, width=3), symbol="o", symbolSize=5, symbolBrush=color,
+            symbolPen=None)
+        self.latest_curve.setZValue(10)
+        self.plot_item.addItem(self.latest_curve)
+        # A legend sample for the faded curves (not itself drawn).
+        self._history_sample = pg.PlotDataItem(pen=pg.mkPen(style.with_alpha(color, 0.35), width=1))
+        legend = self.plot_item.legend
+        legend.addItem(self.latest_curve, "latest probe")
+        legend.addItem(self._history_sample, f"earlier probes (up to {HISTORY}, fainter = older)")
+        self.separator = self._separator(0.04)  # low: a vanishing gradient leaves it free
+        self.separator.setVisible(False)
+        self.plot_item.addItem(self.separator, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(
+            self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+
+    def _build_heatmap_view(self) -> None:
+        self.heatmap_widget = pg.PlotWidget(background=style.BACKGROUND)
+        self.heatmap_widget.setMinimumSize(320, 220)
+        self.heatmap_item: pg.PlotItem = self.heatmap_widget.getPlotItem()
+        style.style_plot_item(self.heatmap_item, bottom=style.LABEL_TIME_STEP,
+                              left=style.LABEL_PROBE, title="Gradient per time step, all probes")
+        self.heatmap_item.showGrid(x=False, y=False)  # no grid lines across the image
+        self.heatmap_image = pg.ImageItem(axisOrder="row-major")
+        self.heatmap_item.addItem(self.heatmap_image)
+        self.colorbar = pg.ColorBarItem(
+            values=(-10, 0), colorMap=style.SEQUENTIAL_CMAP, interactive=False, pen=style.FOREGROUND)
+        self.colorbar.setImageItem(self.heatmap_image, insert_in=self.heatmap_item)
+        self.colorbar.getAxis("right").setTextPen(pg.mkPen(style.FOREGROUND))
+        self.colorbar.getAxis("right").setPen(pg.mkPen(style.FOREGROUND))
+        self.colorbar.getAxis("right").setLabel(style.LABEL_LOG_GRAD, color=style.FOREGROUND)
+        self.heatmap_separator = self._separator(0.97)
+        self.heatmap_separator.setVisible(False)
+        self.heatmap_item.addItem(self.heatmap_separator, ignoreBounds=True)
+        self._heatmap_mouse_proxy = pg.SignalProxy(
+            self.heatmap_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_heatmap_mouse_moved)
+
+    # -- public API --------------------------------------------------------------
+
+    def add_event(self, event: object) -> None:
+        """Take one event; probes are drawn, RunStarted sets the run's colour."""
+        if self._run.add(event):
+            self._after_events(isinstance(event, RunStarted), isinstance(event, ProbeEvent))
+
+    def add_events(self, events: Iterable[object]) -> None:
+        """Take many events (a replayed run) and draw once."""
+        started = probed = False
+        for event in events:
+            self._run.add(event)
+            started = started or isinstance(event, RunStarted)
+            probed = probed or isinstance(event, ProbeEvent)
+        self._after_events(started, probed)
+        self.redraw_now()
+
+    def clear(self) -> None:
+        """Forget the current run (a new run starts); overlays stay."""
+        self._run = _Run([])
+        self._heatmap_rows = []
+        self._after_events(True, False)
+        self.throttle.dirty = True
+        self.redraw_now()
+
+    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
+        """Overlay the latest probe of another run (its events) in `color` (a free
+        run colour when None), with `label` in the legend. Replaces that key's overlay."""
+        if key in self._overlays:
+            self.remove_overlay(key)
+        if color is None:
+            used = [o.color for o in self._overlays.values()]
+            color = style.next_run_color([*used, style.cell_color(self._run.cell)])
+        run = _Run([])
+        for event in events:
+            run.add(event)
+        curve = self.plot_item.plot(pen=pg.mkPen(color, width=2.5), symbol="s", symbolSize=4,
+                                    symbolBrush=color, symbolPen=None, name=label)
+        curve.setZValue(8)
+        self._overlays[key] = _Overlay(label, color, run, curve)
+        self._draw_overlay(self._overlays[key])
+
+    def remove_overlay(self, key: str) -> None:
+        """Take the overlay `key` and its legend entry off; unknown keys are ignored."""
+        overlay = self._overlays.pop(key, None)
+        if overlay is not None:
+            self.plot_item.removeItem(overlay.curve)
+
+    def clear_overlays(self) -> None:
+        for key in list(self._overlays):
+            self.remove_overlay(key)
+
+    def overlay_keys(self) -> list[str]:
+        return list(self._overlays)
+
+    def export(self, path: str | Path) -> None:
+        """Write the visible view (curves, or heatmap with its colour bar) to PNG or SVG."""
+        self.redraw_now()
+        style.export_item(self.heatmap_item if self.heatmap_shown else self.plot_item, path)
+
+    # -- settings ----------------------------------------------------------------
+
+    @property
+    def heatmap_shown(self) -> bool:
+        return self.heatmap_checkbox.isChecked()
+
+    def set_heatmap(self, on: bool) -> None:
+        self.heatmap_checkbox.setChecked(on)
+
+    def set_log_y(self, on: bool) -> None:
+        self.log_y_checkbox.setChecked(on)
+
+    def set_layer(self, layer: int) -> None:
+        """Show layer `layer` (0 = bottom; -1 = top)."""
+        index = self.layer_combo.count() - 1 if layer < 0 else layer
+        self.layer_combo.setCurrentIndex(min(index, self.layer_combo.count() - 1))
+
+    def set_state(self, state: str) -> None:
+        """"h" (hidden state) or "c" (LSTM cell state)."""
+        self.state_combo.setCurrentIndex(0 if state == "h" else 1)
+
+    @property
+    def probe_count(self) -> int:
+        return len(self._run.probes)
+
+    def redraw_now(self) -> None:
+        """Draw pending data at once instead of at the next timer tick."""
+        self.throttle.flush()
+
+    # -- handlers ----------------------------------------------------------------
+
+    def _after_events(self, started: bool, probed: bool) -> None:
+        if started:
+            color = style.cell_color(self._run.cell)
+            self.latest_curve.setPen(pg.mkPen(color, width=3))
+            self.latest_curve.setSymbolBrush(color)
+            self._history_sample.setPen(pg.mkPen(style.with_alpha(color, 0.35), width=1))
+        if probed:
+            self._sync_selectors()
+        self.throttle.mark_dirty()
+
+    def _sync_selectors(self) -> None:
+        """Offer one entry per layer and the c choice when the run has them."""
+        probes = self._run.probes
+        if not probes:
+            return
+        layers = probes[-1].layers
+        if self.layer_combo.count() != layers:
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.clear()
+            for i in range(layers):
+                where = " (top)" if i == layers - 1 and layers > 1 else (" (bottom)" if i == 0 and layers > 1 else "")
+                self.layer_combo.addItem(f"layer {i + 1}{where}", i)
+            self.layer_combo.setCurrentIndex(layers - 1 if self._layer < 0 else min(self._layer, layers - 1))
+            self.layer_combo.blockSignals(False)
+            self.layer_combo.setEnabled(layers > 1)
+        has_c = probes[-1].enc_c is not None
+        self.state_combo.setEnabled(has_c)
+        if not has_c and self._state == "c":
+            self.set_state("h")
+
+    @property
+    def _selected_layer(self) -> int:
+        data = self.layer_combo.currentData()
+        return int(data) if data is not None else 0
+
+    def _on_layer_chosen(self, _index: int) -> None:
+        self._layer = self._selected_layer
+        self._selection_changed()
+
+    def _on_state_chosen(self, _index: int) -> None:
+        self._state = self.state_combo.currentData() or "h"
+        label = style.LABEL_GRAD_C if self._state == "c" else style.LABEL_GRAD_H
+        self.plot_item.setLabel("left", label, color=style.FOREGROUND)
+        self.colorbar.getAxis("right").setLabel(
+            style.LABEL_LOG_GRAD_C if self._state == "c" else style.LABEL_LOG_GRAD,
+            color=style.FOREGROUND)
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        self._heatmap_rows = []  # rebuilt for the new layer or state
+        for overlay in self._overlays.values():
+            self._draw_overlay(overlay)
+        self.throttle.dirty = True
+        self.redraw_now()
+
+    def _on_log_y_toggled(self, on: bool) -> None:
+        self.plot_item.setLogMode(x=False, y=on)
+        self.plot_item.enableAutoRange()
+
+    def _on_heatmap_toggled(self, on: bool) -> None:
+        self.stack.setCurrentWidget(self.heatmap_widget if on else self.plot_widget)
+        self.log_y_checkbox.setEnabled(not on)
+        self.throttle.dirty = True
+        self.redraw_now()
+        self.view_changed.emit("heatmap" if on else "curves")
+
+    def _describe(self, probe: _Probe, x: float) -> str:
+        values = probe.values(self._selected_layer, self._state)
+        if values is None:
+            return ""
+        t = int(round(x))
+        if not 1 <= t <= values.size:
+            return ""
+        where = f"encoder step {t}" if t <= probe.t_in else f"decoder step {t - probe.t_in}"
+        value = values[t - 1]
+        text = "padded" if np.isnan(value) else f"{value:.3g}"
+        return f"probe at step {probe.step:,}, {where}: G = {text}"
+
+    def _on_mouse_moved(self, args: tuple) -> None:
+        vb = self.plot_item.getViewBox()
+        if self._run.probes and vb.sceneBoundingRect().contains(args[0]):
+            self.cursor_label.setText(
+                self._describe(self._run.probes[-1], vb.mapSceneToView(args[0]).x()))
+
+    def _on_heatmap_mouse_moved(self, args: tuple) -> None:
+        vb = self.heatmap_item.getViewBox()
+        if not (self._run.probes and vb.sceneBoundingRect().contains(args[0])):
+            return
+        point = vb.mapSceneToView(args[0])
+        row = int(round(point.y()))
+        if 0 <= row < len(self._run.probes):
+            self.cursor_label.setText(self._describe(self._run.probes[row], point.x()))
+
+    # -- drawing -----------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        probes = self._run.probes
+        layer, state = self._selected_layer, self._state
+        if probes:
+            latest = probes[-1]
+            self.separator.setPos(latest.t_in + 0.5)
+            self.heatmap_separator.setPos(latest.t_in + 0.5)
+            axis = (f"time step (encoder 1–{latest.t_in}, "
+                    f"decoder {latest.t_in + 1}–{latest.t_in + latest.t_out})")
+            self.plot_item.setLabel("bottom", axis, color=style.FOREGROUND)
+            self.heatmap_item.setLabel("bottom", axis, color=style.FOREGROUND)
+        self.separator.setVisible(bool(probes))
+        self.heatmap_separator.setVisible(bool(probes))
+        if self.heatmap_shown:
+            self._draw_heatmap()
+        else:
+            self._draw_curves()
+        title = "Gradient per time step"
+        if probes:
+            latest = probes[-1]
+            layers = latest.layers
+            where = f"layer {layer + 1} of {layers}" if layers > 1 else "one layer"
+            title += f": step {latest.step:,} (epoch {latest.epoch}), {where}, {state}"
+        if self._run.status:
+            title += f" ({self._run.status})"
+        self.plot_item.setTitle(title, color=style.FOREGROUND)
+        self.heatmap_item.setTitle(title.replace("Gradient per time step", "All probes"),
+                                   color=style.FOREGROUND)
+
+    def _draw_curves(self) -> None:
+        probes = self._run.probes
+        layer, state = self._selected_layer, self._state
+        color = style.cell_color(self._run.cell)
+        earlier = probes[-HISTORY - 1:-1] if probes else []
+        n = len(earlier)
+        for i, curve in enumerate(self.history_curves):
+            if i < n:
+                age = n - i  # 1 = the probe just before the latest
+                alpha = 0.55 * (1.0 - (age - 1) / HISTORY) + 0.05
+                curve.setPen(pg.mkPen(style.with_alpha(color, alpha), width=1))
+                curve.setData(*earlier[i].curve(layer, state))
+                curve.setVisible(True)
+            else:
+                curve.setVisible(False)
+        if probes:
+            self.latest_curve.setData(*probes[-1].curve(layer, state))
+            label = self.plot_item.legend.getLabel(self.latest_curve)
+            if label is not None:
+                label.setText(f"latest probe (step {probes[-1].step:,})")
+        else:
+            self.latest_curve.setData([], [])
+
+    def _draw_heatmap(self) -> None:
+        probes = self._run.probes
+        if not probes:
+            self.heatmap_image.clear()
+            return
+        layer, state = self._selected_layer, self._state
+        for probe in probes[len(self._heatmap_rows):]:
+            values = probe.values(layer, state)
+            if values is None:
+                values = np.full(probe.t_in + probe.t_out, np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = np.log10(values)
+            row[~np.isfinite(row)] = np.nan  # padded steps and zeros: no colour
+            self._heatmap_rows.append(row)
+        width = max(r.size for r in self._heatmap_rows)
+        image = np.full((len(self._heatmap_rows), width), np.nan)
+        for i, row in enumerate(self._heatmap_rows):
+            image[i, : row.size] = row
+        finite = image[np.isfinite(image)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 0.0)
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.5, hi + 0.5
+        self.heatmap_image.setImage(image, autoLevels=False)
+        self.colorbar.setLevels((lo, hi))
+        self.heatmap_image.setRect(QtCore.QRectF(0.5, -0.5, width, image.shape[0]))
+        self._set_probe_ticks([p.step for p in probes])
+
+    def _set_probe_ticks(self, steps: list[int]) -> None:
+        """Label the heatmap's rows with their training steps (a handful of them)."""
+        count = len(steps)
+        every = max(1, int(np.ceil(count / 8)))
+        major = [(i, f"{steps[i]:,}") for i in range(0, count, every)]
+        self.heatmap_item.getAxis("left").setTicks([major, []])
+
+    def _draw_overlay(self, overlay: _Overlay) -> None:
+        probes = overlay.run.probes
+        if probes:
+            overlay.curve.setData(*probes[-1].curve(self._selected_layer, self._state))
+        else:
+            overlay.curve.setData([], [])
+
+
+if __name__ == "__main__":
+    from ui.plots.demo import run_standalone
+
+    raise SystemExit(run_standalone(GradientPlot, "Gradient per time step"))

@@ -1,0 +1,415 @@
+"""The loss panel: training loss per step and validation losses per epoch.
+
+What it shows:
+- the training loss of every step, raw (faint) and smoothed with a bias-corrected
+  exponential moving average (as TensorBoard since its PR #639: the first smoothed
+  value equals the first raw value instead of starting near zero);
+- validation loss per epoch, teacher-forced and free-running (the decoder fed its
+  own predictions), at the training step where the epoch ended;
+- the value under the mouse cursor, a log-y toggle and the smoothing strength;
+- other runs overlaid (smoothed training loss and teacher-forced validation), each
+  in its own colour with a legend entry.
+
+Data arrives as workbench.events; it is appended to numpy buffers and drawn by a
+throttled timer (see style.RedrawThrottle), so 100k steps stay cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from ui.plots import style
+from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
+
+DEFAULT_SMOOTHING = 0.9
+MAX_SMOOTHING = 0.999
+
+
+class GrowingArray:
+    """An append-only float64 buffer with amortised O(1) appends; `.view` is the data."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._data = np.empty(capacity, dtype=np.float64)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self._size]
+
+    def append(self, value: float) -> None:
+        if self._size == self._data.size:
+            bigger = np.empty(self._data.size * 2, dtype=np.float64)
+            bigger[: self._size] = self._data[: self._size]
+            self._data = bigger
+        self._data[self._size] = value
+        self._size += 1
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        need = self._size + values.size
+        if need > self._data.size:
+            bigger = np.empty(max(need, self._data.size * 2), dtype=np.float64)
+            bigger[: self._size] = self._data[: self._size]
+            self._data = bigger
+        self._data[self._size:need] = values
+        self._size = need
+
+    def clear(self) -> None:
+        self._size = 0
+
+
+class DebiasedEma:
+    """TensorBoard's smoothing (PR #639): an exponential moving average divided by
+    its bias (1 - weight**n), so early values are not pulled towards zero.
+    Non-finite inputs (a diverged step) pass through unchanged and do not count."""
+
+    def __init__(self, weight: float = DEFAULT_SMOOTHING) -> None:
+        self.weight = float(weight)
+        self.smoothed = GrowingArray()
+        self._last = 0.0
+        self._count = 0
+
+    def reset(self, weight: float | None = None) -> None:
+        if weight is not None:
+            self.weight = float(weight)
+        self.smoothed.clear()
+        self._last = 0.0
+        self._count = 0
+
+    def catch_up(self, raw: np.ndarray) -> np.ndarray:
+        """Smooth the values of `raw` not yet smoothed; return all smoothed values."""
+        w = self.weight
+        start = len(self.smoothed)
+        if start < raw.size:
+            out = np.empty(raw.size - start)
+            last, count = self._last, self._count
+            for i, value in enumerate(raw[start:].tolist()):
+                if not math.isfinite(value):
+                    out[i] = value
+                    continue
+                last = last * w + (1.0 - w) * value
+                count += 1
+                out[i] = last / (1.0 - w**count) if w < 1.0 else last
+            self._last, self._count = last, count
+            self.smoothed.extend(out)
+        return self.smoothed.view
+
+
+def smooth(values: Iterable[float], weight: float) -> np.ndarray:
+    """The bias-corrected EMA of `values` (a convenience for one-off use)."""
+    raw = np.asarray(list(values), dtype=np.float64)
+    return DebiasedEma(weight).catch_up(raw).copy()
+
+
+@dataclass
+class _RunData:
+    """One run's loss history, as buffers."""
+
+    steps: GrowingArray = field(default_factory=GrowingArray)
+    losses: GrowingArray = field(default_factory=GrowingArray)
+    ema: DebiasedEma = field(default_factory=DebiasedEma)
+    val_steps: GrowingArray = field(default_factory=lambda: GrowingArray(64))
+    val_tf: GrowingArray = field(default_factory=lambda: GrowingArray(64))
+    val_fr: GrowingArray = field(default_factory=lambda: GrowingArray(64))
+    val_epochs: list[int] = field(default_factory=list)
+    run_id: str = ""
+    cell: str | None = None
+    loss_label: str | None = None
+    status: str = ""
+
+    def add(self, event: object) -> bool:
+        """Take what this panel uses from `event`; True when anything changed."""
+        if isinstance(event, StepMetrics):
+            self.steps.append(event.step)
+            self.losses.append(event.loss)
+            return True
+        if isinstance(event, EpochMetrics):
+            self.val_steps.append(event.step)
+            self.val_tf.append(event.val_loss)
+            self.val_fr.append(event.val_loss_free_running)
+            self.val_epochs.append(event.epoch)
+            return True
+        if isinstance(event, RunStarted):
+            self.run_id = event.run_id
+            self.cell = style.cell_of(event.config)
+            self.loss_label = style.loss_label(event.dataset, event.config)
+            self.status = ""
+            return True
+        if isinstance(event, RunFinished):
+            self.status = event.status
+            return True
+        return False
+
+
+@dataclass
+class _Overlay:
+    label: str
+    color: str
+    data: _RunData
+    train_curve: pg.PlotDataItem
+    val_curve: pg.PlotDataItem
+
+
+class LossPlot(QtWidgets.QWidget):
+    """Training and validation loss of a run, live or replayed, with overlaid runs."""
+
+    smoothing_changed = QtCore.Signal(float)  # the new EMA weight
+    log_y_changed = QtCore.Signal(bool)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._run = _RunData()
+        self._overlays: dict[str, _Overlay] = {}
+        self._smoothing_dirty = False
+        self.throttle = style.RedrawThrottle(self._redraw, parent=self)
+        self._build_controls()
+        self._build_plot()
+        self.resize(*style.DEFAULT_PANEL_SIZE)
+
+    # -- construction ------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        self.smoothing_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.smoothing_slider.setRange(0, int(MAX_SMOOTHING * 1000))
+        self.smoothing_slider.setValue(int(DEFAULT_SMOOTHING * 1000))
+        self.smoothing_slider.setMaximumWidth(160)
+        self.smoothing_slider.setToolTip(
+            "Strength of the exponential moving average of the training loss "
+            "(0 = no smoothing). Bias-corrected: the curve starts at the first loss.")
+        self.smoothing_value = QtWidgets.QLabel(f"{DEFAULT_SMOOTHING:.3f}")
+        self.smoothing_slider.valueChanged.connect(self._on_smoothing_slider_moved)
+
+        self.log_y_checkbox = QtWidgets.QCheckBox("log y")
+        self.log_y_checkbox.setToolTip("Logarithmic loss axis")
+        self.log_y_checkbox.toggled.connect(self._on_log_y_toggled)
+
+        self.cursor_label = QtWidgets.QLabel("")
+        self.cursor_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("Smoothing"))
+        bar.addWidget(self.smoothing_slider)
+        bar.addWidget(self.smoothing_value)
+        bar.addSpacing(12)
+        bar.addWidget(self.log_y_checkbox)
+        bar.addSpacing(12)
+        bar.addWidget(self.cursor_label, 1)
+        self._controls = bar
+
+    def _build_plot(self) -> None:
+        self.plot_widget = style.make_plot_widget(
+            bottom=style.LABEL_TRAINING_STEP, left="loss (MSE, normalised)", title="Loss")
+        self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        color = style.DEFAULT_CELL_COLOR
+        self.raw_curve = style.long_curve(self.plot_item.plot(
+            pen=pg.mkPen(style.with_alpha(color, 0.25), width=1), name="training (raw)"))
+        self.smoothed_curve = style.long_curve(self.plot_item.plot(
+            pen=pg.mkPen(color, width=2), name="training (smoothed)"))
+        self.val_teacher_forced_curve = self.plot_item.plot(
+            pen=pg.mkPen(style.VAL_TEACHER_FORCED_COLOR, width=2),
+            symbol="o", symbolSize=7, symbolBrush=style.VAL_TEACHER_FORCED_COLOR,
+            symbolPen=pg.mkPen("w"), name="validation, teacher-forced")
+        self.val_free_running_curve = self.plot_item.plot(
+            pen=pg.mkPen(style.VAL_FREE_RUNNING_COLOR, width=2, style=QtCore.Qt.PenStyle.DashLine),
+            symbol="t", symbolSize=8, symbolBrush=style.VAL_FREE_RUNNING_COLOR,
+            symbolPen=pg.mkPen("w"), name="validation, free-running")
+        for curve in (self.val_teacher_forced_curve, self.val_free_running_curve):
+            curve.setZValue(5)
+
+        self.cursor_line = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen("#999999", style=QtCore.Qt.PenStyle.DotLine))
+        self.cursor_line.setVisible(False)
+        self.plot_item.addItem(self.cursor_line, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(
+            self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self._controls)
+        layout.addWidget(self.plot_widget, 1)
+
+    # -- public API --------------------------------------------------------------
+
+    def add_event(self, event: object) -> None:
+        """Take one event (any workbench.events type; unused ones are ignored)."""
+        if self._run.add(event):
+            if isinstance(event, RunStarted):
+                self._on_run_started()
+            self.throttle.mark_dirty()
+
+    def add_events(self, events: Iterable[object]) -> None:
+        """Take many events (a replayed run) and draw once."""
+        started = False
+        for event in events:
+            self._run.add(event)
+            started = started or isinstance(event, RunStarted)
+        if started:
+            self._on_run_started()
+        self.throttle.dirty = True
+        self.throttle.flush()
+
+    def clear(self) -> None:
+        """Forget the current run (a new run starts); overlays stay."""
+        weight = self._run.ema.weight
+        self._run = _RunData()
+        self._run.ema.reset(weight)
+        self._on_run_started()
+        self.cursor_label.setText("")
+        self.throttle.dirty = True
+        self.throttle.flush()
+
+    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
+        """Overlay another run (its events) under `key`, drawn in `color` (a free run
+        colour when None) with `label` in the legend. Replaces an overlay of that key."""
+        if key in self._overlays:
+            self.remove_overlay(key)
+        if color is None:
+            used = [o.color for o in self._overlays.values()]
+            color = style.next_run_color([*used, style.cell_color(self._run.cell)])
+        data = _RunData()
+        data.ema.reset(self._run.ema.weight)
+        for event in events:
+            data.add(event)
+        train = style.long_curve(self.plot_item.plot(pen=pg.mkPen(color, width=2), name=label))
+        val = self.plot_item.plot(
+            pen=pg.mkPen(color, width=1.5, style=QtCore.Qt.PenStyle.DashLine),
+            symbol="o", symbolSize=6, symbolBrush=color, symbolPen=pg.mkPen("w"),
+            name=f"{label}: validation")
+        for item in (train, val):
+            item.setZValue(2)
+        self._overlays[key] = _Overlay(label, color, data, train, val)
+        self._draw_overlay(self._overlays[key])
+
+    def remove_overlay(self, key: str) -> None:
+        """Take the overlay `key` (and its legend entries) off the plot; unknown keys are ignored."""
+        overlay = self._overlays.pop(key, None)
+        if overlay is None:
+            return
+        for item in (overlay.train_curve, overlay.val_curve):
+            self.plot_item.removeItem(item)  # also removes its legend entry
+
+    def clear_overlays(self) -> None:
+        """Remove every overlaid run."""
+        for key in list(self._overlays):
+            self.remove_overlay(key)
+
+    def overlay_keys(self) -> list[str]:
+        return list(self._overlays)
+
+    def export(self, path: str | Path) -> None:
+        """Write the plot to PNG or SVG (by the file's extension)."""
+        self.redraw_now()
+        style.export_item(self.plot_item, path)
+
+    # -- settings ----------------------------------------------------------------
+
+    @property
+    def smoothing(self) -> float:
+        return self._run.ema.weight
+
+    def set_smoothing(self, weight: float) -> None:
+        """EMA weight in [0, 0.999]; 0 draws the raw loss."""
+        self.smoothing_slider.setValue(round(min(max(weight, 0.0), MAX_SMOOTHING) * 1000))
+
+    def set_log_y(self, on: bool) -> None:
+        self.log_y_checkbox.setChecked(on)
+
+    def redraw_now(self) -> None:
+        """Draw pending data at once instead of at the next timer tick."""
+        self.throttle.flush()
+
+    # -- handlers ----------------------------------------------------------------
+
+    def _on_run_started(self) -> None:
+        color = style.cell_color(self._run.cell)
+        self.raw_curve.setPen(pg.mkPen(style.with_alpha(color, 0.25), width=1))
+        self.smoothed_curve.setPen(pg.mkPen(color, width=2))
+        self.plot_item.setLabel("left", self._run.loss_label or "loss (MSE, normalised)",
+                                color=style.FOREGROUND)
+
+    def _on_smoothing_slider_moved(self, value: int) -> None:
+        weight = value / 1000.0
+        self.smoothing_value.setText(f"{weight:.3f}")
+        self._run.ema.reset(weight)
+        for overlay in self._overlays.values():
+            overlay.data.ema.reset(weight)
+        self._smoothing_dirty = True
+        self.throttle.mark_dirty()
+        self.smoothing_changed.emit(weight)
+
+    def _on_log_y_toggled(self, on: bool) -> None:
+        self.plot_item.setLogMode(x=False, y=on)
+        self.plot_item.enableAutoRange()
+        self.log_y_changed.emit(on)
+
+    def _on_mouse_moved(self, args: tuple) -> None:
+        pos = args[0]
+        vb = self.plot_item.getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            self.cursor_line.setVisible(False)
+            return
+        x = vb.mapSceneToView(pos).x()
+        self.cursor_label.setText(self.describe_step(x))
+        self.cursor_line.setPos(x)
+        self.cursor_line.setVisible(True)
+
+    def describe_step(self, x: float) -> str:
+        """The values at the training step nearest to `x`, as shown under the cursor."""
+        run = self._run
+        steps = run.steps.view
+        if steps.size == 0:
+            return ""
+        i = int(np.clip(np.searchsorted(steps, x), 0, steps.size - 1))
+        if i > 0 and abs(steps[i - 1] - x) < abs(steps[i] - x):
+            i -= 1
+        smoothed = run.ema.catch_up(run.losses.view)
+        text = (f"step {int(steps[i]):,}: loss {run.losses.view[i]:.4g}, "
+                f"smoothed {smoothed[i]:.4g}")
+        vs = run.val_steps.view
+        j = int(np.searchsorted(vs, steps[i], side="right")) - 1
+        if j >= 0:
+            text += (f"  |  validation (epoch {run.val_epochs[j]}): "
+                     f"teacher-forced {run.val_tf.view[j]:.4g}, "
+                     f"free-running {run.val_fr.view[j]:.4g}")
+        return text
+
+    # -- drawing -----------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        run = self._run
+        steps, losses = run.steps.view, run.losses.view
+        self.raw_curve.setData(steps, losses)
+        self.smoothed_curve.setData(steps, run.ema.catch_up(losses))
+        self.val_teacher_forced_curve.setData(run.val_steps.view, run.val_tf.view)
+        self.val_free_running_curve.setData(run.val_steps.view, run.val_fr.view)
+        if self._smoothing_dirty:
+            for overlay in self._overlays.values():
+                self._draw_overlay(overlay)
+            self._smoothing_dirty = False
+        title = "Loss"
+        if run.run_id:
+            title += f": {run.run_id}"
+        if run.status:
+            title += f" ({run.status})"
+        self.plot_item.setTitle(title, color=style.FOREGROUND)
+
+    def _draw_overlay(self, overlay: _Overlay) -> None:
+        data = overlay.data
+        overlay.train_curve.setData(data.steps.view, data.ema.catch_up(data.losses.view))
+        overlay.val_curve.setData(data.val_steps.view, data.val_tf.view)
+
+
+if __name__ == "__main__":
+    from ui.plots.demo import run_standalone
+
+    raise SystemExit(run_standalone(LossPlot, "Loss"))

@@ -1,0 +1,298 @@
+"""Colours and shared helpers for the plot panels.
+
+One place decides how every plot looks, so the same cell type has the same colour
+in the loss, gradient and trajectory views, axis labels carry their units, and
+every panel redraws and exports the same way:
+
+- ``CELL_COLORS``: a fixed colour per cell type (rnn-tanh, rnn-relu, rnn-sigmoid,
+  gru, lstm), used wherever a run of that cell is drawn.
+- ``RUN_COLORS``: distinct colours for overlaid runs (Okabe-Ito, colour-blind safe).
+- ``make_plot_widget``: a light-background PlotWidget with labelled axes, a grid and
+  a legend; pyqtgraph's right-click menu (with "Export...") stays as it is.
+- ``RedrawThrottle``: coalesces many data updates into at most one redraw per
+  interval, so a fast stream of events never floods the GUI thread.
+- ``export_item``: PNG or SVG by the file's extension, through pyqtgraph.exporters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui
+
+# -- colours ---------------------------------------------------------------------
+
+BACKGROUND = "#ffffff"
+FOREGROUND = "#222222"  # axes, tick labels, titles
+GRID_ALPHA = 0.12
+
+CELL_COLORS: dict[str, str] = {
+    "rnn-tanh": "#0072B2",  # blue
+    "rnn-relu": "#D55E00",  # vermillion
+    "rnn-sigmoid": "#CC79A7",  # reddish purple
+    "gru": "#009E73",  # bluish green
+    "lstm": "#7B3294",  # purple
+}
+DEFAULT_CELL_COLOR = "#444444"
+
+# Okabe-Ito (minus black and yellow, which read badly on white), then a few extra.
+RUN_COLORS: tuple[str, ...] = (
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#0072B2",  # blue
+    "#8C564B",  # brown
+    "#7F7F7F",  # grey
+)
+
+# Validation curves of the loss panel's own run: neutral, so that no run colour
+# (a cell's or an overlay's) is mistaken for them; line style and marker tell which.
+VAL_TEACHER_FORCED_COLOR = "#222222"  # near black, solid, circles
+VAL_FREE_RUNNING_COLOR = "#808080"  # grey, dashed, triangles
+
+# Sequential colour map for time steps and heatmaps (perceptually uniform).
+SEQUENTIAL_CMAP = "viridis"
+
+# -- axis labels (with units) ----------------------------------------------------
+
+LABEL_TRAINING_STEP = "training step"
+LABEL_TIME_STEP = "time step (encoder, then decoder)"
+LABEL_GRAD_H = "‖∂L/∂hₜ‖ (mean over samples)"
+LABEL_GRAD_C = "‖∂L/∂cₜ‖ (mean over samples)"
+LABEL_PROBE = "probe (training step)"
+LABEL_LOG_GRAD = "log₁₀ ‖∂L/∂hₜ‖"
+LABEL_LOG_GRAD_C = "log₁₀ ‖∂L/∂cₜ‖"
+
+DEFAULT_PANEL_SIZE = (720, 460)  # width, height in pixels
+REDRAW_INTERVAL_MS = 66  # at most ~15 redraws a second
+
+
+def cell_color(cell: str | None) -> str:
+    """The fixed colour of a cell type ("rnn-tanh", "gru", ...); grey when unknown."""
+    if not cell:
+        return DEFAULT_CELL_COLOR
+    return CELL_COLORS.get(str(cell).lower(), DEFAULT_CELL_COLOR)
+
+
+def next_run_color(used: Iterable[str]) -> str:
+    """The first run colour not in `used` (cycling when all are taken)."""
+    used_set = {QtGui.QColor(c).name() for c in used}
+    for color in RUN_COLORS:
+        if QtGui.QColor(color).name() not in used_set:
+            return color
+    return RUN_COLORS[len(used_set) % len(RUN_COLORS)]
+
+
+def with_alpha(color: Any, alpha: float) -> QtGui.QColor:
+    """`color` (anything pg.mkColor takes) with opacity `alpha` in [0, 1]."""
+    c = pg.mkColor(color)
+    c.setAlphaF(max(0.0, min(1.0, float(alpha))))
+    return c
+
+
+# -- reading what the events carry ---------------------------------------------
+
+
+def _lookup(mapping: Mapping[str, Any] | None, *paths: tuple[str, ...]) -> Any:
+    """The first value found along any of the key paths in a nested dict, else None."""
+    for path in paths:
+        node: Any = mapping
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                node = None
+                break
+            node = node[key]
+        if node is not None:
+            return node
+    return None
+
+
+def cell_of(config: Mapping[str, Any] | None) -> str | None:
+    """The cell type named in a RunStarted config (top level or under "model")."""
+    value = _lookup(config, ("cell",), ("model", "cell"), ("model", "config", "cell"))
+    return str(value) if value is not None else None
+
+
+def loss_label(dataset: Mapping[str, Any] | None, config: Mapping[str, Any] | None = None) -> str:
+    """The loss axis label with its unit: MSE on normalised targets, or cross-entropy."""
+    kind = _lookup(dataset, ("targets", "kind"), ("target", "kind"))
+    if kind is None:
+        kind = _lookup(config, ("target", "kind"), ("model", "target", "kind"))
+    if kind == "tokens":
+        return "loss (cross-entropy, nats per token)"
+    return "loss (MSE, normalised)"
+
+
+# -- plot widgets ----------------------------------------------------------------
+
+
+def style_plot_item(plot_item: pg.PlotItem, *, bottom: str, left: str, title: str = "") -> None:
+    """Dark text on a light background, axis labels with units, a faint grid."""
+    for name in ("left", "bottom", "right", "top"):
+        axis = plot_item.getAxis(name)
+        axis.setPen(pg.mkPen(FOREGROUND))
+        axis.setTextPen(pg.mkPen(FOREGROUND))
+    plot_item.setLabel("bottom", bottom, color=FOREGROUND)
+    plot_item.setLabel("left", left, color=FOREGROUND)
+    plot_item.showGrid(x=True, y=True, alpha=GRID_ALPHA)
+    if title:
+        plot_item.setTitle(title, color=FOREGROUND)
+
+
+def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2) -> pg.LegendItem:
+    """A legend for `plot_item`: in the top-right corner of the data area with a
+    translucent white box, or (`below=True`) in its own row under the x axis, where
+    it can never cover data (for plots whose every corner may hold curves)."""
+    if below:
+        legend = pg.LegendItem(colCount=columns, horSpacing=20)
+        plot_item.legend = legend  # PlotItem.plot(name=...) adds its entries here
+        plot_item.layout.addItem(legend, 4, 1)
+        plot_item.layout.setRowSpacing(4, 0)
+    else:
+        legend = plot_item.addLegend(offset=(-10, 10))
+        legend.setBrush(pg.mkBrush(255, 255, 255, 215))
+        legend.setPen(pg.mkPen("#bbbbbb"))
+    legend.setLabelTextColor(FOREGROUND)
+    return legend
+
+
+def make_plot_widget(
+    *, bottom: str, left: str, title: str = "", legend_below: bool = False
+) -> pg.PlotWidget:
+    """A PlotWidget styled for the workbench: labelled axes, grid and a legend."""
+    widget = pg.PlotWidget(background=BACKGROUND)
+    widget.setMinimumSize(320, 220)
+    style_plot_item(widget.getPlotItem(), bottom=bottom, left=left, title=title)
+    add_legend(widget.getPlotItem(), below=legend_below)
+    return widget
+
+
+def legend_labels(plot_item: pg.PlotItem) -> list[str]:
+    """The texts of a plot's legend entries, in order (for tests and tooltips)."""
+    legend = plot_item.legend
+    if legend is None:
+        return []
+    return [label.text for _sample, label in legend.items]
+
+
+def long_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
+    """Make a curve that may hold 100k points cheap to draw: peak downsampling and
+    clipping to the visible range."""
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setClipToView(True)
+    return curve
+
+
+# -- throttled redraw ------------------------------------------------------------
+
+
+class RedrawThrottle(QtCore.QObject):
+    """Calls `redraw` at most once per `interval_ms`, and only after `mark_dirty`.
+
+    Many events inside one interval cost one redraw; with no new data the timer is
+    idle. A single-shot timer is started by the first dirty mark, so the rate is
+    bounded by 1000 / interval_ms redraws a second.
+    """
+
+    def __init__(
+        self,
+        redraw: Callable[[], None],
+        interval_ms: int = REDRAW_INTERVAL_MS,
+        parent: QtCore.QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._redraw = redraw
+        self.dirty = False
+        self.timer = QtCore.QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._on_timeout)
+
+    def mark_dirty(self) -> None:
+        """New data is waiting: redraw within one interval."""
+        self.dirty = True
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def flush(self) -> None:
+        """Redraw now if anything is waiting (a replayed run, a test, an export)."""
+        self.timer.stop()
+        self._on_timeout()
+
+    def _on_timeout(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
+        self._redraw()
+
+
+# -- export ----------------------------------------------------------------------
+
+
+def _install_svg_closed_path_fix() -> None:
+    """Make pyqtgraph's SVG export survive closed paths ("... Z").
+
+    Qt 6.10+ writes closed paths with a trailing "Z"; pyqtgraph 0.14.0's
+    SVGExporter.correctCoordinates parses every token of a path as "x,y" and raises
+    ValueError, so every plot failed to export to SVG, from `export()` and from the
+    right-click "Export..." menu alike (pyqtgraph issue #3495, fixed by PR #3458 after
+    0.14.0). The wrapper takes the "Z" tokens out before pyqtgraph rewrites the
+    coordinates and puts them back at the same places after (pyqtgraph writes one
+    token per token it reads). Harmless with a fixed pyqtgraph: no "Z", no change.
+    """
+    import importlib
+
+    module = importlib.import_module("pyqtgraph.exporters.SVGExporter")
+    original = getattr(module, "correctCoordinates", None)
+    if original is None or getattr(original, "_workbench_closed_path_fix", False):
+        return
+
+    def correct_coordinates(node, defs, item, options):  # type: ignore[no-untyped-def]
+        closes = []
+        for path in node.getElementsByTagName("path"):
+            tokens = path.getAttribute("d").strip().split(" ")
+            where = [i for i, token in enumerate(tokens) if token in ("Z", "z")]
+            if where:
+                path.setAttribute("d", " ".join(t for t in tokens if t not in ("Z", "z")))
+                closes.append((path, where))
+        original(node, defs, item, options)
+        for path, where in closes:
+            tokens = path.getAttribute("d").strip().split(" ")
+            for i in where:
+                tokens.insert(i, "Z")
+            path.setAttribute("d", " ".join(t for t in tokens if t))
+
+    correct_coordinates._workbench_closed_path_fix = True  # type: ignore[attr-defined]
+    module.correctCoordinates = correct_coordinates
+
+
+_install_svg_closed_path_fix()
+
+
+def export_item(item: Any, path: str | Path, min_width: int = 800) -> None:
+    """Write `item` (a PlotItem or another QGraphicsItem) to PNG or SVG by extension.
+
+    The PNG is at least `min_width` pixels wide, so a panel that was never shown
+    (or is small on screen) still gives a readable picture.
+    """
+    from pyqtgraph import exporters
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        exporters.SVGExporter(item).export(str(path))
+        return
+    if suffix not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+        raise ValueError(f"export: unsupported file type {suffix!r} in {path}; use .png or .svg")
+    exporter = exporters.ImageExporter(item)
+    width = int(exporter.parameters()["width"])
+    if width < min_width:
+        # Setting the width keeps the aspect ratio (the exporter adjusts the height).
+        exporter.parameters()["width"] = min_width
+    exporter.parameters()["background"] = pg.mkColor(BACKGROUND)
+    exporter.export(str(path))
