@@ -1,0 +1,1225 @@
+"""HDF5 sequence files -> validated, lazily read, block-shuffled batches.
+
+The file format is in docs/dataset-format.md. This module reads it (and files that
+don't follow it, given explicit array paths) for the trainer and the GUI:
+
+- Opening validates the structure at once, without reading the data arrays: a bad
+  file fails when the user picks it, not an hour into training. Every failure is a
+  DatasetError naming the file, the array path, what was expected and what was found.
+- Values are checked as they are read (NaN/inf, token ids outside the vocabulary,
+  token targets that do not end with the end id), block by block in bounded memory;
+  the error names the sample.
+- Batches are read lazily. A batch of random rows read through h5py costs ~100 times
+  an in-memory batch, while contiguous reads run at GB/s, so an epoch visits the data
+  in blocks of consecutive samples (~1 MiB, at least one chunk) in random order and
+  shuffles the samples of a window of `BUFFER_BLOCKS` blocks together. Memory stays
+  bounded by one window; a small file is cached in memory instead.
+- Without split groups in the file, a validation split is drawn from a split seed
+  that is separate from the training seed, so runs that differ in their training
+  seed are scored on the same samples.
+
+Only numpy and h5py are imported here: workbench.safe_open runs this module's
+structure checks in a child process that must start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import posixpath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from workbench import safe_open
+from workbench.errors import ConfigError, DatasetError
+
+__all__ = [
+    "ArrayInfo",
+    "Batch",
+    "CONTINUOUS",
+    "DataSplit",
+    "DatasetSummary",
+    "FORMAT_ATTR",
+    "FORMAT_VERSION",
+    "Normalization",
+    "RESERVED_TOKENS",
+    "SequenceDataset",
+    "SideSpec",
+    "TOKENS",
+    "list_arrays",
+]
+
+FORMAT_ATTR = "sequence_workbench_format"  # root attribute: the format version (int)
+FORMAT_VERSION = 1
+CONTINUOUS = "continuous"
+TOKENS = "tokens"
+PAD_ID, START_ID, END_ID = 0, 1, 2
+RESERVED_TOKENS = ("<pad>", "<s>", "</s>")
+SPLIT_NAMES = ("train", "val", "test")
+STORED_ALL = "all"  # the name of the stored data when the file has no split groups
+
+DEFAULT_CACHE_BYTES = 256 * 2**20
+BLOCK_BYTES = 2**20  # target size of one shuffle block (stored bytes, inputs + targets)
+BUFFER_BLOCKS = 8  # blocks whose samples are shuffled together: memory ~ 8 MiB + batches
+GAP_BYTES = 256 * 2**10  # rows closer than this are read in one slice and sub-selected
+_LENGTH_READ_ROWS = 2**20
+_SHUFFLE_SALT = 0x5EED_B10C
+
+
+# --- what the reader hands out ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """One array of a file, for the GUI's file browser and `inspect --arrays`."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """One side of the data (the inputs or the targets): what the model must fit."""
+
+    kind: str  # CONTINUOUS | TOKENS
+    steps: int  # T, the padded length
+    features: int | None  # F for continuous data, else None
+    vocab: tuple[str, ...] | None  # tokens: the vocabulary, index = id
+    pad_id: int | None
+    start_id: int | None
+    end_id: int | None
+    variable_length: bool  # some sequence is shorter than `steps`
+
+    @property
+    def vocab_size(self) -> int | None:
+        return None if self.vocab is None else len(self.vocab)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What a file holds, as the reader serves it; `to_json` gives `inspect --json`."""
+
+    path: str
+    task: str | None
+    description: str
+    inputs: SideSpec
+    targets: SideSpec
+    splits: dict[str, int]  # as served: "train", "val" (if any), "test" (if stored)
+    file_splits: dict[str, int]  # as stored: {"all": N} without split groups
+    format_version: int | None = None  # None: a file that doesn't declare the format
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    val_from_seed: bool = True  # the validation split was drawn with split_seed
+
+    @property
+    def variable_length(self) -> bool:
+        return self.inputs.variable_length or self.targets.variable_length
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values; the keys of `python main.py inspect --json`."""
+        tokens = self.targets if self.targets.kind == TOKENS else self.inputs
+        has_tokens = tokens.kind == TOKENS
+        return {
+            "path": self.path,
+            "task": self.task,
+            "description": self.description,
+            "format_version": self.format_version,
+            "input_kind": self.inputs.kind,
+            "target_kind": self.targets.kind,
+            "splits": dict(self.file_splits),
+            "reader_splits": dict(self.splits),
+            "input_steps": self.inputs.steps,
+            "target_steps": self.targets.steps,
+            "input_features": self.inputs.features,
+            "target_features": self.targets.features,
+            "input_vocab_size": self.inputs.vocab_size,
+            "target_vocab_size": self.targets.vocab_size,
+            "variable_length": self.variable_length,
+            "input_variable_length": self.inputs.variable_length,
+            "target_variable_length": self.targets.variable_length,
+            "pad_id": tokens.pad_id if has_tokens else None,
+            "start_id": tokens.start_id if has_tokens else None,
+            "end_id": tokens.end_id if has_tokens else None,
+            "split_seed": self.split_seed if self.val_from_seed else None,
+            "val_fraction": self.val_fraction if self.val_from_seed else None,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Raw values in the data's own units. Steps past a sequence's length hold 0
+    (continuous) or the pad id (tokens), whatever the file stores there."""
+
+    x: np.ndarray  # (B, T_in, F_in) float32, or (B, T_in) int64 ids
+    y: np.ndarray  # (B, T_out, F_out) float32, or (B, T_out) int64 ids
+    x_lengths: np.ndarray  # (B,) int64, 1..T_in
+    y_lengths: np.ndarray  # (B,) int64, 1..T_out
+    indices: np.ndarray  # (B,) int64 sample index within the split
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True, eq=False)
+class Normalization:
+    """Per-feature mean and std of the training split (valid steps only).
+
+    Training feeds the model normalised continuous values; predictions are shown in
+    the data's own units with `denormalize_y`. A token side has None. A feature that
+    is constant in the training data gets std 1, so it is shifted but never divided
+    by zero. The run records `to_dict()`; nothing is written into the user's file.
+    """
+
+    x_mean: np.ndarray | None
+    x_std: np.ndarray | None
+    y_mean: np.ndarray | None
+    y_std: np.ndarray | None
+
+    def normalize_x(self, x: np.ndarray) -> np.ndarray:
+        return _normalize(x, self.x_mean, self.x_std)
+
+    def normalize_y(self, y: np.ndarray) -> np.ndarray:
+        return _normalize(y, self.y_mean, self.y_std)
+
+    def denormalize_x(self, x: np.ndarray) -> np.ndarray:
+        return _denormalize(x, self.x_mean, self.x_std)
+
+    def denormalize_y(self, y: np.ndarray) -> np.ndarray:
+        return _denormalize(y, self.y_mean, self.y_std)
+
+    def to_dict(self) -> dict[str, list[float] | None]:
+        return {
+            name: None if value is None else [float(v) for v in value]
+            for name, value in (
+                ("x_mean", self.x_mean),
+                ("x_std", self.x_std),
+                ("y_mean", self.y_mean),
+                ("y_std", self.y_std),
+            )
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalization:
+        def arr(name: str) -> np.ndarray | None:
+            value = data.get(name)
+            return None if value is None else np.asarray(value, dtype=np.float64)
+
+        return cls(arr("x_mean"), arr("x_std"), arr("y_mean"), arr("y_std"))
+
+
+def _normalize(values: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    if mean is None or std is None:
+        return values
+    dtype = values.dtype if values.dtype.kind == "f" else np.float32
+    return ((values - mean.astype(dtype)) / std.astype(dtype)).astype(dtype, copy=False)
+
+
+def _denormalize(
+    values: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None
+) -> np.ndarray:
+    if mean is None or std is None:
+        return values
+    dtype = values.dtype if values.dtype.kind == "f" else np.float32
+    return (values * std.astype(dtype) + mean.astype(dtype)).astype(dtype, copy=False)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def _fail(file: str, path: str | None, expected: str, found: str) -> DatasetError:
+    where = f"{file}: {path}" if path else file
+    return DatasetError(f"{where}: expected {expected}, found {found}")
+
+
+@contextlib.contextmanager
+def _h5(file: str, path: str | None, action: str) -> Iterator[None]:
+    """Turn what h5py raises on a damaged file into a DatasetError naming the place."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        where = f"{file}: {path}" if path else file
+        detail = str(exc).strip() or type(exc).__name__
+        raise DatasetError(f"{where}: could not {action}: {detail}") from exc
+
+
+def describe_dtype(dtype: np.dtype) -> str:
+    """A short name for a stored dtype, as a user would say it."""
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
+        return "strings"
+    if dtype.names:
+        return "a compound type (" + ", ".join(dtype.names) + ")"
+    if dtype.kind == "c":
+        return f"complex numbers ({dtype})"
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return f"variable-length arrays of {h5py.check_vlen_dtype(dtype)}"
+    if h5py.check_enum_dtype(dtype) is not None:
+        return f"an enum type ({dtype})"
+    if dtype.kind == "O":
+        return "objects (references or variable-length data)"
+    if dtype.kind == "V":
+        return f"opaque data ({dtype})"
+    if dtype.kind == "b":
+        return "booleans"
+    return str(dtype)
+
+
+# --- structure: which arrays, what shape ------------------------------------------------
+
+
+@dataclass
+class _Side:
+    """One side of one stored group: the array, its lengths (read and checked)."""
+
+    path: str
+    dataset: h5py.Dataset
+    kind: str
+    steps: int
+    features: int | None
+    lengths: np.ndarray | None  # int64 (N,), 1..steps; None: every sequence is full length
+    lengths_path: str | None
+    vocab: tuple[str, ...] | None = None
+    vocab_path: str | None = None
+    ids: tuple[int, int, int] | None = None  # pad, start, end
+
+    @property
+    def variable(self) -> bool:
+        return self.lengths is not None and int(self.lengths.min()) < self.steps
+
+    @property
+    def stored_row_bytes(self) -> int:
+        return int(np.prod(self.dataset.shape[1:])) * self.dataset.dtype.itemsize
+
+    @property
+    def served_row_bytes(self) -> int:
+        itemsize = 4 if self.kind == CONTINUOUS else 8
+        return int(np.prod(self.dataset.shape[1:])) * itemsize
+
+
+@dataclass
+class _Group:
+    """The inputs and targets stored together: a split group, or the whole file."""
+
+    name: str  # "all" | "train" | "val" | "test"
+    n: int
+    x: _Side
+    y: _Side
+
+
+@dataclass
+class _Layout:
+    groups: dict[str, _Group]
+    version: int | None
+    task: str | None
+    description: str
+
+
+def _attr_str(obj: Any, name: str) -> str | None:
+    value = obj.attrs.get(name)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _format_version(f: h5py.File, file: str) -> int | None:
+    with _h5(file, "/", f"read the attribute {FORMAT_ATTR!r}"):
+        raw = f.attrs.get(FORMAT_ATTR)
+    if raw is None:
+        return None
+    try:
+        version = int(np.asarray(raw).reshape(()).item())
+    except (TypeError, ValueError) as exc:
+        raise _fail(file, "/", f"an integer attribute {FORMAT_ATTR!r}", f"{raw!r}") from exc
+    if not 1 <= version <= FORMAT_VERSION:
+        raise DatasetError(
+            f"{file}: /: the file declares format version {version} ({FORMAT_ATTR!r}); this "
+            f"version of Sequence Workbench reads versions 1 to {FORMAT_VERSION}"
+        )
+    return version
+
+
+def _absolute(path: str) -> str:
+    return "/" + path.strip("/")
+
+
+def _stored_groups(
+    f: h5py.File, file: str, inputs: str | None, targets: str | None, declared: bool
+) -> dict[str, tuple[str, str]]:
+    """Name of each stored group -> (inputs path, targets path)."""
+    if inputs or targets:
+        if not (inputs and targets):
+            raise ConfigError(
+                f"{file}: give both the inputs and the targets array path, or neither "
+                f"(got inputs={inputs!r}, targets={targets!r})"
+            )
+        return {STORED_ALL: (_absolute(inputs), _absolute(targets))}
+    with _h5(file, "/", "list the root group"):
+        names = [s for s in SPLIT_NAMES if isinstance(f.get(s), h5py.Group)]
+        has_root = "inputs" in f or "targets" in f
+    if names:
+        if "train" not in names:
+            present = ", ".join("/" + s for s in names)
+            raise _fail(file, "/train", f"a /train group beside {present}", "none")
+        return {s: (f"/{s}/inputs", f"/{s}/targets") for s in names}
+    if has_root or declared:
+        return {STORED_ALL: ("/inputs", "/targets")}
+    listing = ", ".join(f"{a.path} {a.shape} {a.dtype}" for a in walk_arrays(f, file)[:8])
+    raise DatasetError(
+        f"{file}: not a Sequence Workbench dataset (no /inputs and /targets arrays, no "
+        f"train/val/test groups); give the paths of the input and target arrays "
+        f"explicitly (--inputs PATH --targets PATH). Arrays in the file: {listing or 'none'}"
+    )
+
+
+def _get_dataset(f: h5py.File, file: str, path: str, what: str) -> h5py.Dataset:
+    with _h5(file, path, f"open the {what} array"):
+        obj = f.get(path)
+    if obj is None:
+        raise _fail(file, path, f"the {what} array", "nothing at that path")
+    if not isinstance(obj, h5py.Dataset):
+        raise _fail(file, path, f"the {what} array", "a group, not an array")
+    return obj
+
+
+def _side_kind(file: str, path: str, dtype: np.dtype, shape: tuple[int, ...] | None) -> str:
+    """continuous (floats (N, T, F), or integers (N, T, F)) or tokens (integers (N, T))."""
+    if dtype.kind not in "fiu" or dtype.names or h5py.check_enum_dtype(dtype) is not None:
+        raise _fail(
+            file,
+            path,
+            "floats (continuous values) or integers (token ids)",
+            describe_dtype(dtype),
+        )
+    if shape is None:
+        raise _fail(file, path, "an array of samples", "an empty dataspace")
+    rank = len(shape)
+    if dtype.kind == "f":
+        if rank != 3:
+            hint = " (one feature needs shape (N, T, 1))" if rank == 2 else ""
+            raise _fail(
+                file,
+                path,
+                "3 dimensions (N, T, F) of continuous values" + hint,
+                f"{rank} dimension(s), shape {shape}",
+            )
+        return CONTINUOUS
+    if rank == 2:
+        return TOKENS
+    if rank == 3:
+        return CONTINUOUS
+    raise _fail(
+        file,
+        path,
+        "2 dimensions (N, T) of token ids or 3 dimensions (N, T, F) of values",
+        f"{rank} dimension(s), shape {shape}",
+    )
+
+
+def _resolve_side(f: h5py.File, file: str, path: str, what: str) -> _Side:
+    ds = _get_dataset(f, file, path, what)
+    with _h5(file, path, "read the array's type and shape"):
+        dtype, shape = ds.dtype, ds.shape
+    kind = _side_kind(file, path, dtype, shape)
+    if 0 in shape:
+        raise _fail(
+            file, path, "at least one sample, one step and one feature", f"shape {shape}"
+        )
+    n, steps = int(shape[0]), int(shape[1])
+    features = int(shape[2]) if kind == CONTINUOUS else None
+    lengths_path = _lengths_path(f, file, ds, path, what)
+    lengths = _read_lengths(f, file, lengths_path, n, steps) if lengths_path else None
+    side = _Side(path, ds, kind, steps, features, lengths, lengths_path)
+    if kind == TOKENS:
+        side.vocab, side.vocab_path, side.ids = _resolve_vocab(f, file, ds, path, what)
+    return side
+
+
+def _sibling(path: str, name: str) -> str:
+    return posixpath.normpath(posixpath.join(posixpath.dirname(path), name))
+
+
+def _lengths_path(f: h5py.File, file: str, ds: h5py.Dataset, path: str, what: str) -> str | None:
+    """The lengths array of `path`: its `lengths` attribute, else the conventional sibling."""
+    with _h5(file, path, "read the array's attributes"):
+        named = _attr_str(ds, "lengths")
+    if named:
+        target = _sibling(path, named)
+        with _h5(file, target, "open the lengths array"):
+            present = target in f
+        if not present:
+            raise _fail(
+                file, target, f"the lengths array named by the 'lengths' attribute of {path}",
+                "nothing at that path",
+            )
+        return target
+    base = posixpath.basename(path)
+    name = {"inputs": "input_lengths", "targets": "target_lengths"}.get(base, base + "_lengths")
+    candidate = _sibling(path, name)
+    with _h5(file, candidate, "open the lengths array"):
+        return candidate if candidate in f else None
+
+
+def _read_lengths(f: h5py.File, file: str, path: str, n: int, steps: int) -> np.ndarray:
+    ds = _get_dataset(f, file, path, "lengths")
+    with _h5(file, path, "read the array's type and shape"):
+        dtype, shape = ds.dtype, ds.shape
+    if dtype.kind not in "iu" or dtype.names:
+        raise _fail(file, path, "integer lengths", describe_dtype(dtype))
+    if shape != (n,):
+        raise _fail(file, path, f"shape ({n},), one length per sample", f"shape {shape}")
+    out = np.empty(n, dtype=np.int64)
+    for lo in range(0, n, _LENGTH_READ_ROWS):
+        hi = min(n, lo + _LENGTH_READ_ROWS)
+        with _h5(file, path, f"read lengths {lo}..{hi - 1}"):
+            chunk = ds[lo:hi]
+        bad = np.flatnonzero((chunk < 1) | (chunk > steps))
+        if bad.size:
+            i = int(bad[0])
+            raise _fail(
+                file,
+                path,
+                f"lengths between 1 and {steps} (the padded length T)",
+                f"{chunk[i]} for sample {lo + i}",
+            )
+        out[lo:hi] = chunk
+    return out
+
+
+def _resolve_vocab(
+    f: h5py.File, file: str, ds: h5py.Dataset, path: str, what: str
+) -> tuple[tuple[str, ...], str, tuple[int, int, int]]:
+    with _h5(file, path, "read the array's attributes"):
+        named = _attr_str(ds, "vocab")
+    side_default = "/input_vocab" if what == "inputs" else "/target_vocab"
+    candidates = [_sibling(path, named)] if named else [side_default, "/vocab"]
+    found = None
+    for candidate in candidates:
+        with _h5(file, candidate, "open the vocabulary"):
+            if candidate in f:
+                found = candidate
+                break
+    if found is None:
+        raise _fail(
+            file,
+            path,
+            "a vocabulary for these integer token ids, an array of strings at "
+            + " or ".join(candidates),
+            "none",
+        )
+    vds = _get_dataset(f, file, found, "vocabulary")
+    with _h5(file, found, "read the vocabulary"):
+        dtype, shape = vds.dtype, vds.shape
+        if describe_dtype(dtype) != "strings" or shape is None or len(shape) != 1:
+            raise _fail(file, found, "a 1-d array of strings (the vocabulary)",
+                        f"{describe_dtype(dtype)} of shape {shape}")
+        raw = vds[()]
+        attrs = [vds.attrs.get(name, default) for name, default in
+                 (("pad_id", PAD_ID), ("start_id", START_ID), ("end_id", END_ID))]
+    vocab = tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+                  for v in raw.tolist())
+    if len(vocab) < 3:
+        raise _fail(file, found, "a vocabulary of at least 3 entries (pad, start, end)",
+                    f"{len(vocab)} entries")
+    try:
+        ids = tuple(int(np.asarray(a).reshape(()).item()) for a in attrs)
+    except (TypeError, ValueError) as exc:
+        raise _fail(file, found, "integer pad_id, start_id and end_id attributes",
+                    repr(attrs)) from exc
+    if len(set(ids)) != 3 or not all(0 <= i < len(vocab) for i in ids):
+        raise _fail(file, found, f"distinct pad, start and end ids below {len(vocab)}",
+                    f"pad_id={ids[0]}, start_id={ids[1]}, end_id={ids[2]}")
+    return vocab, found, (ids[0], ids[1], ids[2])
+
+
+def _check_same(file: str, first: _Side, other: _Side) -> None:
+    """Every stored group must hold the same kind and shape of data, apart from N."""
+    mine = (other.kind, other.steps, other.features)
+    theirs = (first.kind, first.steps, first.features)
+    if mine != theirs:
+        raise _fail(
+            file,
+            other.path,
+            f"the same kind and shape as {first.path} ({first.kind}, "
+            f"shape {first.dataset.shape[1:]} per sample)",
+            f"{other.kind}, shape {other.dataset.shape[1:]} per sample",
+        )
+    if other.vocab != first.vocab or other.ids != first.ids:
+        raise _fail(file, other.path, f"the vocabulary of {first.path} ({first.vocab_path})",
+                    f"a different one ({other.vocab_path})")
+
+
+def resolve_layout(
+    f: h5py.File, file: str, inputs: str | None = None, targets: str | None = None
+) -> _Layout:
+    """Find and check every array the dataset uses; read no data array, only lengths
+    and vocabularies. Raises DatasetError naming the file, path, expected and found."""
+    version = _format_version(f, file)
+    stored = _stored_groups(f, file, inputs, targets, declared=version is not None)
+    groups: dict[str, _Group] = {}
+    for name, (x_path, y_path) in stored.items():
+        x = _resolve_side(f, file, x_path, "inputs")
+        y = _resolve_side(f, file, y_path, "targets")
+        nx, ny = x.dataset.shape[0], y.dataset.shape[0]
+        if nx != ny:
+            raise _fail(file, y_path, f"{nx} samples, as many as {x_path}", f"{ny} samples")
+        groups[name] = _Group(name, int(nx), x, y)
+    first = next(iter(groups.values()))
+    for group in groups.values():
+        _check_same(file, first.x, group.x)
+        _check_same(file, first.y, group.y)
+    with _h5(file, "/", "read the root attributes"):
+        task = _attr_str(f, "task")
+        description = _attr_str(f, "description") or ""
+    return _Layout(groups, version, task, description)
+
+
+def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
+    """Every dataset in an open file with its path, shape and dtype, sorted by path."""
+    found: list[ArrayInfo] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            shape = tuple(int(s) for s in obj.shape) if obj.shape is not None else ()
+            dtype = obj.dtype
+            text = "string" if describe_dtype(dtype) == "strings" else (
+                str(dtype) if dtype.kind in "fiub" and not dtype.names else describe_dtype(dtype)
+            )
+            found.append(ArrayInfo("/" + name, shape, text))
+
+    with _h5(file, "/", "list the arrays in the file"):
+        f.visititems(visit)
+    return sorted(found, key=lambda a: a.path)
+
+
+def probe_rows(ds: h5py.Dataset) -> None:
+    """Read the first and the last sample of an array: the chunks a hostile file is
+    most likely to break are touched once, in the safe-open child process."""
+    n = ds.shape[0] if ds.shape else 0
+    if n:
+        ds[0:1]
+        ds[n - 1 : n]
+
+
+def _open_h5(path: Path, file: str) -> h5py.File:
+    with _h5(file, None, "open it as an HDF5 file"):
+        return h5py.File(path, "r", rdcc_nbytes=8 * 2**20, rdcc_nslots=10007)
+
+
+def _check_path(path: Path, file: str) -> None:
+    if not path.exists():
+        raise DatasetError(f"{file}: no such file")
+    if path.is_dir():
+        raise DatasetError(f"{file}: is a folder, not an HDF5 file")
+
+
+def list_arrays(path: str | Path, *, safe_check: bool = True) -> list[ArrayInfo]:
+    """Every array in a file with its path, shape and dtype (for the GUI's browser).
+
+    The first look at a user's file walks it in a child process (workbench.safe_open),
+    so a file that crashes libhdf5 becomes a DatasetError. Raises DatasetError if the
+    file can't be read.
+    """
+    path = Path(path)
+    file = str(path)
+    _check_path(path, file)
+    if safe_check:
+        safe_open.check_file(path, mode="list")
+    with _open_h5(path, file) as f:
+        return walk_arrays(f, file)
+
+
+# --- values: checked as they are read ----------------------------------------------------
+
+
+def _where(file: str, side: _Side, row: int, split: str | None) -> str:
+    within = f" (split {split!r})" if split else ""
+    return f"{file}: {side.path}: sample {row}{within}"
+
+
+def _valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    return np.arange(steps)[None, :] < lengths[:, None]
+
+
+def _prepare_side(
+    raw: np.ndarray,
+    side: _Side,
+    rows: np.ndarray,
+    *,
+    file: str,
+    split: str | None,
+    check: bool,
+    is_target: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stored values of `rows` -> served values (float32 / int64, padding cleared) and
+    their lengths; with `check`, raise DatasetError at the first bad value."""
+    lengths = (
+        side.lengths[rows] if side.lengths is not None
+        else np.full(len(rows), side.steps, dtype=np.int64)
+    )
+    padded = side.lengths is not None and len(rows) and int(lengths.min()) < side.steps
+    if side.kind == CONTINUOUS:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = raw.astype(np.float32, copy=raw.dtype != np.float32)
+        if padded:
+            values[~_valid_mask(lengths, side.steps)] = 0.0
+        if check and values.size and not _all_finite(values):
+            i, t, k = (int(v) for v in np.argwhere(~np.isfinite(values))[0])
+            raise DatasetError(
+                f"{_where(file, side, int(rows[i]), split)}, step {t}, feature {k}: expected "
+                f"a finite value (no NaN or inf, within float32 range), found {raw[i, t, k]}"
+            )
+        return values, lengths
+    values = raw.astype(np.int64)
+    assert side.vocab is not None and side.ids is not None
+    if padded:
+        values[~_valid_mask(lengths, side.steps)] = side.ids[0]
+    if check:
+        _check_tokens(values, raw, lengths, side, rows, file, split, is_target)
+    return values, lengths
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    # The float32 sum is the fast path; it may overflow on legitimate large values,
+    # so only a non-finite sum pays for the exact element-wise test.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(values.sum())):
+            return True
+    return bool(np.isfinite(values).all())
+
+
+def _check_tokens(
+    values: np.ndarray,
+    raw: np.ndarray,
+    lengths: np.ndarray,
+    side: _Side,
+    rows: np.ndarray,
+    file: str,
+    split: str | None,
+    is_target: bool,
+) -> None:
+    assert side.vocab is not None and side.ids is not None
+    size = len(side.vocab)
+    if values.size and (int(values.min()) < 0 or int(values.max()) >= size):
+        i, t = (int(v) for v in np.argwhere((values < 0) | (values >= size))[0])
+        raise DatasetError(
+            f"{_where(file, side, int(rows[i]), split)}, step {t}: expected a token id in "
+            f"0..{size - 1} (the vocabulary {side.vocab_path} has {size} entries), "
+            f"found {raw[i, t]}"
+        )
+    if is_target and len(values):
+        end = side.ids[2]
+        last = values[np.arange(len(values)), lengths - 1]
+        bad = np.flatnonzero(last != end)
+        if bad.size:
+            i = int(bad[0])
+            raise DatasetError(
+                f"{_where(file, side, int(rows[i]), split)}, step {int(lengths[i]) - 1}: "
+                f"expected the end id {end} at the last step its length {int(lengths[i])} "
+                f"counts (token targets end with the end id), found id {int(last[i])}"
+            )
+
+
+# --- block shuffle --------------------------------------------------------------------
+
+
+def _block_rows(group: _Group) -> int:
+    """Samples per shuffle block: ~BLOCK_BYTES of stored data, whole chunks of the inputs."""
+    row_bytes = max(1, group.x.stored_row_bytes + group.y.stored_row_bytes)
+    rows = max(1, BLOCK_BYTES // row_bytes)
+    chunks = group.x.dataset.chunks
+    if chunks:
+        c = int(chunks[0])
+        rows = max(c, -(-rows // c) * c)
+    return rows
+
+
+def epoch_order(
+    n: int, block: int, *, seed: int, epoch: int, shuffle: bool = True,
+    window_blocks: int = BUFFER_BLOCKS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The order in which an epoch visits indices 0..n-1, and the window boundaries.
+
+    Blocks of `block` consecutive indices are visited in a random order; each window
+    of `window_blocks` consecutive blocks (in that order) is shuffled as a whole.
+    Deterministic for (seed, epoch). Returns (order, bounds): window w covers
+    order[bounds[w]:bounds[w + 1]].
+    """
+    nblocks = -(-n // block)
+    if not shuffle:
+        bounds = np.arange(0, n, block * window_blocks, dtype=np.int64)
+        return np.arange(n, dtype=np.int64), np.append(bounds, n)
+    rng = np.random.default_rng([seed % 2**64, epoch % 2**64, _SHUFFLE_SALT])
+    perm = rng.permutation(nblocks).astype(np.int64)
+    starts = perm * block
+    sizes = np.minimum(block, n - starts)
+    cumulative = np.concatenate([[0], np.cumsum(sizes)])
+    order = np.arange(n, dtype=np.int64) + np.repeat(starts - cumulative[:-1], sizes)
+    bounds = cumulative[::window_blocks]
+    if bounds[-1] != n:
+        bounds = np.append(bounds, n)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rng.shuffle(order[lo:hi])
+    return order, bounds
+
+
+def validation_rows(n: int, count: int, split_seed: int) -> np.ndarray:
+    """The `count` rows of 0..n-1 drawn for validation, sorted; depends only on
+    (n, count, split_seed). A splitmix64 hash per row, so it does not change with
+    numpy's random streams."""
+    mask = np.uint64(2**64 - 1)
+    with np.errstate(over="ignore"):
+        z = np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z += np.uint64((split_seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) % 2**64) & mask
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    if count >= n:
+        return np.arange(n, dtype=np.int64)
+    chosen = np.argpartition(z, count - 1)[:count]
+    return np.sort(chosen).astype(np.int64)
+
+
+# --- the dataset ---------------------------------------------------------------------
+
+
+class SequenceDataset:
+    """An open sequence file: its summary, its splits, its normalisation statistics.
+
+    Use `SequenceDataset.open(...)`; a context manager, `close()` releases the file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        file: h5py.File,
+        layout: _Layout,
+        *,
+        split_seed: int,
+        val_fraction: float,
+        cache_bytes: int,
+    ) -> None:
+        self.path = path
+        self._label = str(path)
+        self._file: h5py.File | None = file
+        self._layout = layout
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        served = sum(g.n * (g.x.served_row_bytes + g.y.served_row_bytes)
+                     for g in layout.groups.values())
+        self._cache_enabled = served <= cache_bytes
+        self._normalization: Normalization | None = None
+        plan = _plan_splits(layout, self._label, split_seed, val_fraction)
+        self._splits = {
+            name: DataSplit(self, name, layout.groups[group], rows)
+            for name, (group, rows) in plan.items()
+        }
+        self.summary = _summarize(self._label, layout, self._splits, split_seed, val_fraction)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        inputs: str | None = None,
+        targets: str | None = None,
+        *,
+        split_seed: int = 0,
+        val_fraction: float = 0.1,
+        safe_check: bool = True,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> SequenceDataset:
+        """Open and validate a file's structure (no data array is read).
+
+        `inputs`/`targets` name the arrays of a file that doesn't follow the format.
+        Without split groups, validation is `val_fraction` of the samples drawn with
+        `split_seed` (not the training seed). `safe_check` runs the first open of a
+        file in a child process (workbench.safe_open). Files whose served data fit in
+        `cache_bytes` are read into memory at the first batch.
+        """
+        path = Path(path)
+        file = str(path)
+        _check_options(split_seed, val_fraction, cache_bytes)
+        if bool(inputs) != bool(targets):
+            raise ConfigError(
+                f"{file}: give both the inputs and the targets array path, or neither "
+                f"(got inputs={inputs!r}, targets={targets!r})"
+            )
+        _check_path(path, file)
+        if safe_check:
+            safe_open.check_file(path, inputs=inputs, targets=targets)
+        f = _open_h5(path, file)
+        try:
+            layout = resolve_layout(f, file, inputs, targets)
+            return cls(path, f, layout, split_seed=int(split_seed),
+                       val_fraction=float(val_fraction), cache_bytes=int(cache_bytes))
+        except BaseException:
+            f.close()
+            raise
+
+    # context manager and life cycle
+    def __enter__(self) -> SequenceDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+        self._file = None
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{k}={v}" for k, v in self.summary.splits.items())
+        return f"SequenceDataset({self._label!r}, {splits})"
+
+    # what the trainer uses
+    def split(self, name: str) -> DataSplit:
+        """The named split; DatasetError naming the split if the file has none such."""
+        try:
+            return self._splits[name]
+        except KeyError:
+            have = ", ".join(self._splits)
+            raise DatasetError(f"{self._label}: no split {name!r}; the splits are: {have}") from None
+
+    def normalization(self) -> Normalization:
+        """Per-feature mean/std of the training split, computed streaming; cached."""
+        if self._normalization is None:
+            self._normalization = _compute_normalization(self.split("train"))
+        return self._normalization
+
+    def check_values(self) -> int:
+        """Read every stored sample once, block by block, checking its values;
+        return how many samples were checked. DatasetError at the first bad one."""
+        count = 0
+        for group in self._layout.groups.values():
+            step = _block_rows(group) * BUFFER_BLOCKS
+            for lo in range(0, group.n, step):
+                rows = np.arange(lo, min(group.n, lo + step), dtype=np.int64)
+                self._gather(group, rows, split=None)
+                count += len(rows)
+        return count
+
+    # reading (used by DataSplit)
+    def _h5file(self) -> h5py.File:
+        if self._file is None:
+            raise DatasetError(f"{self._label}: the dataset was closed")
+        return self._file
+
+    def _gather(
+        self, group: _Group, rows: np.ndarray, split: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Served (x, y, x_lengths, y_lengths) of stored `rows`, in the order given."""
+        self._h5file()
+        cached = self._cached(group)
+        if cached is not None:
+            return cached[0][rows], cached[1][rows], cached[2][rows], cached[3][rows]
+        return self._read_prepared(group, rows, split)
+
+    def _read_prepared(
+        self, group: _Group, rows: np.ndarray, split: str | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Like _gather, always from the file, values checked."""
+        ordered = len(rows) < 2 or bool(np.all(np.diff(rows) > 0))
+        if ordered:
+            unique, inverse = rows, None
+        else:
+            unique, inverse = np.unique(rows, return_inverse=True)
+        raw_x, raw_y = self._read_sorted(group, unique)
+        x, xl = _prepare_side(raw_x, group.x, unique, file=self._label, split=split,
+                              check=True, is_target=False)
+        y, yl = _prepare_side(raw_y, group.y, unique, file=self._label, split=split,
+                              check=True, is_target=True)
+        if inverse is None:
+            return x, y, xl, yl
+        return x[inverse], y[inverse], xl[inverse], yl[inverse]
+
+    def _read_sorted(self, group: _Group, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored values of sorted unique rows, read as a few contiguous slices."""
+        if len(rows) == 0:
+            return (np.empty((0, *group.x.dataset.shape[1:]), group.x.dataset.dtype),
+                    np.empty((0, *group.y.dataset.shape[1:]), group.y.dataset.dtype))
+        row_bytes = max(1, group.x.stored_row_bytes + group.y.stored_row_bytes)
+        gap = max(1, GAP_BYTES // row_bytes, int((group.x.dataset.chunks or (1,))[0]))
+        cuts = np.flatnonzero(np.diff(rows) > gap) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [len(rows)]])
+        xs, ys = [], []
+        for s, e in zip(starts.tolist(), ends.tolist()):
+            want = rows[s:e]
+            xs.append(self._slab(group.x, want))
+            ys.append(self._slab(group.y, want))
+        if len(xs) == 1:
+            return xs[0], ys[0]
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def _slab(self, side: _Side, want: np.ndarray) -> np.ndarray:
+        a, b = int(want[0]), int(want[-1]) + 1
+        with _h5(self._label, side.path, f"read samples {a}..{b - 1}"):
+            slab = side.dataset[a:b]
+        return slab if b - a == len(want) else slab[want - a]
+
+    def _cached(
+        self, group: _Group
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The whole group in memory (served form, values checked) if the file is small."""
+        if not self._cache_enabled:
+            return None
+        if group.name not in self._cache:
+            step = _block_rows(group) * BUFFER_BLOCKS
+            parts = [self._read_prepared(group, rows, split=None)
+                     for rows in _row_blocks(group.n, step)]
+            x, y, xl, yl = (np.concatenate(p) for p in zip(*parts))
+            self._cache[group.name] = (x, y, xl, yl)
+        return self._cache[group.name]
+
+
+def _row_blocks(n: int, step: int) -> Iterator[np.ndarray]:
+    for lo in range(0, n, step):
+        yield np.arange(lo, min(n, lo + step), dtype=np.int64)
+
+
+def _check_options(split_seed: Any, val_fraction: Any, cache_bytes: Any) -> None:
+    if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)):
+        raise ConfigError(f"split_seed: expected an integer, found {split_seed!r}")
+    try:
+        fraction = float(val_fraction)
+    except (TypeError, ValueError):
+        fraction = math.nan
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"val_fraction: expected a number in [0, 1), found {val_fraction!r}")
+    if int(cache_bytes) < 0:
+        raise ConfigError(f"cache_bytes: expected 0 or more, found {cache_bytes!r}")
+
+
+def _plan_splits(
+    layout: _Layout, file: str, split_seed: int, val_fraction: float
+) -> dict[str, tuple[str, np.ndarray | None]]:
+    """Served split -> (stored group, its rows in that group, or None for all rows)."""
+    groups = layout.groups
+    plan: dict[str, tuple[str, np.ndarray | None]] = {}
+    if "val" in groups:
+        plan["train"] = ("train", None)
+        plan["val"] = ("val", None)
+    else:
+        base = STORED_ALL if STORED_ALL in groups else "train"
+        n = groups[base].n
+        if val_fraction > 0:
+            count = max(1, round(n * val_fraction))
+            if n - count < 1:
+                raise DatasetError(
+                    f"{file}: {groups[base].x.path}: expected at least 2 samples to split into "
+                    f"training and validation data (val_fraction {val_fraction}), found {n}"
+                )
+            val = validation_rows(n, count, split_seed)
+            keep = np.ones(n, dtype=bool)
+            keep[val] = False
+            plan["train"] = (base, np.flatnonzero(keep).astype(np.int64))
+            plan["val"] = (base, val)
+        else:
+            plan["train"] = (base, None)
+    if "test" in groups:
+        plan["test"] = ("test", None)
+    return plan
+
+
+def _side_spec(sides: list[_Side]) -> SideSpec:
+    first = sides[0]
+    ids = first.ids or (None, None, None)
+    return SideSpec(
+        kind=first.kind,
+        steps=first.steps,
+        features=first.features,
+        vocab=first.vocab,
+        pad_id=ids[0],
+        start_id=ids[1],
+        end_id=ids[2],
+        variable_length=any(s.variable for s in sides),
+    )
+
+
+def _summarize(
+    file: str, layout: _Layout, splits: dict[str, DataSplit], split_seed: int,
+    val_fraction: float,
+) -> DatasetSummary:
+    groups = list(layout.groups.values())
+    return DatasetSummary(
+        path=file,
+        task=layout.task,
+        description=layout.description,
+        inputs=_side_spec([g.x for g in groups]),
+        targets=_side_spec([g.y for g in groups]),
+        splits={name: len(split) for name, split in splits.items()},
+        file_splits={g.name: g.n for g in groups},
+        format_version=layout.version,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        val_from_seed="val" not in layout.groups and "val" in splits,
+    )
+
+
+class DataSplit:
+    """One split as the trainer sees it: samples 0..len-1, read in batches."""
+
+    def __init__(
+        self, dataset: SequenceDataset, name: str, group: _Group, rows: np.ndarray | None
+    ) -> None:
+        self.name = name
+        self._dataset = dataset
+        self._group = group
+        self._rows = rows
+        self._n = len(rows) if rows is not None else group.n
+        self._block = _block_rows(group)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"DataSplit({self.name!r}, {self._n} samples of {self._group.x.path})"
+
+    @property
+    def stored_rows(self) -> np.ndarray:
+        """The row of each sample in the stored arrays (`stored_group`), sorted."""
+        return self._rows.copy() if self._rows is not None else np.arange(self._n, dtype=np.int64)
+
+    @property
+    def stored_group(self) -> str:
+        """Where the samples are stored: "all" (root arrays) or a split group's name."""
+        return self._group.name
+
+    def _file_rows(self, indices: np.ndarray) -> np.ndarray:
+        return self._rows[indices] if self._rows is not None else indices
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> Batch:
+        """The samples at `indices` (any order, repeats allowed), read in sorted
+        contiguous runs. Values are checked as they are read."""
+        local = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if local.size and (int(local.min()) < 0 or int(local.max()) >= self._n):
+            raise IndexError(f"split {self.name!r} has {self._n} samples; asked for "
+                             f"{int(local.min())}..{int(local.max())}")
+        x, y, xl, yl = self._dataset._gather(self._group, self._file_rows(local), self.name)
+        return Batch(x, y, xl, yl, local)
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        _check_batch_size(batch_size)
+        return self._n // batch_size if drop_last else -(-self._n // batch_size)
+
+    def iter_batches(
+        self,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int,
+        shuffle: bool = True,
+        start_batch: int = 0,
+        drop_last: bool = False,
+    ) -> Iterator[Batch]:
+        """The batches of one epoch, deterministic for (seed, epoch), block-shuffled.
+
+        `start_batch` skips that many batches without reading them (resume mid-epoch):
+        the batches that follow are the ones an uninterrupted epoch would give.
+        """
+        total = self.num_batches(batch_size, drop_last)
+        if start_batch < 0:
+            raise ConfigError(f"start_batch: expected 0 or more, found {start_batch}")
+        order, bounds = epoch_order(self._n, self._block, seed=int(seed), epoch=int(epoch),
+                                    shuffle=shuffle)
+        return self._batches(order, bounds, batch_size, start_batch, total)
+
+    def _batches(
+        self, order: np.ndarray, bounds: np.ndarray, batch_size: int, start: int, stop: int
+    ) -> Iterator[Batch]:
+        window, data, base = -1, None, 0
+        for b in range(start, stop):
+            lo, hi = b * batch_size, min(self._n, (b + 1) * batch_size)
+            pieces = []
+            pos = lo
+            while pos < hi:
+                w = int(np.searchsorted(bounds, pos, side="right")) - 1
+                if w != window:
+                    window, base = w, int(bounds[w])
+                    data = None  # release the previous window before reading the next
+                    rows = self._file_rows(order[bounds[w] : bounds[w + 1]])
+                    data = self._dataset._gather(self._group, rows, self.name)
+                end = min(hi, int(bounds[w + 1]))
+                assert data is not None
+                pieces.append([a[pos - base : end - base] for a in data])
+                pos = end
+            yield _join(pieces, order[lo:hi])
+
+
+def _join(pieces: list[list[np.ndarray]], indices: np.ndarray) -> Batch:
+    if len(pieces) == 1:
+        x, y, xl, yl = pieces[0]
+    else:
+        x, y, xl, yl = (np.concatenate(p) for p in zip(*pieces))
+    return Batch(x, y, xl, yl, indices.copy())
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ConfigError(f"batch_size: expected a positive integer, found {batch_size!r}")
+
+
+# --- normalisation -------------------------------------------------------------------
+
+
+class _Moments:
+    """Streaming per-feature count, mean and M2 (Chan et al.'s parallel update)."""
+
+    def __init__(self, features: int) -> None:
+        self.count = 0
+        self.mean = np.zeros(features)
+        self.m2 = np.zeros(features)
+
+    def add(self, values: np.ndarray, lengths: np.ndarray) -> None:
+        steps = values.shape[1]
+        if int(lengths.min()) == steps:
+            flat = values.reshape(-1, values.shape[-1])
+        else:
+            flat = values[_valid_mask(lengths, steps)]
+        n = flat.shape[0]
+        if n == 0:
+            return
+        mean = flat.mean(axis=0, dtype=np.float64)
+        m2 = ((flat - mean) ** 2).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
+        self.count = total
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        std = np.sqrt(self.m2 / max(1, self.count))
+        constant = std <= 1e-10 * np.maximum(1.0, np.abs(self.mean))
+        return self.mean.copy(), np.where(constant, 1.0, std)
+
+
+def _compute_normalization(train: DataSplit) -> Normalization:
+    spec_x = train._group.x
+    spec_y = train._group.y
+    mx = _Moments(spec_x.features) if spec_x.kind == CONTINUOUS and spec_x.features else None
+    my = _Moments(spec_y.features) if spec_y.kind == CONTINUOUS and spec_y.features else None
+    if mx is not None or my is not None:
+        step = train._block * BUFFER_BLOCKS
+        for rows in _row_blocks(len(train), step):
+            batch = train.read(rows)
+            if mx is not None:
+                mx.add(batch.x, batch.x_lengths)
+            if my is not None:
+                my.add(batch.y, batch.y_lengths)
+    x_mean, x_std = mx.result() if mx is not None else (None, None)
+    y_mean, y_std = my.result() if my is not None else (None, None)
+    return Normalization(x_mean, x_std, y_mean, y_std)
+

@@ -1,0 +1,282 @@
+"""The first open of a user's HDF5 file, checked in a child process with a time limit.
+
+A hostile or damaged file can crash or hang libhdf5 itself (h5py issues #1183 and
+#2569, HDF5 #1707): no Python exception, the whole app dies. So before the app opens
+a file in-process, a child process (`python -m workbench.safe_open`) opens it, checks
+its structure exactly as the reader does, and reads the first and last sample of each
+array the dataset uses. A crash or a timeout there becomes a DatasetError ("the file
+could not be read safely: ...") and the app lives on.
+
+The verdict is cached by (real path, size, mtime, what was checked, HDF5 version) in
+memory and on disk (`cache_dir()`), so re-opening a file, or a test suite, pays for the
+child once. A timeout is never cached: a busy machine may pass next time.
+
+The child imports only numpy, h5py and the reader's structure code (never torch),
+so it starts in about a tenth of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import DatasetError
+
+__all__ = ["DEFAULT_TIMEOUT_S", "cache_dir", "check_file", "clear_cache", "main"]
+
+DEFAULT_TIMEOUT_S = 30.0
+CHECKER_VERSION = 1
+CACHE_FILE = "safe-open-v1.json"
+MAX_CACHED = 2000
+_STEP = "step "
+_RESULT = "result "
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+
+_memory: dict[str, dict[str, str]] = {}
+_lock = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """$SEQUENCE_WORKBENCH_HOME/cache if set, else the user's cache folder."""
+    home = os.environ.get("SEQUENCE_WORKBENCH_HOME")
+    if home:
+        return Path(home) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("sequence-workbench", appauthor=False))
+
+
+def clear_cache(*, disk: bool = False) -> None:
+    """Forget the verdicts held in memory (and on disk with `disk=True`)."""
+    with _lock:
+        _memory.clear()
+        if disk:
+            with contextlib.suppress(OSError):
+                (cache_dir() / CACHE_FILE).unlink()
+
+
+def check_file(
+    path: str | Path,
+    *,
+    inputs: str | None = None,
+    targets: str | None = None,
+    mode: str = "open",
+    timeout: float = DEFAULT_TIMEOUT_S,
+    use_cache: bool = True,
+) -> None:
+    """Raise DatasetError unless the file can be read in-process without risk.
+
+    mode "open": the dataset's structure and the first and last sample of each array
+    it uses (`inputs`/`targets` as for SequenceDataset.open); mode "list": a walk over
+    every object in the file (for list_arrays). A structural DatasetError found by the
+    child is raised as it is.
+    """
+    if mode not in ("open", "list"):
+        raise ValueError(f"mode must be 'open' or 'list', not {mode!r}")
+    path = Path(path)
+    try:
+        key = _cache_key(path, mode, inputs, targets)
+    except OSError as exc:
+        raise DatasetError(f"{path}: could not read the file: {exc.strerror or exc}") from exc
+    verdict = _lookup(key) if use_cache else None
+    if verdict is None:
+        verdict = _run_child(path, mode, inputs, targets, timeout)
+        if use_cache and verdict["verdict"] != "timeout":
+            _store(key, verdict)
+    if verdict["verdict"] != "ok":
+        raise DatasetError(verdict["message"])
+
+
+# --- the parent's side --------------------------------------------------------------
+
+
+def _cache_key(path: Path, mode: str, inputs: str | None, targets: str | None) -> str:
+    real = os.path.realpath(path)
+    stat = os.stat(real)
+    return json.dumps([real, stat.st_size, stat.st_mtime_ns, mode, inputs, targets,
+                       _hdf5_version(), CHECKER_VERSION])
+
+
+def _hdf5_version() -> str:
+    import h5py
+
+    return str(h5py.version.hdf5_version)
+
+
+def _lookup(key: str) -> dict[str, str] | None:
+    with _lock:
+        if key in _memory:
+            return _memory[key]
+        verdict = _read_disk().get(key)
+        if isinstance(verdict, dict) and verdict.get("verdict") in ("ok", "error", "crash"):
+            _memory[key] = verdict
+            return verdict
+    return None
+
+
+def _store(key: str, verdict: dict[str, str]) -> None:
+    with _lock:
+        _memory[key] = verdict
+        entries = _read_disk()
+        entries.pop(key, None)
+        entries[key] = verdict
+        while len(entries) > MAX_CACHED:
+            entries.pop(next(iter(entries)))
+        _write_disk(entries)
+
+
+def _read_disk() -> dict[str, Any]:
+    try:
+        data = json.loads((cache_dir() / CACHE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_disk(entries: dict[str, Any]) -> None:
+    """Best effort: a read-only or full disk only costs the next run another check."""
+    folder = cache_dir()
+    tmp = folder / f".{CACHE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entries), encoding="utf-8")
+        os.replace(tmp, folder / CACHE_FILE)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _child_command(path: Path, mode: str, inputs: str | None, targets: str | None) -> list[str]:
+    command = [sys.executable, "-m", "workbench.safe_open", "--mode", mode, "--path", str(path)]
+    if inputs:
+        command += ["--inputs", inputs]
+    if targets:
+        command += ["--targets", targets]
+    return command
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = env["MKL_NUM_THREADS"] = "1"
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def _run_child(
+    path: Path, mode: str, inputs: str | None, targets: str | None, timeout: float
+) -> dict[str, str]:
+    command = _child_command(path, mode, inputs, targets)
+    unsafe = f"{path}: the file could not be read safely: "
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env=_child_env(), stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
+        step = _last_step(out or "")
+        return {"verdict": "timeout", "message": unsafe + f"reading it did not finish within "
+                f"{timeout:g} s (stuck while {step}); the file may be damaged, or on a slow "
+                "or unreachable disk"}
+    result = _result(proc.stdout)
+    if proc.returncode == 0 and result is not None:
+        if result.get("ok"):
+            return {"verdict": "ok", "message": ""}
+        return {"verdict": "error", "message": str(result.get("error"))}
+    step = _last_step(proc.stdout)
+    if proc.returncode < 0:
+        try:
+            how = f"crashed ({signal.Signals(-proc.returncode).name})"
+        except ValueError:
+            how = f"crashed (signal {-proc.returncode})"
+    else:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+        how = f"stopped with status {proc.returncode}" + (f" ({tail})" if tail else "")
+    return {"verdict": "crash", "message": unsafe + f"the HDF5 reader {how} while {step}; "
+            "the file is probably damaged"}
+
+
+def _result(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(_RESULT):
+            try:
+                value = json.loads(line[len(_RESULT):])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _last_step(stdout: str) -> str:
+    steps = [line[len(_STEP):] for line in stdout.splitlines() if line.startswith(_STEP)]
+    return steps[-1] if steps else "starting"
+
+
+# --- the child's side ---------------------------------------------------------------
+
+
+def _step(text: str) -> None:
+    print(_STEP + text, flush=True)
+
+
+def _check_open(path: str, inputs: str | None, targets: str | None) -> None:
+    import h5py
+
+    from workbench import datasets
+
+    _step("opening the file")
+    with h5py.File(path, "r") as f:
+        _step("reading the structure")
+        layout = datasets.resolve_layout(f, path, inputs, targets)
+        for group in layout.groups.values():
+            for side in (group.x, group.y):
+                _step(f"reading the first and last samples of {side.path}")
+                datasets.probe_rows(side.dataset)
+
+
+def _check_list(path: str) -> None:
+    import h5py
+
+    from workbench import datasets
+
+    _step("opening the file")
+    with h5py.File(path, "r") as f:
+        _step("listing the arrays in the file")
+        for info in datasets.walk_arrays(f, path):
+            _step(f"reading the attributes of {info.path}")
+            dict(f[info.path].attrs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child: check one file, print `result {json}` as the last line of stdout."""
+    parser = argparse.ArgumentParser(prog="python -m workbench.safe_open")
+    parser.add_argument("--mode", choices=("open", "list"), default="open")
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--inputs")
+    parser.add_argument("--targets")
+    args = parser.parse_args(argv)
+    try:
+        if args.mode == "open":
+            _check_open(args.path, args.inputs, args.targets)
+        else:
+            _check_list(args.path)
+    except DatasetError as exc:
+        result: dict[str, Any] = {"ok": False, "error": str(exc)}
+    except Exception as exc:  # any failure of the reader is a verdict about the file
+        detail = str(exc).strip() or type(exc).__name__
+        result = {"ok": False, "error": f"{args.path}: the file could not be read: {detail}"}
+    else:
+        result = {"ok": True}
+    print(_RESULT + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
