@@ -1,0 +1,166 @@
+"""Data subcommands: `make-dataset` (write a built-in task's file) and `inspect`
+(what a file holds, or why it can't be used).
+
+    python main.py make-dataset copy --out copy.h5 --n 5000 --delay 50
+    python main.py inspect copy.h5 --json
+    python main.py inspect other.h5 --inputs /data/x --targets /data/y --arrays
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from workbench import datasets, tasks
+from workbench.cli import common
+from workbench.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    """Add `make-dataset` and `inspect` to the CLI."""
+    _register_make_dataset(subparsers)
+    _register_inspect(subparsers)
+
+
+# --- make-dataset -------------------------------------------------------------------
+
+
+def _task_listing() -> str:
+    lines = ["tasks (python main.py make-dataset TASK --help for one task):"]
+    for info in tasks.TASKS.values():
+        lines.append(f"  {info.name:<8} {info.description}")
+        for option in info.options:
+            lines.append(f"  {'':<8}   {option.flag} {option.type.__name__.upper()} "
+                         f"(default {option.default}): {option.help}")
+    lines.append(f"common options: --out FILE (required), --n N (default {tasks.DEFAULT_N}), "
+                 "--seed S (default 0), --force")
+    return "\n".join(lines)
+
+
+def _register_make_dataset(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "make-dataset",
+        help="write a built-in task's dataset file",
+        description="Write a dataset file of a built-in task (deterministic for its seed).",
+        epilog=_task_listing(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    for info in tasks.TASKS.values():
+        task_parser = sub.add_parser(
+            info.name,
+            help=info.description,
+            description=info.description,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        task_parser.add_argument("--out", type=Path, required=True, help="the file to write")
+        task_parser.add_argument("--n", type=int, default=tasks.DEFAULT_N, help="sequences")
+        task_parser.add_argument("--seed", type=int, default=0, help="random seed")
+        task_parser.add_argument("--force", action="store_true",
+                                 help="replace the file if it exists")
+        for option in info.options:
+            task_parser.add_argument(option.flag, dest=option.name, type=option.type,
+                                     default=option.default, help=option.help)
+        task_parser.set_defaults(func=_make_dataset, task_info=info)
+
+
+def _make_dataset(args: argparse.Namespace) -> int:
+    info: tasks.TaskInfo = args.task_info
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out}: exists; pass --force to replace it")
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a folder; --out needs a file name")
+    options = {o.name: getattr(args, o.name) for o in info.options}
+    path = tasks.generate(info.name, out, n=args.n, seed=args.seed, **options)
+    shown = " ".join(f"{o.flag} {options[o.name]}" for o in info.options)
+    print(f"wrote {path}: task {info.name}, {args.n} sequences, seed {args.seed}, {shown}")
+    return 0
+
+
+# --- inspect ------------------------------------------------------------------------
+
+
+def _register_inspect(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="summarise a dataset file, or say why it can't be used",
+        description="Summarise a dataset file: kinds, steps, features or vocabulary, splits. "
+        "Exits with status 2 and the reason if the file can't be used.",
+    )
+    parser.add_argument("file", type=Path, help="an HDF5 file")
+    parser.add_argument("--inputs", metavar="PATH", help="path of the inputs array in the file "
+                        "(for files that don't follow the format)")
+    parser.add_argument("--targets", metavar="PATH", help="path of the targets array")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--arrays", action="store_true",
+                        help="also list every array in the file (path, shape, dtype)")
+    parser.add_argument("--check", action="store_true",
+                        help="also read every value and check it (NaN/inf, token ids)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the validation split drawn when the file has none")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="fraction of samples drawn for validation when the file has none")
+    parser.set_defaults(func=_inspect)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    arrays = None
+    if args.arrays:
+        arrays = datasets.list_arrays(args.file)
+        if not args.json:
+            _print_arrays(arrays)
+    with datasets.SequenceDataset.open(
+        args.file, args.inputs, args.targets, split_seed=args.split_seed,
+        val_fraction=args.val_fraction,
+    ) as ds:
+        checked = ds.check_values() if args.check else None
+        summary = ds.summary
+    if args.json:
+        out = summary.to_json()
+        if arrays is not None:
+            out["arrays"] = [{"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
+                             for a in arrays]
+        if checked is not None:
+            out["values_checked"] = checked
+        common.print_json(out)
+        return 0
+    print(_summary_text(summary))
+    if checked is not None:
+        print(f"  values:   all {checked} samples checked, none bad")
+    return 0
+
+
+def _print_arrays(arrays: list[datasets.ArrayInfo]) -> None:
+    print("arrays:")
+    width = max((len(a.path) for a in arrays), default=0)
+    for a in arrays:
+        print(f"  {a.path:<{width}}  {str(a.shape):<20} {a.dtype}")
+
+
+def _side_text(side: datasets.SideSpec) -> str:
+    if side.kind == datasets.TOKENS:
+        what = (f"tokens, {side.steps} steps, vocabulary of {side.vocab_size} "
+                f"(pad {side.pad_id}, start {side.start_id}, end {side.end_id})")
+    else:
+        what = f"continuous, {side.steps} steps, {side.features} feature(s)"
+    return what + (", variable length" if side.variable_length else ", fixed length")
+
+
+def _summary_text(s: datasets.DatasetSummary) -> str:
+    version = f"format v{s.format_version}" if s.format_version else "no format attribute"
+    lines = [f"{s.path} ({version})"]
+    if s.task:
+        lines.append(f"  task:     {s.task}")
+    if s.description:
+        lines.append(f"  about:    {s.description}")
+    lines.append(f"  inputs:   {_side_text(s.inputs)}")
+    lines.append(f"  targets:  {_side_text(s.targets)}")
+    stored = ", ".join(f"{k} {v}" for k, v in s.file_splits.items())
+    served = ", ".join(f"{k} {v}" for k, v in s.splits.items())
+    lines.append(f"  stored:   {stored}")
+    note = (f" (validation drawn with split seed {s.split_seed}, fraction {s.val_fraction:g})"
+            if s.val_from_seed else "")
+    lines.append(f"  splits:   {served}{note}")
+    return "\n".join(lines)
