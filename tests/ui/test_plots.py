@@ -102,9 +102,13 @@ def test_loss_log_toggle_and_value_under_cursor(qtbot):
     assert not plot.plot_item.getAxis("left").logMode
     plot.set_log_y(True)
     assert plot.plot_item.getAxis("left").logMode
+    assert plot.plot_item.getAxis("left").labelText == "loss (MSE, normalised)"
     text = plot.describe_step(149.7)
     assert text.startswith("step 150: loss ")
     assert "validation (epoch 1)" in text
+    plot.clear()
+    plot.add_event(RunStarted("t", {"model": {"cell": "gru"}}, 1, {"target_kind": "tokens"}))
+    assert "cross-entropy" in plot.plot_item.getAxis("left").labelText
 
 
 def test_live_events_are_drawn_by_the_timer_not_per_event(qtbot):
@@ -165,7 +169,7 @@ def test_gradient_keeps_tiny_values_and_drops_padded_steps(qtbot):
     enc = np.logspace(-28, -1, T_IN)
     dec = np.full(T_OUT, 0.5)
     dec[-1] = np.nan  # a padded step
-    plot.add_events([RunStarted("r", {"cell": "rnn-tanh"}, 1, {}), _probe(10, enc, dec)])
+    plot.add_events([RunStarted("r", {"model": {"cell": "rnn-relu"}}, 1, {}), _probe(10, enc, dec)])
     x, y = plot.latest_curve.getOriginalDataset()
     assert len(x) == T_IN + T_OUT - 1
     assert y[0] == 1e-28 and y.dtype == np.float64
@@ -175,6 +179,7 @@ def test_gradient_keeps_tiny_values_and_drops_padded_steps(qtbot):
     assert shown[0] == pytest.approx(-28.0)
     assert plot.plot_item.getAxis("left").logMode
     assert plot.separator.value() == pytest.approx(T_IN + 0.5)
+    assert plot.latest_curve.opts["pen"].color().name() == CELL_COLORS["rnn-relu"].lower()
 
 
 def test_gradient_full_probe_has_t_in_plus_t_out_points_and_history_fades(qtbot):
@@ -287,6 +292,22 @@ def test_trajectory_locked_projection_keeps_the_basis(qtbot):
     np.testing.assert_allclose(c @ c.T, np.eye(2), atol=1e-9)
     assert plot.projection.explained[0] >= plot.projection.explained[1]
     assert plot.plot_item.getAxis("bottom").labelText.startswith("PC 1")
+
+
+def test_trajectory_of_a_short_padded_sample_hands_over_at_its_last_real_step(qtbot):
+    plot = TrajectoryPlot()
+    qtbot.addWidget(plot)
+    rng = np.random.default_rng(0)
+    enc, dec = rng.normal(size=(2, T_IN, 5)), rng.normal(size=(2, T_OUT, 5))
+    enc[1, 5:] = np.nan  # sample 2's input is 5 steps long
+    plot.add_event(ProbeEvent(1, 1, np.ones((1, T_IN)), np.ones((1, T_OUT)), enc, dec))
+    plot.redraw_now()
+    assert len(plot.points.getData()[0]) == 2 * (T_IN + T_OUT) - (T_IN - 5)
+    handovers = plot.handover_markers.getData()
+    path = plot.current_path(1)
+    assert handovers[0][1] == pytest.approx(path[4, 0]) and handovers[1][1] == pytest.approx(path[4, 1])
+    dx, _ = plot._dec_lines[1].getOriginalDataset()
+    assert len(dx) == T_OUT + 1 and dx[0] == pytest.approx(path[4, 0])
 
 
 # -- export and standalone entry points -----------------------------------------

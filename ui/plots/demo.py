@@ -97,9 +97,9 @@ def demo_events(
     run_id = run_id or f"demo-{cell}-{seed}"
     lstm = cell == "lstm"
     speed = {"lstm": 1.6, "gru": 1.4, "rnn-relu": 1.1}.get(cell, 1.0)
-    config = {"cell": cell, "model": {"cell": cell, "hidden": hidden, "layers": layers}}
-    dataset = {"task": "demo", "inputs": {"kind": "continuous", "steps": t_in},
-               "targets": {"kind": "continuous", "steps": t_out}}
+    config = {"version": 1, "model": {"cell": cell, "hidden": hidden, "layers": layers}}
+    dataset = {"task": "demo", "input_kind": "continuous", "target_kind": "continuous",
+               "input_steps": t_in, "target_steps": t_out}
     events: list[Event] = [RunStarted(run_id, config, parameters=1234, dataset=dataset)]
     basis, _ = np.linalg.qr(rng.normal(size=(hidden, 3)))
 

@@ -120,7 +120,7 @@ def cell_of(config: Mapping[str, Any] | None) -> str | None:
 
 def loss_label(dataset: Mapping[str, Any] | None, config: Mapping[str, Any] | None = None) -> str:
     """The loss axis label with its unit: MSE on normalised targets, or cross-entropy."""
-    kind = _lookup(dataset, ("targets", "kind"), ("target", "kind"))
+    kind = _lookup(dataset, ("target_kind",), ("targets", "kind"), ("target", "kind"))
     if kind is None:
         kind = _lookup(config, ("target", "kind"), ("model", "target", "kind"))
     if kind == "tokens":

@@ -360,17 +360,20 @@ class TrajectoryPlot(QtWidgets.QWidget):
             if not visible:
                 continue
             path = xy[s]
+            finite = np.isfinite(path).all(axis=1)
+            valid_enc = np.flatnonzero(finite[:t_in])
+            # A shorter input is padded (NaN) at the end: its handover is the last real step.
+            last = int(valid_enc[-1]) if valid_enc.size else None
             self._enc_lines[s].setData(path[:t_in, 0], path[:t_in, 1])
             # The decoder line starts at the handover point so the path is unbroken.
-            self._dec_lines[s].setData(path[t_in - 1:, 0], path[t_in - 1:, 1])
-            finite = np.isfinite(path).all(axis=1)
+            dec = path[t_in:] if last is None else np.vstack([path[last:last + 1], path[t_in:]])
+            self._dec_lines[s].setData(dec[:, 0], dec[:, 1])
             xs.append(path[finite, 0])
             ys.append(path[finite, 1])
             point_brushes.extend(b for b, keep in zip(brushes, finite) if keep)
-            if finite[0]:
-                starts.append(path[0])
-            if t_in >= 1 and finite[t_in - 1]:
-                handovers.append(path[t_in - 1])
+            if valid_enc.size:
+                starts.append(path[valid_enc[0]])
+                handovers.append(path[last])
         self.points.setData(np.concatenate(xs), np.concatenate(ys), brush=point_brushes)
         self.start_markers.setData(pos=np.array(starts).reshape(-1, 2))
         self.handover_markers.setData(pos=np.array(handovers).reshape(-1, 2))
