@@ -225,16 +225,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"checkpoint {path} refused: it holds more than tensors and plain values, "
-            f"and loading it could run code ({first})"
+            f"and loading it could run code ({_unpickling_reason(exc)})"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} is not a Sequence Workbench checkpoint")
     return state
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The telling line of torch's weights_only error (e.g. 'Unsupported global: ...')."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported" in line or "GLOBAL" in line:
+            return line.split("WeightsUnpickler error:")[-1].strip()[:200]
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 # --- probes on disk ---------------------------------------------------------------------

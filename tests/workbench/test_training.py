@@ -1,0 +1,325 @@
+"""The Trainer: it learns, it is deterministic, it resumes exactly, it stops, pauses,
+diverges and survives a broken listener as a user would expect."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from tests.workbench.train_helpers import (
+    open_dataset,
+    state_equal,
+    tiny_config,
+    write_reverse,
+    write_waves,
+)
+from workbench.events import (
+    EpochMetrics,
+    ListenerError,
+    ProbeEvent,
+    RecordingListener,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepMetrics,
+)
+from workbench.runs import RunRecorder, create_run_dir, load_checkpoint, open_run
+from workbench.training import ProbeClock, ResumeState, Trainer
+
+
+@pytest.fixture(scope="module")
+def waves(tmp_path_factory):
+    return write_waves(tmp_path_factory.mktemp("data") / "waves.h5")
+
+
+@pytest.fixture(scope="module")
+def reverse(tmp_path_factory):
+    return write_reverse(tmp_path_factory.mktemp("data") / "reverse.h5")
+
+
+def _train(config, listeners=(), **kwargs):
+    recording = RecordingListener()
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [recording, *listeners], **kwargs)
+        finished = trainer.run()
+    return trainer, recording, finished
+
+
+# --- it learns ---------------------------------------------------------------------------
+
+
+def _builtin(task, tmp_path, **options):
+    from workbench import tasks
+
+    path = tmp_path / f"{task}.h5"
+    tasks.generate(task, path, **options)
+    return path
+
+
+@pytest.mark.slow
+def test_lstm_learns_the_builtin_sine_task_far_better_than_the_mean(tmp_path):
+    data = _builtin("sine", tmp_path, n=400, seed=0, input_steps=20, target_steps=5)
+    config = tiny_config(data, cell="lstm", hidden=32, batch_size=32, steps=150, lr=0.01)
+    _, recording, finished = _train(config)
+    assert finished.status == "completed"
+    last = recording.of_type(EpochMetrics)[-1]
+    # targets are normalised per feature: predicting the mean scores an MSE of about 1
+    with open_dataset(config) as dataset:
+        val = dataset.split("val").read(np.arange(len(dataset.split("val"))))
+        norm = dataset.normalization()
+    mean_mse = float(np.mean(norm.normalize_y(val.y) ** 2))
+    assert last.val_loss < 0.25 * mean_mse, (last.val_loss, mean_mse)
+
+
+@pytest.mark.slow
+def test_gru_beats_chance_on_short_reverse_strings(tmp_path):
+    data = _builtin("reverse", tmp_path, n=600, seed=0, length=5)
+    config = tiny_config(data, cell="gru", hidden=48, batch_size=32, steps=150, lr=0.01,
+                         embedding=16)
+    with open_dataset(config) as dataset:
+        vocab_size = dataset.summary.targets.vocab_size
+    _, recording, _ = _train(config)
+    last = recording.of_type(EpochMetrics)[-1]
+    chance = 1.0 / (vocab_size - 3)  # the symbols besides pad, start and end
+    assert last.token_accuracy > 3 * chance, (last.token_accuracy, chance)
+
+
+# --- the events -------------------------------------------------------------------------------
+
+
+def test_events_in_order_with_plain_values(waves):
+    config = tiny_config(waves, probe_every=5)
+    trainer, recording, finished = _train(config)
+    events = recording.events
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    started = events[0]
+    assert started.parameters == sum(p.numel() for p in trainer.model.parameters())
+    assert started.threads == 1 and started.device == "cpu"
+    assert started.normalization is not None and len(started.normalization["y_mean"]) == 1
+    steps = recording.of_type(StepMetrics)
+    assert [s.step for s in steps] == list(range(1, 13))
+    assert all(math.isfinite(s.loss) and s.grad_norm > 0 for s in steps)
+    with open_dataset(config) as dataset:
+        n_train = len(dataset.split("train"))
+    assert n_train == 77 and trainer.batches_per_epoch == 5
+    assert steps[-1].sequences == 2 * n_train + 2 * 16  # two epochs and two batches
+    probes = recording.of_type(ProbeEvent)
+    assert [p.step for p in probes] == [5, 10, 12]  # every 5 steps, and once at the end
+    for probe in probes:
+        assert isinstance(probe.encoder_grad_norms, np.ndarray)
+        assert probe.encoder_grad_norms.shape == (1, 12)
+        assert probe.decoder_hidden.shape == (2, 6, 8)
+    for event in events:  # never a tensor
+        for value in vars(event).values():
+            assert not isinstance(value, torch.Tensor)
+    assert finished.status == "completed" and finished.step == 12
+
+
+def test_teacher_forcing_schedule_clipping_and_sgd(waves):
+    config = tiny_config(waves, teacher_forcing=1.0, teacher_forcing_end=0.0, clip=0.01,
+                         optimizer="sgd", steps=11)
+    _, recording, finished = _train(config)
+    tf = [s.teacher_forcing for s in recording.of_type(StepMetrics)]
+    assert tf[0] == 1.0 and tf[-1] == 0.0 and tf[5] == pytest.approx(0.5)
+    assert finished.status == "completed"
+
+
+def test_token_runs_report_accuracies(reverse):
+    _, recording, _ = _train(tiny_config(reverse, steps=8))
+    last = recording.of_type(EpochMetrics)[-1]
+    assert 0.0 <= last.token_accuracy <= 1.0 and 0.0 <= last.sequence_accuracy <= 1.0
+
+
+def test_epoch_budget_and_early_stopping(waves):
+    config = tiny_config(waves, steps=None, epochs=2)
+    _, recording, finished = _train(config)
+    assert [e.epoch for e in recording.of_type(EpochMetrics)] == [1, 2]
+    assert finished.step == 2 * 5  # 77 training sequences: 5 batches of (up to) 16
+    config = tiny_config(waves, steps=None, epochs=50, lr=1e-12, patience=2)
+    _, recording, finished = _train(config)
+    assert finished.status == "completed" and "early stopping" in finished.message
+    assert len(recording.of_type(EpochMetrics)) < 50
+
+
+# --- determinism and resume ------------------------------------------------------------------
+
+
+def test_same_config_same_losses_bit_for_bit(waves):
+    config = tiny_config(waves, teacher_forcing=0.5, layers=2, dropout=0.3, steps=15)
+    a, rec_a, _ = _train(config)
+    b, rec_b, _ = _train(config)
+    losses_a = [s.loss for s in rec_a.of_type(StepMetrics)]
+    assert losses_a == [s.loss for s in rec_b.of_type(StepMetrics)]
+    assert state_equal(a.model.state_dict(), b.model.state_dict())
+    c, rec_c, _ = _train(config.replace(seed=1))
+    assert losses_a != [s.loss for s in rec_c.of_type(StepMetrics)]
+
+
+class _StopAt:
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.trainer = None
+
+    def on_event(self, event) -> None:
+        if isinstance(event, StepMetrics) and event.step == self.step:
+            self.trainer.request_stop()
+
+
+def test_resume_from_a_checkpoint_ends_with_the_same_weights(waves, tmp_path):
+    # mid-epoch stop (batches 5 per epoch), dropout, sampled teacher forcing and Adam
+    config = tiny_config(waves, teacher_forcing=0.5, layers=2, dropout=0.3, steps=14)
+    straight, rec_straight, _ = _train(config)
+
+    run_dir = create_run_dir("gru", tmp_path)
+    stopper = _StopAt(7)
+    with open_dataset(config) as dataset:
+        first = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
+        stopper.trainer = first
+        assert first.run().status == "stopped"
+    run = open_run(run_dir)
+    assert run.status == "stopped"
+    state = run.resume_state()
+    assert state.step == 7
+    with open_dataset(config) as dataset:
+        second = Trainer(config, dataset, [RunRecorder(run_dir)], run_id=run.run_id,
+                         resume=state)
+        assert second.run().status == "completed"
+    assert state_equal(second.model.state_dict(), straight.model.state_dict())
+    steps = open_run(run_dir).step_metrics()
+    assert [s.step for s in steps] == list(range(1, 15))  # appended, no step twice
+    assert [s.loss for s in steps] == [s.loss for s in rec_straight.of_type(StepMetrics)]
+
+
+def test_resume_with_a_bigger_budget_matches_a_longer_run(waves, tmp_path):
+    config = tiny_config(waves, steps=6)
+    run_dir = create_run_dir("gru", tmp_path)
+    with open_dataset(config) as dataset:
+        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    state = ResumeState.from_checkpoint(load_checkpoint(run_dir / "checkpoints" / "latest.pt"))
+    longer = config.replace(steps=12)
+    with open_dataset(config) as dataset:
+        resumed = Trainer(longer, dataset, [], resume=state)
+        resumed.run()
+    straight, _, _ = _train(longer)
+    assert state_equal(resumed.model.state_dict(), straight.model.state_dict())
+
+
+# --- divergence, stop, pause, listeners ----------------------------------------------------------
+
+
+class _Poison:
+    """Writes NaN into a weight after a given step (as an exploding run would)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.trainer = None
+
+    def on_event(self, event) -> None:
+        if isinstance(event, StepMetrics) and event.step == self.step:
+            with torch.no_grad():
+                next(self.trainer.model.parameters()).fill_(float("nan"))
+
+
+@pytest.mark.parametrize("checkpoint_seconds", [30.0, 0.0])
+def test_nan_ends_the_run_as_diverged_and_keeps_the_last_good_checkpoint(
+    waves, tmp_path, checkpoint_seconds
+):
+    config = tiny_config(waves, steps=40)
+    run_dir = create_run_dir("gru", tmp_path)
+    poison = _Poison(8)
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), poison],
+                          checkpoint_seconds=checkpoint_seconds)
+        poison.trainer = trainer
+        finished = trainer.run()
+    assert finished.status == "diverged"
+    # the NaN shows in step 9's loss, or, when a checkpoint is due first, in the weights
+    assert "step 9" in finished.message if checkpoint_seconds else "step 8" in finished.message
+    assert finished.step == 8
+    run = open_run(run_dir)
+    assert run.status == "diverged"
+    state = run.load_checkpoint("latest")
+    assert state["position"]["step"] <= 8
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def _run_in_thread(trainer):
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("finished", trainer.run()))
+    thread.start()
+    return thread, result
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_stop_and_pause_from_another_thread(waves, tmp_path):
+    config = tiny_config(waves, steps=100_000, probe_every=1000)
+    run_dir = create_run_dir("gru", tmp_path)
+    recording = RecordingListener()
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [recording, RunRecorder(run_dir, heartbeat_seconds=0.1)])
+        thread, result = _run_in_thread(trainer)
+        _wait_for(lambda: len(recording.of_type(StepMetrics)) >= 3)
+        trainer.request_pause()
+        _wait_for(lambda: trainer.paused)
+        count = len(recording.of_type(StepMetrics))
+        time.sleep(0.6)
+        assert len(recording.of_type(StepMetrics)) == count  # nothing trains while paused
+        # a paused run keeps its heartbeat: not crashed even with a short staleness limit
+        assert open_run(run_dir, stale_after=0.5).status == "paused"
+        trainer.resume()
+        _wait_for(lambda: len(recording.of_type(StepMetrics)) > count + 2)
+        asked = time.monotonic()
+        trainer.request_stop()
+        thread.join(timeout=20)
+        assert time.monotonic() - asked < 2.0
+    assert result["finished"].status == "stopped"
+    statuses = [e.status for e in recording.of_type(RunStatus)]
+    assert statuses == ["paused", "running"]
+    assert open_run(run_dir).load_checkpoint("latest")["position"]["step"] == result["finished"].step
+
+
+def test_stop_during_validation_takes_effect_at_the_next_batch(waves):
+    config = tiny_config(waves, steps=None, epochs=3)
+    stopper = _StopAt(5)  # the last step of epoch 1: validation comes next
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [stopper])
+        stopper.trainer = trainer
+        recording = RecordingListener()
+        trainer.listeners.append(recording)
+        finished = trainer.run()
+    assert finished.status == "stopped" and finished.step == 5
+    assert recording.of_type(EpochMetrics) == []  # the validation pass was cut short
+
+
+class _Broken:
+    def on_event(self, event) -> None:
+        raise RuntimeError("listener bug")
+
+
+def test_a_raising_listener_is_reported_and_the_run_goes_on(waves):
+    _, recording, finished = _train(tiny_config(waves), listeners=[_Broken()])
+    assert finished.status == "completed"
+    errors = recording.of_type(ListenerError)
+    assert errors and errors[0].listener == "_Broken" and "listener bug" in errors[0].message
+
+
+def test_probe_rule_keeps_probes_near_five_percent():
+    clock = ProbeClock()
+    assert clock.due(1, 0.0)  # the first step is probed
+    clock.record(0.0, 0.01)  # a cheap probe: every 2 s
+    assert not clock.due(2, 1.9) and clock.due(3, 2.0)
+    clock.record(2.0, 1.0)  # an expensive one: wait 19 x its cost
+    assert not clock.due(4, 2.0 + 18.9) and clock.due(5, 2.0 + 19.0)
+    assert ProbeClock(every=10).due(20, 0.0) and not ProbeClock(every=10).due(21, 0.0)

@@ -1,0 +1,780 @@
+"""The Trainer: the training loop, probes on the side, stop and pause, listeners.
+
+`Trainer(config, dataset, listeners).run()` blocks the calling thread and tells its
+listeners what happens as small frozen dataclasses (workbench.events): never
+tensors, never Qt. Stop and pause are thread-safe requests read between training
+steps and between validation batches, so a stop takes effect within one step or
+one validation batch.
+
+Training uses the model's fast path (fused kernels). Probes (models.probes) run
+the instrumented path on a fixed probe batch from the validation split, in
+float64, touching no weight, gradient or random stream the trainer uses. When to
+probe (unless `probe_every` is set) is the rule of `ProbeClock`:
+
+    probe when the training time since the last probe >= max(2 s, 19 x the last
+    probe's cost)
+
+so probes cost at most 1/20 = 5% of the run's time, and come every 2 s while a
+probe costs under ~105 ms (small and medium models); for bigger models the 5%
+budget wins and probes thin out. The cost counted is the probe plus sending its
+event to the listeners (the recorder writes it to disk). One more probe runs when
+the run ends.
+
+Determinism: the model's initial weights come from `seed`, the dropout stream is
+torch's global generator seeded from `seed` when the run starts, teacher forcing
+draws from its own generator, and data order is a function of (seed, epoch). All
+of it, with the optimizer state and the position in the epoch, is in each
+checkpoint, so a resumed run goes on exactly as if never stopped (on CPU, with
+the same torch thread count, which the run records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from workbench.config import RunConfig, resolve_device, resolve_threads
+from workbench.errors import CheckpointError, ConfigError
+from workbench.events import (
+    EpochMetrics,
+    Event,
+    Listener,
+    ListenerError,
+    ProbeEvent,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepMetrics,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+PROBE_MIN_INTERVAL = 2.0  # seconds of training between probes, at least
+PROBE_COST_FACTOR = 19.0  # ... and at least this many times the last probe's cost (<= 5%)
+CHECKPOINT_SECONDS = 30.0  # `latest` is rewritten at least this often (and every epoch)
+SPEED_WINDOW_SECONDS = 2.0
+
+
+class Checkpointer(Protocol):
+    """Where checkpoints go (runs.RunRecorder is one)."""
+
+    def save_checkpoint(self, name: str, state: dict[str, Any]) -> Any: ...
+
+
+# --- resume -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """A checkpoint to continue from: weights, optimizer, RNG states, position in the data."""
+
+    checkpoint: dict[str, Any]
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> ResumeState:
+        missing = [k for k in ("model", "optimizer", "rng", "position", "trainer") if k not in state]
+        if missing:
+            raise CheckpointError(f"checkpoint cannot resume a run: it lacks {', '.join(missing)}")
+        if state.get("format", 0) > CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"checkpoint format {state.get('format')} is newer than this version "
+                f"reads ({CHECKPOINT_FORMAT})"
+            )
+        return cls(state)
+
+    @property
+    def step(self) -> int:
+        return int(self.checkpoint["position"]["step"])
+
+
+@dataclass
+class _Position:
+    """Where the run is: steps taken, the epoch, batches of it done, validated or not."""
+
+    step: int = 0
+    epoch: int = 1
+    batch: int = 0
+    validated: bool = False
+
+
+@dataclass
+class _Progress:
+    """Counters that go into checkpoints so a resumed run reports the same numbers."""
+
+    sequences: int = 0
+    seconds: float = 0.0
+    best_val_loss: float = math.inf
+    epochs_since_best: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+    last_probe_step: int = -1
+
+
+class _Stop(Exception):
+    """A stop request took effect."""
+
+
+class _Diverged(Exception):
+    """The loss or the gradients stopped being finite."""
+
+
+# --- the probe rule -----------------------------------------------------------------
+
+
+@dataclass
+class ProbeClock:
+    """Decides when to probe: every `every` steps, or by the time rule (module doc)."""
+
+    every: int | None = None
+    min_interval: float = PROBE_MIN_INTERVAL
+    cost_factor: float = PROBE_COST_FACTOR
+    last_time: float = -math.inf  # training seconds at the last probe
+    last_cost: float = 0.0
+    count: int = 0
+    total_cost: float = 0.0
+
+    def due(self, step: int, now: float) -> bool:
+        if self.every is not None:
+            return step % self.every == 0
+        return now - self.last_time >= max(self.min_interval, self.cost_factor * self.last_cost)
+
+    def record(self, now: float, cost: float) -> None:
+        self.last_time = now
+        self.last_cost = cost
+        self.count += 1
+        self.total_cost += cost
+
+
+# --- tensors from batches ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    src: torch.Tensor
+    tgt: torch.Tensor
+    src_lengths: torch.Tensor
+    tgt_lengths: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.src.shape[0])
+
+
+def build_model_config(config: RunConfig, summary: Any):
+    """The Seq2SeqConfig a run config makes for a dataset (sides from its summary)."""
+    from models.seq2seq import Seq2SeqConfig, SideConfig
+
+    def side(spec: Any) -> SideConfig:
+        if spec.kind == "tokens":
+            return SideConfig(kind="tokens", vocab_size=spec.vocab_size, embedding=config.embedding,
+                              pad_id=spec.pad_id if spec.pad_id is not None else 0,
+                              start_id=spec.start_id if spec.start_id is not None else 1,
+                              end_id=spec.end_id if spec.end_id is not None else 2)
+        return SideConfig(kind="continuous", features=spec.features)
+
+    return Seq2SeqConfig(cell=config.cell, hidden=config.hidden, layers=config.layers,
+                         dropout=config.dropout, source=side(summary.inputs),
+                         target=side(summary.targets))
+
+
+class BatchConverter:
+    """Batches (raw numpy, data units) -> tensors on the device, normalised where continuous."""
+
+    def __init__(self, normalization: Any | None, inputs_continuous: bool,
+                 targets_continuous: bool, device: str) -> None:
+        self.normalization = normalization
+        self.inputs_continuous = inputs_continuous
+        self.targets_continuous = targets_continuous
+        self.device = torch.device(device)
+
+    def __call__(self, batch: Any) -> _Tensors:
+        x, y = batch.x, batch.y
+        if self.normalization is not None and self.inputs_continuous:
+            x = self.normalization.normalize_x(x)
+        if self.normalization is not None and self.targets_continuous:
+            y = self.normalization.normalize_y(y)
+        return _Tensors(self._tensor(x), self._tensor(y), self._tensor(batch.x_lengths),
+                        self._tensor(batch.y_lengths))
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        array = np.ascontiguousarray(array)
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        return torch.from_numpy(array).to(self.device)
+
+
+# --- the trainer --------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains one run; see the module docstring for the rules it keeps.
+
+    `checkpointer` receives `save_checkpoint(name, state)` for "latest" and "best";
+    when None, the first listener that has `save_checkpoint` (a RunRecorder) is
+    used, and a run without one keeps no checkpoints. `thread_policy` ("cli" or
+    "gui") decides how many torch threads `threads = 0` (automatic) means.
+    """
+
+    def __init__(self, config: RunConfig, dataset: Any, listeners: Sequence[Listener], *,
+                 run_id: str | None = None, resume: ResumeState | None = None,
+                 checkpointer: Checkpointer | None = None, thread_policy: str = "cli",
+                 checkpoint_seconds: float = CHECKPOINT_SECONDS) -> None:
+        self.config = config.validate()
+        self.dataset = dataset
+        self.listeners = list(listeners)
+        self.checkpointer = checkpointer or next(
+            (lst for lst in self.listeners if callable(getattr(lst, "save_checkpoint", None))), None
+        )
+        self.run_id = run_id or next(
+            (str(lst.run_id) for lst in self.listeners if getattr(lst, "run_id", None)), None
+        ) or _new_run_id(config.cell)
+        self.checkpoint_seconds = checkpoint_seconds
+        self.threads = resolve_threads(config.threads, config.hidden, policy=thread_policy)
+        self.device = resolve_device(config.device)
+        self._resume = resume
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._paused = threading.Event()
+        self._wake = threading.Condition()
+        self._setup_data()
+        self._setup_model()
+        self.probes = ProbeClock(every=config.probe_every)
+        self.position = _Position()
+        self.progress = _Progress()
+        self._listener_failures: dict[str, int] = {}
+
+    # -- thread-safe controls -------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask the run to stop after the current step or validation batch (any thread)."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+
+    def request_pause(self) -> None:
+        """Ask the run to pause between steps (any thread); `resume()` goes on."""
+        self._pause.set()
+
+    def resume(self) -> None:
+        """Go on after a pause (any thread)."""
+        self._pause.clear()
+        with self._wake:
+            self._wake.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        """True while a pause has taken effect (not merely been requested)."""
+        return self._paused.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _setup_data(self) -> None:
+        summary = self.dataset.summary
+        self.summary = summary
+        self.train_split = self.dataset.split("train")
+        try:
+            self.val_split = self.dataset.split("val")
+        except Exception:  # noqa: BLE001 - a file without a validation split
+            self.val_split = None
+        if len(self.train_split) == 0:
+            raise ConfigError(f"{summary.path}: the training split is empty")
+        if self.val_split is not None and len(self.val_split) == 0:
+            self.val_split = None
+        continuous = summary.inputs.kind == "continuous" or summary.targets.kind == "continuous"
+        self.normalization = self.dataset.normalization() if continuous else None
+        self.convert = BatchConverter(self.normalization, summary.inputs.kind == "continuous",
+                                      summary.targets.kind == "continuous", self.device)
+        self.batches_per_epoch = self.train_split.num_batches(self.config.batch_size)
+        if self.config.steps is not None:
+            self.total_steps = self.config.steps
+        else:
+            self.total_steps = self.config.epochs * self.batches_per_epoch
+        probe_split = self.val_split if self.val_split is not None else self.train_split
+        count = min(self.config.probe_batch, len(probe_split))
+        self.probe_batch = self.convert(probe_split.read(np.arange(count, dtype=np.int64)))
+
+    def _setup_model(self) -> None:
+        from models.seq2seq import Seq2Seq
+
+        self.model_config = build_model_config(self.config, self.summary)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            model = Seq2Seq(self.model_config)
+        self.model = model.to(self.device)
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=self.config.lr,
+                                             momentum=self.config.momentum)
+        self.tf_generator = torch.Generator(device=self.device)
+        self.tf_generator.manual_seed(self.config.seed + 1)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        """Send an event to every listener; one that raises is reported, the run goes on."""
+        for listener in self.listeners:
+            try:
+                listener.on_event(event)
+            except Exception as exc:  # noqa: BLE001 - a listener must not kill the run
+                self._listener_failed(listener, exc)
+
+    def _listener_failed(self, listener: Listener, exc: Exception) -> None:
+        name = type(listener).__name__
+        count = self._listener_failures.get(name, 0) + 1
+        self._listener_failures[name] = count
+        if count <= 3:
+            log.warning("listener %s raised: %s", name, exc, exc_info=count == 1)
+        report = ListenerError(listener=name, message=f"{type(exc).__name__}: {exc}")
+        for other in self.listeners:
+            if other is listener:
+                continue
+            with contextlib.suppress(Exception):  # never recurse on a broken listener
+                other.on_event(report)
+
+    # -- timing --------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        """Training seconds of the run so far (pauses excluded, earlier segments included)."""
+        return self._seconds_base + (time.perf_counter() - self._t0 - self._paused_total)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunFinished:
+        """Train until the budget, early stopping, a stop request, divergence or an error."""
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def _run(self) -> RunFinished:
+        self._paused_total = 0.0
+        self._t0 = time.perf_counter()
+        self._seconds_base = 0.0
+        self._speed: deque[tuple[float, int]] = deque()
+        if self._resume is not None:
+            self._restore(self._resume.checkpoint)
+        else:
+            torch.manual_seed(self.config.seed)
+            if self.device == "cuda":
+                torch.cuda.manual_seed_all(self.config.seed)
+        self._seconds_base = self.progress.seconds
+        resumed_from = self.position.step if self._resume is not None else 0
+        self._emit(self._started_event(resumed_from))
+        if self._resume is None:
+            self._save("latest")
+        status, message = "completed", ""
+        try:
+            status, message = self._loop()
+        except _Stop:
+            status, message = "stopped", f"stopped at step {self.position.step}"
+        except _Diverged as exc:
+            status, message = "diverged", str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed run
+            log.exception("training failed")
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+        self.progress.seconds = self._now()
+        if status in ("completed", "stopped", "diverged"):
+            self._final_probe()
+        if status in ("completed", "stopped"):
+            self._save_quietly("latest")
+        finished = RunFinished(status=status, message=message, step=self.position.step,
+                               epoch=self.position.epoch, seconds=self.progress.seconds)
+        self._emit(finished)
+        return finished
+
+    def _started_event(self, resumed_from: int) -> RunStarted:
+        return RunStarted(
+            run_id=self.run_id,
+            config=self.config.to_dict(),
+            parameters=self.parameters,
+            dataset=self.summary.to_json(),
+            resumed_from_step=resumed_from,
+            threads=self.threads,
+            device=self.device,
+            model_config=self.model_config.to_dict(),
+            normalization=self.normalization.to_dict() if self.normalization is not None else None,
+        )
+
+    def _loop(self) -> tuple[str, str]:
+        """Epochs until a budget ends; returns (status, message)."""
+        pos = self.position
+        while True:
+            if pos.batch < self.batches_per_epoch and self._train_epoch():
+                break  # the step budget ended inside this epoch
+            if not pos.validated:
+                if self._validate_and_checkpoint():
+                    return "completed", (
+                        f"early stopping: no better validation loss for {self.config.patience} "
+                        f"epochs (best {self.progress.best_val_loss:.6g})"
+                    )
+                if self._budget_done():
+                    return "completed", self._done_message()
+            if self._budget_done():
+                return "completed", self._done_message()
+            pos.epoch += 1
+            pos.batch = 0
+            pos.validated = False
+            self.progress.epoch_loss_sum = 0.0
+            self.progress.epoch_loss_count = 0
+        # the step budget ended inside an epoch: validate what there is
+        if not pos.validated:
+            self._validate_and_checkpoint()
+        return "completed", self._done_message()
+
+    def _budget_done(self) -> bool:
+        if self.config.steps is not None:
+            return self.position.step >= self.config.steps
+        return self.position.epoch >= (self.config.epochs or 0)
+
+    def _done_message(self) -> str:
+        return f"trained {self.position.step} steps, {self.position.epoch} epochs"
+
+    def _train_epoch(self) -> bool:
+        """Train the rest of the current epoch; True when the step budget ended it."""
+        pos = self.position
+        batches = self.train_split.iter_batches(self.config.batch_size, seed=self.config.seed,
+                                                epoch=pos.epoch, start_batch=pos.batch)
+        for batch in batches:
+            self._controls()
+            self._train_step(self.convert(batch))
+            pos.batch += 1
+            now = self._now()
+            if self.probes.due(pos.step, now):
+                self._probe()
+            if now - self._last_checkpoint >= self.checkpoint_seconds:
+                self._save("latest")
+            if self.config.steps is not None and pos.step >= self.config.steps:
+                return True
+        return False
+
+    def _train_step(self, batch: _Tensors) -> None:
+        pos, config = self.position, self.config
+        step = pos.step + 1
+        tf = config.teacher_forcing_at(step, self.total_steps)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs = self.model(batch.src, batch.tgt, batch.src_lengths, batch.tgt_lengths,
+                             teacher_forcing=tf, generator=self.tf_generator)
+        loss = self.model.loss(outputs, batch.tgt, batch.tgt_lengths)
+        loss.backward()
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        total_norm = torch.nn.utils.get_total_norm(grads)
+        loss_value, norm_value = float(loss.item()), float(total_norm.item())
+        if not math.isfinite(loss_value) or not math.isfinite(norm_value):
+            self.optimizer.zero_grad(set_to_none=True)
+            what = "the loss" if not math.isfinite(loss_value) else "the gradient norm"
+            bad = loss_value if not math.isfinite(loss_value) else norm_value
+            raise _Diverged(f"diverged at step {step}: {what} is {bad}; "
+                            f"the last good checkpoint is kept (step {self._last_saved_step})")
+        if config.clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), config.clip, total_norm)
+        self.optimizer.step()
+        pos.step = step
+        pos.validated = False
+        self.progress.sequences += batch.size
+        self.progress.epoch_loss_sum += loss_value
+        self.progress.epoch_loss_count += 1
+        now = self._now()
+        self._emit(StepMetrics(step=step, epoch=pos.epoch, loss=loss_value, grad_norm=norm_value,
+                               learning_rate=self.optimizer.param_groups[0]["lr"],
+                               teacher_forcing=tf, sequences_per_second=self._speed_at(now, batch.size),
+                               seconds=now, sequences=self.progress.sequences))
+
+    def _speed_at(self, now: float, size: int) -> float:
+        """Sequences per second over the last ~2 s of training."""
+        self._speed.append((now, size))
+        while len(self._speed) > 2 and now - self._speed[1][0] >= SPEED_WINDOW_SECONDS:
+            self._speed.popleft()
+        if len(self._speed) < 2:
+            return math.nan
+        span = now - self._speed[0][0]
+        done = sum(size for _, size in list(self._speed)[1:])
+        return done / span if span > 0 else math.nan
+
+    def _controls(self) -> None:
+        """Honour stop and pause requests (called between steps and validation batches)."""
+        if self._stop.is_set():
+            raise _Stop
+        if not self._pause.is_set():
+            return
+        started = time.perf_counter()
+        self._paused.set()
+        self._emit(RunStatus("paused", self.position.step, self.position.epoch))
+        with self._wake:
+            while self._pause.is_set() and not self._stop.is_set():
+                self._wake.wait(0.5)
+        self._paused.clear()
+        self._paused_total += time.perf_counter() - started
+        if self._stop.is_set():
+            raise _Stop
+        self._emit(RunStatus("running", self.position.step, self.position.epoch))
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def _validate_and_checkpoint(self) -> bool:
+        """Validate, report the epoch, checkpoint; True when early stopping says stop."""
+        pos, progress = self.position, self.progress
+        scores = self.evaluate_split(self.val_split) if self.val_split is not None else None
+        pos.validated = True
+        train_loss = (progress.epoch_loss_sum / progress.epoch_loss_count
+                      if progress.epoch_loss_count else None)
+        if scores is None:
+            self._save("latest")
+            return False
+        improved = math.isfinite(scores.loss) and scores.loss < progress.best_val_loss
+        if improved:
+            progress.best_val_loss = scores.loss
+            progress.epochs_since_best = 0
+        else:
+            progress.epochs_since_best += 1
+        self._emit(EpochMetrics(epoch=pos.epoch, step=pos.step, val_loss=scores.loss,
+                                val_loss_free_running=scores.loss_free_running,
+                                token_accuracy=scores.token_accuracy,
+                                sequence_accuracy=scores.sequence_accuracy,
+                                train_loss=train_loss, seconds=self._now()))
+        self._save("latest")
+        if improved:
+            self._save("best")
+        patience = self.config.patience
+        return patience is not None and progress.epochs_since_best >= patience
+
+    def evaluate_split(self, split: Any) -> Scores:
+        """Score the model on a split (stop requests are honoured between batches)."""
+        return evaluate(self.model, split, self.convert, self.config.batch_size,
+                        between_batches=self._controls)
+
+    # -- probes -------------------------------------------------------------------------------
+
+    def _probe(self) -> None:
+        from models.probes import probe
+
+        started = time.perf_counter()
+        result = probe(self.model, self.probe_batch.src, self.probe_batch.tgt,
+                       self.probe_batch.src_lengths, self.probe_batch.tgt_lengths,
+                       sample_count=self.config.probe_samples, dtype=torch.float64)
+        event = probe_event(result, self.position.step, self.position.epoch,
+                            time.perf_counter() - started)
+        self._emit(event)
+        self.progress.last_probe_step = self.position.step
+        self.probes.record(self._now(), time.perf_counter() - started)
+
+    def _final_probe(self) -> None:
+        if self.progress.last_probe_step == self.position.step or self.position.step == 0:
+            return
+        try:
+            self._probe()
+        except Exception:  # noqa: BLE001 - the run's end must still be reported
+            log.exception("final probe failed")
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    _last_checkpoint: float = 0.0
+    _last_saved_step: int = 0
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as tensors and plain values (weights_only-safe)."""
+        pos, progress = self.position, self.progress
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(),
+                               "teacher_forcing": self.tf_generator.get_state()}
+        if self.device == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "run_id": self.run_id,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "position": {"step": pos.step, "epoch": pos.epoch, "batch": pos.batch,
+                         "validated": pos.validated},
+            "trainer": {"sequences": progress.sequences, "seconds": self._now(),
+                        "best_val_loss": progress.best_val_loss,
+                        "epochs_since_best": progress.epochs_since_best,
+                        "epoch_loss_sum": progress.epoch_loss_sum,
+                        "epoch_loss_count": progress.epoch_loss_count,
+                        "last_probe_step": progress.last_probe_step,
+                        "threads": self.threads, "device": self.device},
+            "model_config": self.model_config.to_dict(),
+            "normalization": self.normalization.to_dict() if self.normalization else None,
+            "config": self.config.to_dict(),
+            "torch_version": str(torch.__version__),
+        }
+
+    def _save(self, name: str) -> None:
+        """Checkpoint, unless the weights went non-finite (the last good one stays)."""
+        self._last_checkpoint = self._now()
+        if self.checkpointer is None:
+            return
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise _Diverged(f"diverged after step {self.position.step}: the weights are not "
+                            f"finite; the last good checkpoint is kept (step {self._last_saved_step})")
+        self.checkpointer.save_checkpoint(name, self.checkpoint_state())
+        if name == "latest":
+            self._last_saved_step = self.position.step
+
+    def _save_quietly(self, name: str) -> None:
+        try:
+            self._save(name)
+        except Exception:  # noqa: BLE001 - reported in the log; the run's end still is
+            log.exception("could not save the %s checkpoint", name)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint's weights, optimizer, RNG states and position."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint does not fit this run's model: {exc}") from None
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.tf_generator.set_state(rng["teacher_forcing"])
+        if self.device == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        p = state["position"]
+        self.position = _Position(int(p["step"]), int(p["epoch"]), int(p["batch"]),
+                                  bool(p["validated"]))
+        t = state["trainer"]
+        self.progress = _Progress(
+            sequences=int(t["sequences"]), seconds=float(t["seconds"]),
+            best_val_loss=float(t["best_val_loss"]), epochs_since_best=int(t["epochs_since_best"]),
+            epoch_loss_sum=float(t["epoch_loss_sum"]), epoch_loss_count=int(t["epoch_loss_count"]),
+            last_probe_step=int(t.get("last_probe_step", -1)))
+        self._last_saved_step = self.position.step
+
+
+# --- evaluation, shared with the CLI's evaluate ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Losses (normalised units, as trained) and accuracies of a model on a split."""
+
+    loss: float
+    loss_free_running: float
+    token_accuracy: float | None = None
+    sequence_accuracy: float | None = None
+    sequences: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate(model: Any, split: Any, convert: BatchConverter, batch_size: int, *,
+             between_batches: Callable[[], None] | None = None,
+             normalization: Any | None = None) -> Scores:
+    """Teacher-forced and free-running loss over a split; token and sequence accuracy.
+
+    With `normalization` (continuous targets), also the MSE in the data's own units
+    (`extra["mse"]`, `extra["mse_free_running"]`).
+    """
+    tokens = model.config.target.kind == "tokens"
+    was_training = model.training
+    model.eval()
+    total = total_free = 0.0
+    count = correct_tokens = valid_tokens = exact = 0
+    mse = mse_free = 0.0
+    try:
+        with torch.no_grad():
+            for batch in split.iter_batches(batch_size, seed=0, epoch=0, shuffle=False):
+                if between_batches is not None:
+                    between_batches()
+                t = convert(batch)
+                forced = model(t.src, t.tgt, t.src_lengths, t.tgt_lengths, teacher_forcing=1.0)
+                free = model(t.src, t.tgt, t.src_lengths, t.tgt_lengths, teacher_forcing=0.0)
+                total += float(model.loss(forced, t.tgt, t.tgt_lengths, reduction="none").sum())
+                total_free += float(model.loss(free, t.tgt, t.tgt_lengths, reduction="none").sum())
+                count += t.size
+                if tokens:
+                    ok, valid, whole = _token_hits(free.argmax(-1), t.tgt, t.tgt_lengths)
+                    correct_tokens += ok
+                    valid_tokens += valid
+                    exact += whole
+                elif normalization is not None:
+                    mse += _data_unit_mse(model, forced, batch, normalization)
+                    mse_free += _data_unit_mse(model, free, batch, normalization)
+    finally:
+        model.train(was_training)
+    if count == 0:
+        return Scores(math.nan, math.nan)
+    extra = {"mse": mse / count, "mse_free_running": mse_free / count} if (
+        normalization is not None and not tokens) else {}
+    return Scores(
+        loss=total / count,
+        loss_free_running=total_free / count,
+        token_accuracy=correct_tokens / valid_tokens if tokens and valid_tokens else None,
+        sequence_accuracy=exact / count if tokens else None,
+        sequences=count,
+        extra=extra,
+    )
+
+
+def _token_hits(predicted: torch.Tensor, target: torch.Tensor,
+                lengths: torch.Tensor) -> tuple[int, int, int]:
+    """(correct tokens, valid tokens, sequences entirely right) over valid target steps."""
+    steps = target.shape[1]
+    valid = torch.arange(steps, device=target.device)[None, :] < lengths[:, None]
+    hits = (predicted == target) & valid
+    whole = (hits | ~valid).all(dim=1)
+    return int(hits.sum()), int(valid.sum()), int(whole.sum())
+
+
+def _data_unit_mse(model: Any, outputs: torch.Tensor, batch: Any, normalization: Any) -> float:
+    """Sum over samples of the per-sample MSE in the data's own units."""
+    predicted = normalization.denormalize_y(outputs.detach().cpu().numpy().astype(np.float64))
+    target = batch.y.astype(np.float64)
+    steps = target.shape[1]
+    valid = (np.arange(steps)[None, :] < batch.y_lengths[:, None]).astype(np.float64)
+    squared = ((predicted - target) ** 2).mean(axis=-1) * valid
+    return float((squared.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).sum())
+
+
+def probe_event(result: Any, step: int, epoch: int, seconds: float) -> ProbeEvent:
+    """A models.probes.ProbeResult as the ProbeEvent listeners get (numpy, no tensors)."""
+    def array(value: Any) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().numpy()
+        return np.asarray(value)
+
+    def arrays(value: Any) -> dict[str, np.ndarray]:
+        return {str(k): array(v) for k, v in (value or {}).items()}
+
+    return ProbeEvent(
+        step=step,
+        epoch=epoch,
+        encoder_grad_norms=array(result.encoder_grad_norms),
+        decoder_grad_norms=array(result.decoder_grad_norms),
+        encoder_hidden=array(result.encoder_hidden),
+        decoder_hidden=array(result.decoder_hidden),
+        encoder_cell_grad_norms=array(getattr(result, "encoder_cell_grad_norms", None)),
+        decoder_cell_grad_norms=array(getattr(result, "decoder_cell_grad_norms", None)),
+        gate_means=arrays(getattr(result, "gate_means", None)),
+        gate_saturation=arrays(getattr(result, "gate_saturation", None)),
+        spectral_radius={str(k): float(v)
+                         for k, v in (getattr(result, "spectral_radius", None) or {}).items()},
+        seconds=seconds,
+    )
+
+
+def _new_run_id(cell: str) -> str:
+    from workbench.runs import new_run_id
+
+    return new_run_id(cell)
