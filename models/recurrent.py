@@ -44,8 +44,9 @@ class RecurrentTrace:
 
     output: (B, T, H) top layer h_t, zero at padded steps.
     state: the final state as forward() returns it (each sample's own last valid step).
-    h: h[layer][t] is the (B, H) tensor the graph used as h_t (after masking), so
-       torch.autograd.grad(loss, h[layer][t]) is the total derivative dL/dh_t.
+    h: h[layer][t] is the (B, H) tensor the cell computed as h_t, so
+       torch.autograd.grad(loss, h[layer][t]) is the total derivative dL/dh_t. At a
+       sample's padded steps its row is not the (carried) state and gets no gradient.
     c: the same for an LSTM's c_t, else None.
     gates: gates[layer][name] is (B, T, H), every gate block's activation
        (LSTM i, f, g, o; GRU r, z, n; empty for a vanilla RNN), padded steps included.
@@ -442,9 +443,11 @@ class Recurrent(nn.Module):
                 if valid is not None:
                     new = _where_state(valid[t], new, state)
                 state = new
-                h_list.append(state[0] if isinstance(state, tuple) else state)
-                if isinstance(state, tuple):
-                    c_list.append(state[1])
+                # the cell's own h_t and c_t, before masking: dL/dc_t must include the
+                # path through h_t = o * tanh(c_t), which the masked copies do not share
+                h_list.append(out.h)
+                if isinstance(out.state, tuple):
+                    c_list.append(out.state[1])
                 if keep:
                     for name, a in out.gates.items():
                         g_lists.setdefault(name, []).append(a)
