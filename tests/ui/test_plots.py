@@ -345,3 +345,4 @@ def test_each_panel_runs_alone():
     for module, child in zip(modules, children):
         out, _ = child.communicate(timeout=60)
         assert child.returncode == 0, f"{module}: {out}"
+        assert "Traceback" not in out, f"{module}: an exception in a slot: {out}"

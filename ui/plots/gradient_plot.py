@@ -153,7 +153,7 @@ class GradientPlot(QtWidgets.QWidget):
         self.heatmap_checkbox = QtWidgets.QCheckBox("heatmap")
         self.heatmap_checkbox.setToolTip("All probes of the run as an image: probe by time step, log10 G_t")
         self.heatmap_checkbox.toggled.connect(self._on_heatmap_toggled)
-        self.cursor_label = QtWidgets.QLabel("")
+        self.cursor_label = style.readout_label()
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("Layer"), self.layer_combo, QtWidgets.QLabel("State"),
                        self.state_combo, self.log_y_checkbox, self.heatmap_checkbox):
@@ -428,13 +428,12 @@ class GradientPlot(QtWidgets.QWidget):
         if probes:
             latest = probes[-1]
             layers = latest.layers
-            where = f"layer {layer + 1} of {layers}" if layers > 1 else "one layer"
-            title += f": step {latest.step:,} (epoch {latest.epoch}), {where}, {state}"
+            where = f", layer {layer + 1}/{layers}" if layers > 1 else ""
+            title += f" ({state}{where}): step {latest.step:,}"
         if self._run.status:
             title += f" ({self._run.status})"
-        self.plot_item.setTitle(title, color=style.FOREGROUND)
-        self.heatmap_item.setTitle(title.replace("Gradient per time step", "All probes"),
-                                   color=style.FOREGROUND)
+        style.set_title(self.plot_item, title)
+        style.set_title(self.heatmap_item, title.replace("Gradient per time step", "Gradient, all probes"))
 
     def _draw_curves(self) -> None:
         probes = self._run.probes

@@ -182,6 +182,7 @@ class LossPlot(QtWidgets.QWidget):
         self.smoothing_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.smoothing_slider.setRange(0, int(MAX_SMOOTHING * 1000))
         self.smoothing_slider.setValue(int(DEFAULT_SMOOTHING * 1000))
+        self.smoothing_slider.setMinimumWidth(100)
         self.smoothing_slider.setMaximumWidth(160)
         self.smoothing_slider.setToolTip(
             "Strength of the exponential moving average of the training loss "
@@ -193,8 +194,7 @@ class LossPlot(QtWidgets.QWidget):
         self.log_y_checkbox.setToolTip("Logarithmic loss axis")
         self.log_y_checkbox.toggled.connect(self._on_log_y_toggled)
 
-        self.cursor_label = QtWidgets.QLabel("")
-        self.cursor_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.cursor_label = style.readout_label()
 
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Smoothing"))
@@ -401,7 +401,7 @@ class LossPlot(QtWidgets.QWidget):
             title += f": {run.run_id}"
         if run.status:
             title += f" ({run.status})"
-        self.plot_item.setTitle(title, color=style.FOREGROUND)
+        style.set_title(self.plot_item, title)
 
     def _draw_overlay(self, overlay: _Overlay) -> None:
         data = overlay.data

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 # -- colours ---------------------------------------------------------------------
 
@@ -137,11 +137,21 @@ def style_plot_item(plot_item: pg.PlotItem, *, bottom: str, left: str, title: st
         axis = plot_item.getAxis(name)
         axis.setPen(pg.mkPen(FOREGROUND))
         axis.setTextPen(pg.mkPen(FOREGROUND))
+        # No "(x0.001)" appended to a label: the tick values are the values themselves.
+        axis.enableAutoSIPrefix(False)
     plot_item.setLabel("bottom", bottom, color=FOREGROUND)
     plot_item.setLabel("left", left, color=FOREGROUND)
     plot_item.showGrid(x=True, y=True, alpha=GRID_ALPHA)
     if title:
-        plot_item.setTitle(title, color=FOREGROUND)
+        set_title(plot_item, title)
+
+
+def set_title(plot_item: pg.PlotItem, text: str) -> None:
+    """Set a plot's title without letting a long title widen the plot beyond its
+    widget (pyqtgraph makes the title's width a minimum, which pushes the right-hand
+    axis or colour bar out of view in a narrow panel)."""
+    plot_item.setTitle(text, color=FOREGROUND)
+    plot_item.titleLabel.setMinimumWidth(0)
 
 
 def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2) -> pg.LegendItem:
@@ -151,7 +161,8 @@ def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2)
     if below:
         legend = pg.LegendItem(colCount=columns, horSpacing=20)
         plot_item.legend = legend  # PlotItem.plot(name=...) adds its entries here
-        plot_item.layout.addItem(legend, 4, 1)
+        # Spanning to the last column, its width never pushes a colour bar out of view.
+        plot_item.layout.addItem(legend, 4, 1, 1, 5)
         plot_item.layout.setRowSpacing(4, 0)
     else:
         legend = plot_item.addLegend(offset=(-10, 10))
@@ -170,6 +181,15 @@ def make_plot_widget(
     style_plot_item(widget.getPlotItem(), bottom=bottom, left=left, title=title)
     add_legend(widget.getPlotItem(), below=legend_below)
     return widget
+
+
+def readout_label() -> QtWidgets.QLabel:
+    """A label for the value under the cursor: it takes the room left in a toolbar and
+    never squeezes the controls beside it, however long its text."""
+    label = QtWidgets.QLabel("")
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 def legend_labels(plot_item: pg.PlotItem) -> list[str]:

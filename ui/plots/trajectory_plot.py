@@ -104,6 +104,7 @@ class TrajectoryPlot(QtWidgets.QWidget):
         self._run_id = ""
         self._status = ""
         self._locked: Projection | None = None
+        self._locked_step = 0  # the probe whose PCA is locked
         self.projection: Projection | None = None  # the basis of the frame drawn last
         self._enc_lines: list[pg.PlotDataItem] = []
         self._dec_lines: list[pg.PlotDataItem] = []
@@ -170,7 +171,7 @@ class TrajectoryPlot(QtWidgets.QWidget):
         axis = self.colorbar.getAxis("right")
         axis.setPen(pg.mkPen(style.FOREGROUND))
         axis.setTextPen(pg.mkPen(style.FOREGROUND))
-        axis.setLabel("time step (colour of the points)", color=style.FOREGROUND)
+        axis.setLabel("time step", color=style.FOREGROUND)
         self.plot_item.layout.addItem(self.colorbar, 2, 5)  # right of the data, as insert_in does
         self.plot_item.layout.setColumnFixedWidth(4, 5)
 
@@ -300,7 +301,8 @@ class TrajectoryPlot(QtWidgets.QWidget):
 
     def _on_lock_toggled(self, on: bool) -> None:
         if on and self._frames:
-            self._locked = fit_pca(self._frames[self.current_index].states)
+            frame = self._frames[self.current_index]
+            self._locked, self._locked_step = fit_pca(frame.states), frame.step
             self._fit_locked_view()
         else:
             self._locked = None
@@ -381,11 +383,12 @@ class TrajectoryPlot(QtWidgets.QWidget):
         ex = projection.explained
         self.plot_item.setLabel("bottom", f"PC 1 ({ex[0]:.0%} of variance)", color=style.FOREGROUND)
         self.plot_item.setLabel("left", f"PC 2 ({ex[1]:.0%} of variance)", color=style.FOREGROUND)
-        basis = "locked PCA" if self._locked is not None else "PCA of this probe"
-        title = f"Hidden-state trajectory (top layer, {basis}): step {frame.step:,}"
+        basis = (f"PCA locked at step {self._locked_step:,}" if self._locked is not None
+                 else "PCA of this probe")
+        title = f"Hidden states, top layer ({basis}): step {frame.step:,}"
         if self._status:
             title += f" ({self._status})"
-        self.plot_item.setTitle(title, color=style.FOREGROUND)
+        style.set_title(self.plot_item, title)
         self.probe_label.setText(
             f"probe {index + 1} of {len(self._frames)}: step {frame.step:,} (epoch {frame.epoch})")
 
