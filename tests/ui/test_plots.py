@@ -180,6 +180,10 @@ def test_gradient_keeps_tiny_values_and_drops_padded_steps(qtbot):
     assert plot.plot_item.getAxis("left").logMode
     assert plot.separator.value() == pytest.approx(T_IN + 0.5)
     assert plot.latest_curve.opts["pen"].color().name() == CELL_COLORS["rnn-relu"].lower()
+    plot.set_heatmap(True)  # the same probe as log10 G_t: -28 kept, the padded step blank
+    row = plot.heatmap_image.image[0]
+    assert row[0] == pytest.approx(-28.0) and np.isnan(row[-1])
+    assert plot.colorbar.levels()[0] == pytest.approx(-28.0)
 
 
 def test_gradient_full_probe_has_t_in_plus_t_out_points_and_history_fades(qtbot):

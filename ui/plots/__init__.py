@@ -4,6 +4,8 @@ Each panel is a QWidget with the same API (add_event, add_events, clear,
 set_overlay, remove_overlay, clear_overlays, export) and can run alone on demo
 data: `python -m ui.plots.loss_plot` (gradient_plot, trajectory_plot).
 
+Call the panels from the GUI thread (the worker bridge's signals deliver there):
+they only store what arrives and redraw from a timer at most ~15 times a second.
 The panels are imported lazily (`from ui.plots import LossPlot` works), so that
 `python -m ui.plots.loss_plot` does not import its own module twice.
 """
