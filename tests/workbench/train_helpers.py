@@ -56,3 +56,33 @@ def open_dataset(config: RunConfig) -> SequenceDataset:
 def state_equal(a: dict, b: dict) -> bool:
     """Two model state dicts hold the same tensors, bit for bit."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def crash_child(data: str, runs_dir: str, resume: str | None = None, budget: int = 10**9) -> None:
+    """Train until killed (the SIGKILL test's child): a new run, or `resume` a crashed one.
+
+    Checkpoints every 0.3 s and flushes as usual, so kills land in every kind of write.
+    """
+    from workbench.runs import RunRecorder, create_run_dir, open_run
+    from workbench.training import ResumeState, Trainer
+
+    torch.set_num_threads(1)
+    config = tiny_config(Path(data), steps=budget, probe_every=None)
+    state: ResumeState | None = None
+    if resume:
+        run = open_run(resume, runs_dir)
+        run_dir, state = run.path, run.resume_state()
+    else:
+        run_dir = create_run_dir(config.cell, runs_dir)
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir, heartbeat_seconds=0.5)],
+                          resume=state, checkpoint_seconds=0.3)
+        trainer.run()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1] == "crash-child":
+        crash_child(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None,
+                    int(sys.argv[5]) if len(sys.argv) > 5 else 10**9)

@@ -1,0 +1,175 @@
+"""The CLI's train, runs, show, export, evaluate and predict, run in-process."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.workbench.train_helpers import (
+    open_dataset,
+    state_equal,
+    tiny_config,
+    write_reverse,
+    write_waves,
+)
+from workbench.cli import main
+from workbench.events import StepMetrics
+from workbench.runs import RunRecorder, create_run_dir, list_runs, open_run
+from workbench.training import Trainer
+
+TINY = ["--cell", "gru", "--hidden", "8", "--batch", "16", "--lr", "0.01", "--probe-batch", "8",
+        "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def waves(tmp_path_factory):
+    return write_waves(tmp_path_factory.mktemp("data") / "waves.h5")
+
+
+@pytest.fixture()
+def runs_dir(tmp_path):
+    return tmp_path / "runs"
+
+
+def _json_out(capsys) -> object:
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1], parse_constant=lambda c: pytest.fail(f"JSON holds {c}"))
+
+
+def _train(capsys, *args) -> dict:
+    assert main(["train", *args, "--json"]) == 0
+    return _json_out(capsys)
+
+
+def test_train_json_has_every_promised_key(waves, runs_dir, capsys):
+    result = _train(capsys, "--data", str(waves), *TINY, "--steps", "7", "--runs-dir",
+                    str(runs_dir))
+    for key in ("run_id", "run_dir", "status", "cell", "parameters", "steps", "epochs",
+                "train_loss", "val_loss", "val_loss_free_running", "best_val_loss", "seconds",
+                "sequences_per_second", "encoder_grad_norms", "decoder_grad_norms"):
+        assert key in result, key
+    assert result["status"] == "completed" and result["steps"] == 7 and result["cell"] == "gru"
+    assert len(result["encoder_grad_norms"]) == 12 and len(result["decoder_grad_norms"]) == 6
+    assert result["val_loss"] > 0 and result["parameters"] > 0
+
+    assert main(["runs", "--runs-dir", str(runs_dir), "--json"]) == 0
+    runs = _json_out(capsys)
+    assert [r["run_id"] for r in runs] == [result["run_id"]]
+    for key in ("run_id", "name", "cell", "status", "steps", "best_val_loss", "seconds", "started"):
+        assert key in runs[0], key
+
+    assert main(["show", result["run_id"], "--runs-dir", str(runs_dir), "--json"]) == 0
+    assert _json_out(capsys) == result
+    assert main(["show", result["run_dir"], "--json"]) == 0  # a folder's path works too
+    assert _json_out(capsys)["run_id"] == result["run_id"]
+
+
+def test_config_file_alone_is_enough_and_flags_override_it(waves, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "waves.h5").write_bytes(waves.read_bytes())
+    (folder / "run.toml").write_text(
+        'version = 1\n[data]\ndata = "waves.h5"\n[model]\ncell = "lstm"\nhidden = 8\n'
+        '[training]\nsteps = 4\nbatch_size = 16\n[probes]\nprobe_batch = 8\n'
+    )
+    monkeypatch.chdir(tmp_path)  # the relative path resolves against the TOML, not here
+    result = _train(capsys, "--config", "project/run.toml", "--no-progress")
+    assert result["cell"] == "lstm" and result["steps"] == 4
+    result = _train(capsys, "--config", "project/run.toml", "--cell", "gru", "--epochs", "1",
+                    "--no-progress")
+    assert result["cell"] == "gru" and result["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["train", "--data", "missing.h5", "--cell", "gru"], "missing.h5"),
+     (["train", "--data", "{waves}", "--cell", "transformer"], "cell"),
+     (["train", "--data", "{waves}", "--hidden", "-3"], "hidden"),
+     (["train", "--config", "nope.toml"], "nope.toml"),
+     (["train", "--cell", "gru"], "--data"),
+     (["show", "no-such-run"], "no-such-run"),
+     (["train", "--resume", "no-such-run"], "no-such-run")],
+)
+def test_mistakes_exit_2_with_one_line(waves, runs_dir, capsys, args, words):
+    args = [a.replace("{waves}", str(waves)) for a in args] + ["--runs-dir", str(runs_dir)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and words in err[0]
+    assert list_runs(runs_dir) == []  # no half-made run folder left behind
+
+
+def test_export_evaluate_and_predict_in_data_units(waves, runs_dir, tmp_path, capsys):
+    result = _train(capsys, "--data", str(waves), *TINY, "--steps", "10", "--runs-dir",
+                    str(runs_dir))
+    run_id = result["run_id"]
+    out = tmp_path / "metrics.csv"
+    assert main(["export", run_id, "--runs-dir", str(runs_dir), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert set(rows[0]) == {"run", "cell", "seed", "step", "metric", "value"}
+    losses = [r for r in rows if r["metric"] == "loss"]
+    assert [int(r["step"]) for r in losses] == list(range(1, 11))
+    assert any(r["metric"] == "val_loss" for r in rows)
+
+    assert main(["evaluate", run_id, "--runs-dir", str(runs_dir), "--json"]) == 0
+    scores = _json_out(capsys)
+    assert scores["split"] == "val" and scores["sequences"] == 10  # val_fraction 0.1 of 96
+    # the data's own units: the waves have amplitude 3, so MSE is ~9x the normalised loss
+    ratio = scores["loss"] / scores["normalized_loss"]
+    assert 3 < ratio < 30, ratio
+
+    pred = tmp_path / "pred.h5"
+    assert main(["predict", run_id, "--runs-dir", str(runs_dir), "--data", str(waves),
+                 "--out", str(pred)]) == 0
+    with h5py.File(pred, "r") as f:
+        outputs = f["outputs"][()]
+        assert outputs.shape == (96, 6, 1)
+        assert f.attrs["run_id"] == run_id
+    assert 7 < float(np.mean(outputs)) < 13  # around the data's mean of 10, not 0
+
+
+def test_evaluate_tokens_reports_accuracies(tmp_path, runs_dir, capsys):
+    data = write_reverse(tmp_path / "reverse.h5")
+    result = _train(capsys, "--data", str(data), *TINY, "--steps", "5", "--runs-dir",
+                    str(runs_dir))
+    assert main(["evaluate", result["run_id"], "--runs-dir", str(runs_dir), "--json"]) == 0
+    scores = _json_out(capsys)
+    assert 0 <= scores["token_accuracy"] <= 1 and 0 <= scores["sequence_accuracy"] <= 1
+    pred = tmp_path / "pred.h5"
+    assert main(["predict", result["run_id"], "--runs-dir", str(runs_dir), "--data", str(data),
+                 "--out", str(pred), "--split", "val"]) == 0
+    with h5py.File(pred, "r") as f:
+        assert f["outputs"].dtype == np.int64 and f["outputs"].shape == (10, 6)
+
+
+class _StopAt:
+    def __init__(self, step: int) -> None:
+        self.step, self.trainer = step, None
+
+    def on_event(self, event) -> None:
+        if isinstance(event, StepMetrics) and event.step == self.step:
+            self.trainer.request_stop()
+
+
+def test_train_resume_of_a_stopped_run_matches_a_straight_run(waves, runs_dir, capsys):
+    config = tiny_config(waves, steps=13, teacher_forcing=0.5)
+    run_dir = create_run_dir("gru", runs_dir)
+    stopper = _StopAt(6)
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
+        stopper.trainer = trainer
+        assert trainer.run().status == "stopped"
+    result = _train(capsys, "--resume", run_dir.name, "--runs-dir", str(runs_dir), "--no-progress")
+    assert result["status"] == "completed" and result["steps"] == 13
+    assert result["run_id"] == run_dir.name  # the same run, in the same folder
+    with open_dataset(config) as dataset:
+        straight = Trainer(config, dataset, [])
+        straight.run()
+    resumed = open_run(run_dir).load_checkpoint("latest")["model"]
+    assert state_equal(resumed, straight.model.state_dict())
+    assert [s.step for s in open_run(run_dir).step_metrics()] == list(range(1, 14))
+    assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir)]) == 2
+    assert "completed" in capsys.readouterr().err  # a finished run is not resumed
