@@ -12,9 +12,15 @@ from torch import nn
 
 from models.recurrent import Recurrent
 
-CELLS = ["rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm", "gru"]
+# "rnn-sigmoid@tanh": the sigmoid RNN on torch's fused tanh kernel (its CUDA fast path)
+CELLS = ["rnn-tanh", "rnn-relu", "rnn-sigmoid", "rnn-sigmoid@tanh", "lstm", "gru"]
 B, T, IN, H = 4, 7, 3, 5
 LENGTHS = torch.tensor([7, 3, 1, 5])
+
+
+def make(cell_id: str, layers: int) -> Recurrent:
+    cell, _, kernel = cell_id.partition("@")
+    return Recurrent(cell, IN, H, layers, sigmoid_kernel=kernel or "auto")
 
 
 def torch_module(cell: str, layers: int) -> nn.Module:
@@ -77,7 +83,7 @@ def assert_same(got, expected, atol=1e-5):
 @pytest.mark.parametrize("cell", CELLS)
 def test_fast_and_unrolled_equal_reference(cell, layers, lengths):
     torch.manual_seed(layers)
-    rnn = Recurrent(cell, IN, H, layers)
+    rnn = make(cell, layers)
     x = torch.randn(B, T, IN)
     with torch.no_grad():
         expected = reference(rnn, x, lengths)
@@ -98,7 +104,7 @@ def test_fast_and_unrolled_gradients_agree(cell):
     """The fast path's tricks (sigmoid on the tanh kernel, right-aligned LSTM for variable
     lengths) must give the same weight gradients as the plain unrolled loop."""
     torch.manual_seed(2)
-    rnn = Recurrent(cell, IN, H, 2)
+    rnn = make(cell, 2)
     x = torch.randn(B, T, IN)
     grads = []
     for fast in (True, False):
