@@ -67,6 +67,7 @@ DEFAULT_CACHE_BYTES = 256 * 2**20
 BLOCK_BYTES = 2**20  # target size of one shuffle block (stored bytes, inputs + targets)
 BUFFER_BLOCKS = 8  # blocks whose samples are shuffled together: memory ~ 8 MiB + batches
 GAP_BYTES = 256 * 2**10  # rows closer than this are read in one slice and sub-selected
+PROBE_FULL_READ_BYTES = 16 * 2**20  # the child reads arrays this small in full
 _LENGTH_READ_ROWS = 2**20
 _SHUFFLE_SALT = 0x5EED_B10C
 
@@ -602,13 +603,20 @@ def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
     return sorted(found, key=lambda a: a.path)
 
 
-def probe_rows(ds: h5py.Dataset) -> None:
-    """Read the first and the last sample of an array: the chunks a hostile file is
-    most likely to break are touched once, in the safe-open child process."""
+def probe_array(ds: h5py.Dataset, full_read_bytes: int = PROBE_FULL_READ_BYTES) -> None:
+    """Read the first and the last sample of an array (all of it when it is small), in
+    the safe-open child process: the chunks and chunk index a hostile file may have
+    broken are touched there once, not first in the app."""
     n = ds.shape[0] if ds.shape else 0
-    if n:
-        ds[0:1]
-        ds[n - 1 : n]
+    if not n:
+        return
+    if ds.id.get_storage_size() <= full_read_bytes:
+        step = max(1, full_read_bytes // 8 // max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:]))))
+        for lo in range(0, n, step):
+            ds[lo : lo + step]
+        return
+    ds[0:1]
+    ds[n - 1 : n]
 
 
 def _open_h5(path: Path, file: str) -> h5py.File:

@@ -4,7 +4,7 @@ A hostile or damaged file can crash or hang libhdf5 itself (h5py issues #1183 an
 #2569, HDF5 #1707): no Python exception, the whole app dies. So before the app opens
 a file in-process, a child process (`python -m workbench.safe_open`) opens it, checks
 its structure exactly as the reader does, and reads the first and last sample of each
-array the dataset uses. A crash or a timeout there becomes a DatasetError ("the file
+array the dataset uses (all of an array stored in under 16 MiB). A crash or a timeout there becomes a DatasetError ("the file
 could not be read safely: ...") and the app lives on.
 
 The verdict is cached by (real path, size, mtime, what was checked, HDF5 version) in
@@ -69,15 +69,16 @@ def check_file(
     inputs: str | None = None,
     targets: str | None = None,
     mode: str = "open",
-    timeout: float = DEFAULT_TIMEOUT_S,
+    timeout: float | None = None,
     use_cache: bool = True,
 ) -> None:
     """Raise DatasetError unless the file can be read in-process without risk.
 
     mode "open": the dataset's structure and the first and last sample of each array
-    it uses (`inputs`/`targets` as for SequenceDataset.open); mode "list": a walk over
-    every object in the file (for list_arrays). A structural DatasetError found by the
-    child is raised as it is.
+    it uses, all of an array stored in under 16 MiB (`inputs`/`targets` as for
+    SequenceDataset.open); mode "list": a walk over every object in the file (for
+    list_arrays). A structural DatasetError found by the child is raised as it is.
+    `timeout` defaults to DEFAULT_TIMEOUT_S (read at call time).
     """
     if mode not in ("open", "list"):
         raise ValueError(f"mode must be 'open' or 'list', not {mode!r}")
@@ -88,7 +89,8 @@ def check_file(
         raise DatasetError(f"{path}: could not read the file: {exc.strerror or exc}") from exc
     verdict = _lookup(key) if use_cache else None
     if verdict is None:
-        verdict = _run_child(path, mode, inputs, targets, timeout)
+        limit = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
+        verdict = _run_child(path, mode, inputs, targets, limit)
         if use_cache and verdict["verdict"] != "timeout":
             _store(key, verdict)
     if verdict["verdict"] != "ok":
@@ -237,8 +239,8 @@ def _check_open(path: str, inputs: str | None, targets: str | None) -> None:
         layout = datasets.resolve_layout(f, path, inputs, targets)
         for group in layout.groups.values():
             for side in (group.x, group.y):
-                _step(f"reading the first and last samples of {side.path}")
-                datasets.probe_rows(side.dataset)
+                _step(f"reading the samples of {side.path}")
+                datasets.probe_array(side.dataset)
 
 
 def _check_list(path: str) -> None:
