@@ -12,13 +12,15 @@ the step rate). StepMetrics are thereby coalesced into batches; no event is ever
 dropped. A QTimer on the GUI side flushes what is left in the buffer when the
 Trainer goes quiet (paused, or in a long validation pass).
 
+Torch threads: the Trainer is built with `thread_policy="gui"` (by the window's
+factory), which leaves one core to the GUI thread (workbench.config.resolve_threads).
+
 Signals carry plain data only: the frozen event dataclasses of workbench.events,
 `WorkerFailure`, strings.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
@@ -57,12 +59,6 @@ class WorkerFailure:
     user_error: bool  # a WorkbenchError: show the message only
 
 
-def gui_friendly_threads(cpu_count: int | None = None) -> int:
-    """Torch threads for training that leave the GUI thread a core: N - 1, at least 1."""
-    cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return max(1, cpus - 1)
-
-
 class TrainingWorker(QObject):
     """Runs one Trainer in the thread it is moved to; forwards its events, throttled."""
 
@@ -70,12 +66,10 @@ class TrainingWorker(QObject):
     failed = Signal(object)  # WorkerFailure
     finished = Signal(object)  # RunFinished, or None when the run raised
 
-    def __init__(self, factory: TrainerFactory, *, interval: float = EMIT_INTERVAL_S,
-                 threads: int | None = None) -> None:
+    def __init__(self, factory: TrainerFactory, *, interval: float = EMIT_INTERVAL_S) -> None:
         super().__init__()
         self._factory = factory
         self._interval = interval
-        self._threads = threads
         # Plain Python state behind one lock: read from both threads.
         self._lock = threading.Lock()
         self._buffer: list[Event] = []
@@ -92,10 +86,6 @@ class TrainingWorker(QObject):
         """Build the Trainer and run it to the end; always emits `finished` last."""
         result: RunFinished | None = None
         try:
-            if self._threads:
-                import torch
-
-                torch.set_num_threads(self._threads)
             trainer = self._factory(self)
             with self._lock:
                 self._trainer = trainer
@@ -187,10 +177,9 @@ class TrainingSession(QObject):
     state_changed = Signal(str)  # "idle" | "running" | "paused" | "stopping"
 
     def __init__(self, parent: QObject | None = None, *,
-                 interval: float = EMIT_INTERVAL_S, threads: int | None = None) -> None:
+                 interval: float = EMIT_INTERVAL_S) -> None:
         super().__init__(parent)
         self._interval = interval
-        self._threads = threads
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
         self._state = "idle"
@@ -212,7 +201,7 @@ class TrainingSession(QObject):
             raise RuntimeError("a run is already in progress")
         thread = QThread()
         thread.setObjectName("training")
-        worker = TrainingWorker(factory, interval=self._interval, threads=self._threads)
+        worker = TrainingWorker(factory, interval=self._interval)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # quit is thread-safe: call it directly from the training thread, so that a

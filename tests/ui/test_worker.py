@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ui.worker import TrainingSession, WorkerFailure, gui_friendly_threads
+from ui.worker import TrainingSession, WorkerFailure
 from workbench.errors import DatasetError
 from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
 
@@ -166,9 +166,3 @@ def test_a_bug_is_reported_with_its_traceback(qtbot, session):
     (failure,) = session.failures
     assert not failure.user_error
     assert "ZeroDivisionError" in failure.traceback
-
-
-def test_torch_threads_leave_a_core():
-    assert gui_friendly_threads(1) == 1
-    assert gui_friendly_threads(2) == 1
-    assert gui_friendly_threads(8) == 7

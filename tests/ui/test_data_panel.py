@@ -1,0 +1,210 @@
+"""Each panel built on its own with demo data: the Data panel (project files,
+token files, foreign files with hand-picked arrays), the Model panel, the task
+dialog, the training controls and the three plots."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import ui.data_panel as data_panel_module
+from ui import errors
+from ui.controls import TrainingControls, format_duration, planned_steps
+from ui.data_panel import DataPanel, DatasetDocument, guess_arrays, is_project_layout
+from ui.model_panel import ModelPanel
+from ui.plots.demo import demo_events
+from ui.plots.gradient_plot import GradientPlot
+from ui.plots.loss_plot import LossPlot
+from ui.plots.trajectory_plot import TrajectoryPlot
+from ui.task_dialog import TaskDialog
+from ui.worker import TrainingSession
+from workbench.datasets import ArrayInfo
+from workbench.tasks import generate
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr(errors, "show_message",
+                        lambda parent, title, text, **kw: shown.append(text))
+    return shown
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("files")
+    sine = generate("sine", folder / "sine.h5", n=40, seed=0, input_steps=8, target_steps=3,
+                    features=2)
+    reverse = generate("reverse", folder / "reverse.h5", n=40, seed=0, length=5)
+    foreign = folder / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.random.default_rng(0).normal(size=(30, 7, 1)).astype(np.float32)
+        f["y"] = np.random.default_rng(1).normal(size=(30, 2, 1)).astype(np.float32)
+        f["meta/notes"] = np.arange(3)
+    return {"sine": sine, "reverse": reverse, "foreign": foreign}
+
+
+@pytest.fixture
+def panel(qtbot):
+    document = DatasetDocument()
+    widget = DataPanel(document)
+    qtbot.addWidget(widget)
+    yield widget
+    document.close()
+
+
+def tree_rows(panel) -> dict[str, tuple[str, ...]]:
+    rows = {}
+
+    def walk(item):
+        path = item.data(0, 0x0100)  # Qt.UserRole
+        if path:
+            rows[path] = tuple(item.text(c) for c in range(4))
+        for i in range(item.childCount()):
+            walk(item.child(i))
+
+    for i in range(panel.tree.topLevelItemCount()):
+        walk(panel.tree.topLevelItem(i))
+    return rows
+
+
+def test_a_project_file_shows_arrays_summary_and_a_sample(panel, files, messages):
+    assert panel.open_file(files["sine"])
+    rows = tree_rows(panel)
+    used = {path: row[3] for path, row in rows.items() if row[3]}
+    assert sorted(used.values()) == ["inputs", "inputs", "inputs", "targets", "targets",
+                                     "targets"] or sorted(set(used.values())) == ["inputs",
+                                                                                 "targets"]
+    assert any(row[1] == "36 × 8 × 2" or "× 8 × 2" in row[1] for row in rows.values())
+    text = {k: v.text() for k, v in panel.summary_labels.items()}
+    assert text["task"] == "sine" and text["kind"] == "continuous"
+    assert "T_in = 8" in text["steps"] and "T_out = 3" in text["steps"]
+    assert "train" in text["samples"] and "2 features" in text["values"]
+    # the preview: input and target of every feature, on one time axis
+    curves = panel.preview_plot.getPlotItem().listDataItems()
+    assert len(curves) == 4
+    xs = np.concatenate([c.getData()[0] for c in curves])
+    assert xs.min() == 0 and xs.max() == 8 + 3 - 1
+    panel.index_spin.setValue(3)
+    assert len(panel.preview_plot.getPlotItem().listDataItems()) == 4
+    assert messages == []
+
+
+def test_a_token_file_previews_as_text(panel, files):
+    assert panel.open_file(files["reverse"])
+    assert panel.preview_stack.currentWidget() is panel.preview_text
+    text = panel.preview_text.toPlainText()
+    assert text.startswith("Input :") and "Target:" in text and "</s>" in text
+    assert "vocabulary" in panel.summary_labels["values"].text()
+
+
+def test_a_foreign_file_opens_with_hand_picked_arrays(panel, files, monkeypatch, messages):
+    asked = []
+
+    def choose(parent, path, arrays):
+        asked.append([a.path for a in arrays])
+        return "/x", "/y"
+
+    monkeypatch.setattr(data_panel_module, "choose_arrays", choose)
+    assert panel.open_file(files["foreign"])
+    assert "/x" in asked[0] and "/y" in asked[0]
+    assert panel.document.inputs == "/x" and panel.document.targets == "/y"
+    assert tree_rows(panel)["/x"][3] == "inputs"
+    assert "T_in = 7" in panel.summary_labels["steps"].text()
+    assert panel.inputs_combo.currentData() == "/x"
+    assert messages == []
+
+
+def test_cancelling_the_array_choice_keeps_the_dataset(panel, files, monkeypatch):
+    assert panel.open_file(files["sine"])
+    monkeypatch.setattr(data_panel_module, "choose_arrays", lambda *a: None)
+    assert not panel.open_file(files["foreign"])
+    assert panel.document.path == str(files["sine"].resolve())
+
+
+def test_a_bad_array_choice_shows_the_error_and_keeps_the_dataset(panel, files, monkeypatch,
+                                                                  messages):
+    assert panel.open_file(files["sine"])
+    monkeypatch.setattr(data_panel_module, "choose_arrays", lambda *a: ("/x", "/meta/notes"))
+    assert not panel.open_file(files["foreign"])
+    assert len(messages) == 1 and "/meta/notes" in messages[0]
+    assert panel.document.path == str(files["sine"].resolve())
+
+
+def test_array_guesses():
+    arrays = [ArrayInfo("/a/src", (5, 3), "int64"), ArrayInfo("/a/labels", (5, 2), "int64"),
+              ArrayInfo("/n", (5,), "int64")]
+    assert guess_arrays(arrays) == ("/a/src", "/a/labels")
+    assert not is_project_layout(arrays)
+    assert is_project_layout([ArrayInfo("/train/inputs", (5, 3), "f4"),
+                              ArrayInfo("/train/targets", (5, 3), "f4")])
+
+
+def test_the_model_panel_alone_follows_the_data(qtbot, files):
+    document = DatasetDocument()
+    panel = ModelPanel(document, {"cell": "gru", "hidden": 10})
+    qtbot.addWidget(panel)
+    assert panel.parameters.text() == "–"  # no data yet
+    document.load(files["reverse"])
+    assert panel.embedding.isEnabled()  # token data
+    before = panel.parameters.text()
+    panel.embedding.setValue(64)
+    assert panel.parameters.text() != before
+    document.load(files["sine"])
+    assert not panel.embedding.isEnabled()
+    assert panel.values()["cell"] == "gru" and panel.values()["hidden"] == 10
+    panel.optimizer.setCurrentIndex(panel.optimizer.findData("sgd"))
+    assert panel.momentum.isEnabled()
+    panel.tf_schedule.setChecked(True)
+    panel.tf_end.setValue(20)
+    assert panel.values()["teacher_forcing_end"] == pytest.approx(0.2)
+    config = panel.run_config(str(files["sine"]))
+    assert config.cell == "gru" and config.optimizer == "sgd"
+    document.close()
+
+
+def test_the_task_dialog_writes_a_file(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQUENCE_WORKBENCH_HOME", str(tmp_path))
+    dialog = TaskDialog(task="copy")
+    qtbot.addWidget(dialog)
+    assert dialog.task_name() == "copy"
+    assert set(dialog.options()) == {"length", "delay", "vocab"}
+    dialog.n.setValue(50)
+    dialog.set_option("delay", 3)
+    assert dialog.output_path() == tmp_path / "datasets" / "copy-n50-seed0.h5"
+    dialog.generate_button.click()
+    qtbot.waitUntil(lambda: dialog.written_path is not None, timeout=20_000)
+    assert dialog.written_path.is_file()
+    with h5py.File(dialog.written_path) as f:
+        assert f.attrs["task"] == "copy"
+
+
+def test_the_controls_alone_follow_a_session(qtbot):
+    session = TrainingSession()
+    controls = TrainingControls(session)
+    qtbot.addWidget(controls)
+    assert controls.train_action.isEnabled() and not controls.stop_action.isEnabled()
+    events = demo_events("gru", steps=100, steps_per_epoch=25, probe_every=50, t_in=4, t_out=2,
+                         layers=1, hidden=4)
+    events[0] = type(events[0])(**{**events[0].__dict__,
+                                   "config": {"training": {"batch_size": 4, "epochs": 4}},
+                                   "dataset": {"splits": {"train": 100}}})
+    controls._on_state_changed("running")
+    controls._on_events(tuple(events[:40]))
+    assert "Epoch" in controls.progress.format() and "of 100" in controls.progress.format()
+    assert controls.speed_label.text().endswith("sequences/s")
+    assert controls.eta_label.text().startswith("ETA")
+    controls._on_events(tuple(events[40:]))
+    assert controls.progress.format().startswith("Completed")
+    assert planned_steps({"training": {"batch_size": 32, "steps": 7}}, 1000) == (7, 32)
+    assert format_duration(125) == "2 min 05 s"
+
+
+@pytest.mark.parametrize("plot_type", [LossPlot, GradientPlot, TrajectoryPlot])
+def test_each_plot_alone_takes_a_demo_run(qtbot, plot_type):
+    plot = plot_type()
+    qtbot.addWidget(plot)
+    plot.add_events(demo_events("lstm", steps=60, steps_per_epoch=20, probe_every=20, t_in=5,
+                                t_out=3, layers=1, hidden=6))
+    plot.redraw_now()

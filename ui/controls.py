@@ -1,0 +1,191 @@
+"""Train / Pause-Resume / Stop, the progress bar, and the ETA and speed read-outs.
+
+`TrainingControls` shows a `TrainingSession` (ui.worker): it enables its actions
+from the session's state and reads progress from the session's events. It asks
+for a run with `train_requested`; the window decides what to train.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from ui.worker import TrainingSession
+from workbench.events import RunFinished, RunStarted, RunStatus, StepMetrics
+
+
+def format_duration(seconds: float | None) -> str:
+    """'42 s', '3 min 05 s', '1 h 02 min'; '–' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def planned_steps(config: dict[str, Any], train_size: int) -> tuple[int | None, int]:
+    """(total optimizer steps, steps per epoch) of a run's config (RunConfig.to_dict()).
+
+    Steps per epoch is ceil(N_train / batch_size); the total is `steps` when set,
+    else epochs times that.
+    """
+    training = config.get("training", config)
+    batch = int(training.get("batch_size") or 1)
+    per_epoch = max(1, math.ceil(max(train_size, 1) / max(batch, 1)))
+    if training.get("steps"):
+        return int(training["steps"]), per_epoch
+    if training.get("epochs"):
+        return int(training["epochs"]) * per_epoch, per_epoch
+    return None, per_epoch
+
+
+class TrainingControls(QWidget):
+    """The toolbar row of a run: actions, progress, and status-bar read-outs."""
+
+    train_requested = Signal()
+
+    def __init__(self, session: TrainingSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._total: int | None = None
+        self._epochs: int | None = None
+        self._first: tuple[int, float] | None = None  # (step, seconds) of the first step seen
+        self._state = "idle"
+        self._step = 0
+        self._epoch = 0
+
+        self.train_action = QAction("Train", self)
+        self.train_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.train_action.setToolTip("Train a new model on the dataset with the settings "
+                                     "of the Model panel (Ctrl+Return)")
+        self.train_action.triggered.connect(self.train_requested)
+        self.pause_action = QAction("Pause", self)
+        self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.pause_action.setToolTip("Pause after the current step; press again to resume (Ctrl+P)")
+        self.pause_action.triggered.connect(self._on_pause_clicked)
+        self.stop_action = QAction("Stop", self)
+        self.stop_action.setShortcut(QKeySequence("Ctrl+."))
+        self.stop_action.setToolTip("Stop after the current step and save a checkpoint; "
+                                    "the run can be resumed later (Ctrl+.)")
+        self.stop_action.triggered.connect(session.stop)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        for action, name in ((self.train_action, "trainButton"),
+                             (self.pause_action, "pauseButton"),
+                             (self.stop_action, "stopButton")):
+            button = QToolButton(self)
+            button.setDefaultAction(action)
+            button.setObjectName(name)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setMinimumWidth(84)
+            layout.addWidget(button)
+        self.progress = QProgressBar(self)
+        self.progress.setMinimumWidth(280)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Ready to train")
+        self.progress.setValue(0)
+        layout.addSpacing(8)
+        layout.addWidget(self.progress, 1)
+
+        # Shown by the window in its status bar.
+        self.eta_label = QLabel("", self)
+        self.eta_label.setToolTip("Estimated time left in this run")
+        self.speed_label = QLabel("", self)
+        self.speed_label.setToolTip("Training throughput: sequences per second")
+
+        session.state_changed.connect(self._on_state_changed)
+        session.events_ready.connect(self._on_events)
+        self._on_state_changed(session.state)
+
+    # --- slots ------------------------------------------------------------------------
+    def _on_pause_clicked(self) -> None:
+        if self._state == "paused":
+            self.session.resume()
+        else:
+            self.session.pause()
+
+    def _on_state_changed(self, state: str) -> None:
+        self._state = state
+        idle = state == "idle"
+        self.train_action.setEnabled(idle)
+        self.pause_action.setEnabled(state in ("running", "paused"))
+        self.pause_action.setText("Resume" if state == "paused" else "Pause")
+        self.stop_action.setEnabled(state in ("running", "paused"))
+        if state == "stopping":
+            self.progress.setFormat("Stopping after the current step…")
+        elif state == "paused":
+            self.progress.setFormat("Paused · " + self._position_text())
+        elif state == "running" and self._first is not None:
+            self.progress.setFormat(self._position_text())
+        elif state == "running":
+            self.progress.setFormat("Starting…")
+
+    def _on_events(self, events: tuple) -> None:
+        last_step: StepMetrics | None = None  # only the newest step of a batch is shown
+        for event in events:
+            if isinstance(event, StepMetrics):
+                last_step = event
+                if self._first is None:
+                    self._first = (event.step - 1, event.seconds)
+                continue
+            if last_step is not None:
+                self._show_step(last_step)
+                last_step = None
+            if isinstance(event, RunStarted):
+                self._on_run_started(event)
+            elif isinstance(event, RunFinished):
+                self._on_run_finished(event)
+            elif isinstance(event, RunStatus) and event.status == "paused":
+                self.progress.setFormat("Paused · " + self._position_text())
+        if last_step is not None:
+            self._show_step(last_step)
+
+    def _on_run_started(self, event: RunStarted) -> None:
+        train_size = int((event.dataset.get("splits") or {}).get("train", 0))
+        self._total, per_epoch = planned_steps(event.config, train_size)
+        self._epochs = math.ceil(self._total / per_epoch) if self._total else None
+        self._first = None
+        self._step = event.resumed_from_step
+        self._epoch = 0
+        self.progress.setRange(0, self._total or 0)
+        self.progress.setValue(event.resumed_from_step)
+        self.progress.setFormat("Starting…")
+        self.eta_label.setText("")
+        self.speed_label.setText("")
+
+    def _show_step(self, event: StepMetrics) -> None:
+        self._step, self._epoch = event.step, event.epoch
+        if self._total:
+            self.progress.setValue(min(event.step, self._total))
+        if self._state == "running":
+            self.progress.setFormat(self._position_text())
+        self.speed_label.setText(f"{event.sequences_per_second:,.0f} sequences/s")
+        if self._total and self._first is not None and event.step > self._first[0]:
+            per_step = (event.seconds - self._first[1]) / (event.step - self._first[0])
+            eta = per_step * (self._total - event.step)
+            self.eta_label.setText(f"ETA {format_duration(eta)}")
+
+    def _on_run_finished(self, event: RunFinished) -> None:
+        words = {"completed": "Completed", "stopped": "Stopped", "diverged": "Diverged",
+                 "failed": "Failed"}
+        self.progress.setFormat(f"{words.get(event.status, event.status.title())} at step "
+                                f"{event.step} (epoch {event.epoch}) in "
+                                f"{format_duration(event.seconds)}")
+        if event.status == "completed" and self._total:
+            self.progress.setValue(self._total)
+        self.eta_label.setText("")
+
+    def _position_text(self) -> str:
+        epochs = f" of {self._epochs}" if self._epochs else ""
+        total = f" of {self._total:,}" if self._total else ""
+        return f"Epoch {self._epoch}{epochs} · step {self._step:,}{total}"

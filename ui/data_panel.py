@@ -1,0 +1,563 @@
+"""The Data panel: the open dataset's arrays, summary and one sample.
+
+`DatasetDocument` is the object shown: the current file opened through
+workbench.datasets (structure checked, no data array read), replaced only when
+a new file opens without error, so a bad file never unloads a good one.
+`DataPanel` shows it: a tree of the file's groups and arrays (shape, dtype, and
+which arrays are the inputs and targets), a summary, and a preview of one
+sample picked by split and index: continuous sequences as lines on one time
+axis (input, then target), token sequences as text.
+
+For a file that is not in the project's format the inputs and targets are
+chosen by hand: at open (`choose_arrays`, a dialog tests can replace) and at
+any time with the panel's two array selectors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui import errors
+from workbench.datasets import ArrayInfo, Batch, DatasetSummary, SequenceDataset, list_arrays
+from workbench.errors import WorkbenchError
+
+FILE_FILTER = "HDF5 sequence files (*.h5 *.hdf5 *.hdf);;All files (*)"
+PREVIEW_MAX_FEATURES = 4
+INPUT_COLORS = ("#0072B2", "#56B4E9", "#009E73", "#7B3294")
+TARGET_COLORS = ("#D55E00", "#E69F00", "#CC79A7", "#8C564B")
+AUTOMATIC = ""  # combo data of the "(as the file says)" entry
+
+
+def is_project_layout(arrays: list[ArrayInfo]) -> bool:
+    """True when the file has the project's /inputs and /targets (at the root or in
+    split groups), so the reader finds them without being told."""
+    paths = {a.path for a in arrays}
+    prefixes = ("", "/train", "/val", "/test")
+    return any(f"{p}/inputs" in paths and f"{p}/targets" in paths for p in prefixes)
+
+
+def guess_arrays(arrays: list[ArrayInfo]) -> tuple[str | None, str | None]:
+    """A first guess at (inputs, targets) of a foreign file, from array names."""
+    candidates = [a for a in arrays if len(a.shape) >= 2]
+
+    def find(words: tuple[str, ...], exclude: str | None) -> str | None:
+        for a in candidates:
+            name = a.path.rsplit("/", 1)[-1].lower()
+            if a.path != exclude and any(name == w or name.startswith(w) for w in words):
+                return a.path
+        return None
+
+    inputs = find(("inputs", "input", "x", "src", "source", "features"), None)
+    targets = find(("targets", "target", "y", "tgt", "labels", "label"), inputs)
+    rest = [a.path for a in candidates if a.path not in (inputs, targets)]
+    if inputs is None and rest:
+        inputs = rest.pop(0)
+    if targets is None and rest:
+        targets = rest.pop(0)
+    return inputs, targets
+
+
+class DatasetDocument(QObject):
+    """The dataset the window works on; `changed` after a successful load."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.path: str | None = None
+        self.arrays: list[ArrayInfo] = []
+        self.dataset: SequenceDataset | None = None
+        self.inputs: str | None = None  # None: as the file says (the project's format)
+        self.targets: str | None = None
+
+    @property
+    def summary(self) -> DatasetSummary | None:
+        return self.dataset.summary if self.dataset is not None else None
+
+    def load(self, path: str | os.PathLike[str], inputs: str | None = None,
+             targets: str | None = None, *, arrays: list[ArrayInfo] | None = None) -> None:
+        """Open `path`; on any error (DatasetError, ConfigError) nothing changes."""
+        path = str(Path(path).resolve())
+        if arrays is None:
+            arrays = list_arrays(path)
+        dataset = SequenceDataset.open(path, inputs or None, targets or None)
+        old, self.dataset = self.dataset, dataset
+        if old is not None:
+            old.close()
+        self.path, self.arrays = path, list(arrays)
+        self.inputs, self.targets = inputs or None, targets or None
+        self.changed.emit()
+
+    def sample(self, split: str, index: int) -> Batch:
+        """One sample (raw values) of `split`; reads only that sample."""
+        if self.dataset is None:
+            raise WorkbenchError("no dataset is open")
+        return self.dataset.split(split).read(np.array([index], dtype=np.int64))
+
+    def used_arrays(self) -> dict[str, str]:
+        """Array path -> "inputs"/"targets" for the arrays the reader uses."""
+        if self.inputs and self.targets:
+            return {self.inputs: "inputs", self.targets: "targets"}
+        used = {}
+        for a in self.arrays:
+            name = a.path.rsplit("/", 1)[-1]
+            parent = a.path.rsplit("/", 1)[0]
+            if name in ("inputs", "targets") and parent in ("", "/train", "/val", "/test"):
+                used[a.path] = name
+        return used
+
+    def close(self) -> None:
+        if self.dataset is not None:
+            self.dataset.close()
+            self.dataset = None
+
+
+class ArrayChoiceDialog(QDialog):
+    """Pick the inputs and targets arrays of a file not in the project's format."""
+
+    def __init__(self, path: str, arrays: list[ArrayInfo], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose the inputs and targets")
+        layout = QVBoxLayout(self)
+        text = QLabel(
+            f"<b>{Path(path).name}</b> is not in Sequence Workbench's format (no /inputs and "
+            "/targets arrays). Choose which arrays hold the input sequences and the "
+            "target sequences: (N, T, F) floats for continuous data, (N, T) integer ids "
+            "for tokens.", self)
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        form = QFormLayout()
+        self.inputs = QComboBox(self)
+        self.targets = QComboBox(self)
+        for a in arrays:
+            label = f"{a.path}   {tuple(a.shape)} {a.dtype}"
+            self.inputs.addItem(label, a.path)
+            self.targets.addItem(label, a.path)
+        guess_in, guess_out = guess_arrays(arrays)
+        for combo, guess in ((self.inputs, guess_in), (self.targets, guess_out)):
+            if guess is not None:
+                combo.setCurrentIndex(max(0, combo.findData(guess)))
+        form.addRow("Inputs", self.inputs)
+        form.addRow("Targets", self.targets)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def choice(self) -> tuple[str, str]:
+        return self.inputs.currentData(), self.targets.currentData()
+
+
+def choose_arrays(parent: QWidget | None, path: str,
+                  arrays: list[ArrayInfo]) -> tuple[str, str] | None:
+    """Ask which arrays are the inputs and targets; None when cancelled. Tests patch it."""
+    dialog = ArrayChoiceDialog(path, arrays, parent)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return dialog.choice()
+
+
+def ask_open_path(parent: QWidget | None, directory: str = "") -> str | None:
+    """The file dialog of Open...; None when cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, "Open a dataset", directory, FILE_FILTER)
+    return path or None
+
+
+class DataPanel(QWidget):
+    """Shows a `DatasetDocument` and opens files into it."""
+
+    file_opened = Signal(str)  # a file was opened (for the recent-files list)
+    new_from_task_requested = Signal()
+
+    def __init__(self, document: DatasetDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._build()
+        document.changed.connect(self._on_document_changed)
+        self._on_document_changed()
+
+    # --- construction -----------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        top = QHBoxLayout()
+        self.file_label = QLabel("No dataset open", self)
+        self.file_label.setObjectName("fileLabel")
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        top.addWidget(self.file_label, 1)
+        self.open_button = QPushButton("Open…", self)
+        self.open_button.setToolTip("Open an HDF5 file of sequences (Ctrl+O); you can also "
+                                    "drop a file onto the window")
+        self.open_button.clicked.connect(self.open_dialog)
+        self.task_button = QPushButton("New from task…", self)
+        self.task_button.setToolTip("Generate a dataset from one of the built-in tasks")
+        self.task_button.clicked.connect(self.new_from_task_requested)
+        top.addWidget(self.open_button)
+        top.addWidget(self.task_button)
+        layout.addLayout(top)
+
+        self.description = QLabel("", self)
+        self.description.setObjectName("hint")
+        self.description.setWordWrap(True)
+        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.description)
+
+        # summary
+        summary_box = QGroupBox("Summary", self)
+        form = QFormLayout(summary_box)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.summary_labels: dict[str, QLabel] = {}
+        for key, label in (("task", "Task"), ("kind", "Kind"), ("samples", "Samples"),
+                           ("steps", "Time steps"), ("values", "Features")):
+            value = QLabel("–", summary_box)
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(label, value)
+            self.summary_labels[key] = value
+        self._values_label = form.labelForField(self.summary_labels["values"])
+        layout.addWidget(summary_box)
+
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        layout.addWidget(splitter, 1)
+
+        # arrays of the file
+        arrays_box = QGroupBox("Arrays in the file", splitter)
+        box = QVBoxLayout(arrays_box)
+        self.tree = QTreeWidget(arrays_box)
+        self.tree.setHeaderLabels(["Name", "Shape", "Type", "Used as"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setMinimumHeight(60)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, 3):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        box.addWidget(self.tree, 1)
+        choose = QGridLayout()
+        self.inputs_combo = QComboBox(arrays_box)
+        self.targets_combo = QComboBox(arrays_box)
+        for combo, what in ((self.inputs_combo, "inputs"), (self.targets_combo, "targets")):
+            combo.setToolTip(f"The array that holds the {what}")
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        self.apply_arrays = QPushButton("Use", arrays_box)
+        self.apply_arrays.setToolTip("Reopen the file with these inputs and targets")
+        self.apply_arrays.clicked.connect(self._on_apply_arrays)
+        choose.addWidget(QLabel("Inputs", arrays_box), 0, 0)
+        choose.addWidget(self.inputs_combo, 0, 1)
+        choose.addWidget(QLabel("Targets", arrays_box), 1, 0)
+        choose.addWidget(self.targets_combo, 1, 1)
+        choose.addWidget(self.apply_arrays, 1, 2)
+        choose.setColumnStretch(1, 1)
+        box.addLayout(choose)
+
+        # preview
+        preview_box = QGroupBox("Preview of one sample", splitter)
+        pbox = QVBoxLayout(preview_box)
+        row = QHBoxLayout()
+        self.split_combo = QComboBox(preview_box)
+        self.index_spin = QSpinBox(preview_box)
+        self.index_spin.setToolTip("Index of the sample within the split")
+        self.index_spin.setKeyboardTracking(False)
+        row.addWidget(QLabel("Split", preview_box))
+        row.addWidget(self.split_combo)
+        row.addWidget(QLabel("Sample", preview_box))
+        row.addWidget(self.index_spin)
+        self.index_of = QLabel("", preview_box)
+        row.addWidget(self.index_of)
+        row.addStretch(1)
+        pbox.addLayout(row)
+        self.preview_stack = QStackedWidget(preview_box)
+        self.preview_plot = pg.PlotWidget(background="#ffffff")
+        self.preview_plot.setMinimumHeight(110)
+        item = self.preview_plot.getPlotItem()
+        item.setLabel("bottom", "time step (input, then target)")
+        item.setLabel("left", "value")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setMenuEnabled(False)
+        self.preview_legend = item.addLegend(offset=(-5, 5))
+        self.preview_text = QPlainTextEdit(preview_box)
+        self.preview_text.setReadOnly(True)
+        self.preview_text.setFont(QFont("monospace"))
+        self.preview_stack.addWidget(self.preview_plot)
+        self.preview_stack.addWidget(self.preview_text)
+        pbox.addWidget(self.preview_stack, 1)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+
+        self.split_combo.currentIndexChanged.connect(self._on_split_changed)
+        self.index_spin.valueChanged.connect(self._on_index_changed)
+
+    # --- opening files -----------------------------------------------------------------
+    def open_dialog(self) -> None:
+        start = str(Path(self.document.path).parent) if self.document.path else ""
+        path = ask_open_path(self, start)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | os.PathLike[str], inputs: str | None = None,
+                  targets: str | None = None) -> bool:
+        """Open `path` into the document; a bad file shows its error and changes nothing.
+
+        Returns True when the file was opened.
+        """
+        path = str(path)
+        name = Path(path).name
+        try:
+            arrays = list_arrays(path)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot open the dataset")
+            return False
+        if not (inputs and targets) and not is_project_layout(arrays):
+            if not arrays:
+                errors.show_message(self, "Cannot open the dataset",
+                                    f"{path}: the file holds no arrays.", level="warning")
+                return False
+            choice = choose_arrays(self, path, arrays)
+            if choice is None:
+                return False
+            inputs, targets = choice
+        try:
+            self.document.load(path, inputs, targets, arrays=arrays)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title=f"Cannot open {name}")
+            return False
+        self.file_opened.emit(self.document.path or path)
+        return True
+
+    def _on_apply_arrays(self) -> None:
+        if not self.document.path:
+            return
+        inputs = self.inputs_combo.currentData() or None
+        targets = self.targets_combo.currentData() or None
+        if bool(inputs) != bool(targets):
+            errors.show_message(self, "Choose both arrays",
+                                "Choose both the inputs and the targets array, or "
+                                "“as the file says” for both.", level="warning")
+            return
+        self.open_file(self.document.path, inputs, targets)
+
+    # --- showing the document ----------------------------------------------------------
+    def _on_document_changed(self) -> None:
+        doc = self.document
+        if doc.path is None:
+            self.file_label.setText("No dataset open")
+            return
+        self.file_label.setText(f"<b>{Path(doc.path).name}</b>")
+        self.file_label.setToolTip(doc.path)
+        self._fill_tree()
+        self._fill_choosers()
+        self._fill_summary()
+        self.split_combo.blockSignals(True)
+        self.split_combo.clear()
+        summary = doc.summary
+        if summary is not None:
+            for split, n in summary.splits.items():
+                self.split_combo.addItem(f"{split} ({n:,})", split)
+        self.split_combo.blockSignals(False)
+        self._on_split_changed()
+
+    def _fill_tree(self) -> None:
+        self.tree.clear()
+        used = self.document.used_arrays()
+        groups: dict[str, QTreeWidgetItem] = {}
+        bold = QFont()
+        bold.setBold(True)
+
+        def group_item(path: str) -> QTreeWidgetItem | None:
+            if path in ("", "/"):
+                return None
+            if path not in groups:
+                parent_path, name = path.rsplit("/", 1)
+                parent = group_item(parent_path)
+                item = QTreeWidgetItem([name + "/", "", "group", ""])
+                if parent is None:
+                    self.tree.addTopLevelItem(item)
+                else:
+                    parent.addChild(item)
+                item.setExpanded(True)
+                groups[path] = item
+            return groups[path]
+
+        for a in self.document.arrays:
+            parent_path, name = a.path.rsplit("/", 1)
+            parent = group_item(parent_path)
+            shape = " × ".join(str(s) for s in a.shape) if a.shape else "scalar"
+            item = QTreeWidgetItem([name, shape, a.dtype, used.get(a.path, "")])
+            item.setToolTip(0, a.path)
+            item.setData(0, Qt.ItemDataRole.UserRole, a.path)
+            if a.path in used:
+                for c in range(4):
+                    item.setFont(c, bold)
+            if parent is None:
+                self.tree.addTopLevelItem(item)
+            else:
+                parent.addChild(item)
+        self.tree.expandAll()
+
+    def _fill_choosers(self) -> None:
+        doc = self.document
+        project = is_project_layout(doc.arrays)
+        for combo, chosen in ((self.inputs_combo, doc.inputs), (self.targets_combo, doc.targets)):
+            combo.blockSignals(True)
+            combo.clear()
+            if project:
+                combo.addItem("as the file says", AUTOMATIC)
+            for a in doc.arrays:
+                if len(a.shape) >= 2:
+                    combo.addItem(a.path, a.path)
+            index = combo.findData(chosen) if chosen else 0
+            combo.setCurrentIndex(max(0, index))
+            combo.blockSignals(False)
+
+    def _fill_summary(self) -> None:
+        summary = self.document.summary
+        labels = self.summary_labels
+        if summary is None:
+            for label in labels.values():
+                label.setText("–")
+            return
+        labels["task"].setText(summary.task or "(not from a built-in task)")
+        self.description.setText(summary.description)
+        self.description.setVisible(bool(summary.description))
+        x, y = summary.inputs, summary.targets
+        kinds = x.kind if x.kind == y.kind else f"{x.kind} → {y.kind}"
+        variable = " (variable length)" if summary.variable_length else ""
+        labels["kind"].setText(f"{kinds}{variable}")
+        labels["samples"].setText(" · ".join(f"{name} {n:,}" for name, n in summary.splits.items()))
+        labels["steps"].setText(f"T_in = {x.steps}, T_out = {y.steps}")
+        parts = []
+        for side, name in ((x, "in"), (y, "out")):
+            if side.kind == "tokens":
+                vocab = [v for v in (side.vocab or ())][3:]
+                shown = " ".join(vocab[:12]) + (" …" if len(vocab) > 12 else "")
+                parts.append(f"{name}: vocabulary of {side.vocab_size} ({shown})")
+            else:
+                parts.append(f"{name}: {side.features} feature{'s' if side.features != 1 else ''}")
+        tokens = "tokens" in (x.kind, y.kind)
+        self._values_label.setText("Vocabulary" if tokens and x.kind == y.kind else "Features")
+        labels["values"].setText("; ".join(parts))
+
+    def _on_split_changed(self, *_args: Any) -> None:
+        summary = self.document.summary
+        split = self.split_combo.currentData()
+        n = summary.splits.get(split, 0) if summary is not None and split else 0
+        self.index_spin.blockSignals(True)
+        self.index_spin.setRange(0, max(0, n - 1))
+        self.index_spin.blockSignals(False)
+        self.index_spin.setEnabled(n > 0)
+        self.index_of.setText(f"of 0 – {n - 1:,}" if n else "")
+        self._show_sample()
+
+    def _on_index_changed(self, _value: int) -> None:
+        self._show_sample()
+
+    def _show_sample(self) -> None:
+        summary = self.document.summary
+        split = self.split_combo.currentData()
+        self.preview_plot.clear()
+        self.preview_text.clear()
+        if summary is None or not split or summary.splits.get(split, 0) == 0:
+            return
+        try:
+            batch = self.document.sample(split, self.index_spin.value())
+        except WorkbenchError as exc:
+            self.preview_stack.setCurrentWidget(self.preview_text)
+            self.preview_text.setPlainText(f"This sample cannot be shown:\n{exc}")
+            return
+        x, y = summary.inputs, summary.targets
+        if x.kind == "continuous" or y.kind == "continuous":
+            self.preview_stack.setCurrentWidget(self.preview_plot)
+            self._plot_sample(batch, summary)
+        else:
+            self.preview_stack.setCurrentWidget(self.preview_text)
+        if "tokens" in (x.kind, y.kind):
+            self.preview_text.setPlainText(self._sample_text(batch, summary))
+            if x.kind != y.kind:  # mixed: the lines on top, the tokens in the tooltip
+                self.preview_plot.setToolTip(self.preview_text.toPlainText())
+
+    def _plot_sample(self, batch: Batch, summary: DatasetSummary) -> None:
+        plot = self.preview_plot
+        self.preview_legend.clear()
+        t_in = int(batch.x_lengths[0])
+        t_out = int(batch.y_lengths[0])
+        offset = summary.inputs.steps
+        for side, values, length, start, colors, name in (
+            (summary.inputs, batch.x[0], t_in, 0, INPUT_COLORS, "input"),
+            (summary.targets, batch.y[0], t_out, offset, TARGET_COLORS, "target"),
+        ):
+            if side.kind != "continuous":
+                continue
+            values = np.asarray(values, dtype=np.float64)[:length]
+            features = values.shape[1] if values.ndim == 2 else 1
+            values = values.reshape(length, features)
+            shown = min(features, PREVIEW_MAX_FEATURES)
+            t = np.arange(start, start + length)
+            for f in range(shown):
+                label = name if features == 1 else f"{name} {f}"
+                pen = pg.mkPen(colors[f % len(colors)], width=2,
+                               style=Qt.PenStyle.SolidLine if name == "input"
+                               else Qt.PenStyle.DashLine)
+                plot.plot(t, values[:, f], pen=pen, name=label)
+            if features > shown:
+                self.preview_legend.addItem(pg.PlotDataItem(pen=None),
+                                            f"({shown} of {features} {name} features shown)")
+        boundary = pg.InfiniteLine(pos=offset - 0.5, angle=90,
+                                   pen=pg.mkPen("#999999", style=Qt.PenStyle.DotLine))
+        plot.addItem(boundary)
+
+    def _sample_text(self, batch: Batch, summary: DatasetSummary) -> str:
+        lines = []
+        for side, values, length, name in (
+            (summary.inputs, batch.x[0], int(batch.x_lengths[0]), "Input "),
+            (summary.targets, batch.y[0], int(batch.y_lengths[0]), "Target"),
+        ):
+            if side.kind == "tokens":
+                ids = np.asarray(values[:length]).astype(np.int64).tolist()
+                vocab = side.vocab or ()
+                words = [vocab[i] if 0 <= i < len(vocab) else f"#{i}" for i in ids]
+                lines.append(f"{name}: {' '.join(words)}")
+            else:
+                lines.append(f"{name}: {length} steps of {side.features} feature(s)")
+        return "\n".join(lines)
+
+    def save_state(self) -> bytes:
+        return bytes(self.splitter.saveState().data())
+
+    def restore_state(self, state: Any) -> None:
+        if state is not None:
+            self.splitter.restoreState(state)

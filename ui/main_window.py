@@ -1,0 +1,691 @@
+"""The main window: panels in docks, the training controls, and the wiring between them.
+
+Layout (every panel is a dock, so it can be moved, tabbed or floated, and the
+arrangement is saved):
+
+    toolbar:  Open | New from task | Train  Pause  Stop  [progress: epoch, step]
+    left:     Data (arrays, summary, sample preview)
+    top:      Loss                        right: Model and training settings
+    bottom:   Gradient per time step | Hidden trajectory
+              Runs (every run in the runs directory)
+    status:   messages | run name | ETA | sequences/s
+
+The window owns the objects the panels show (`DatasetDocument`, `TrainingSession`,
+`RunsIndex`) and connects them; it holds no training logic. A live run's events
+and a replayed run's events reach the plots through the same `add_events`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QToolBar,
+    QWidget,
+)
+
+from ui import errors
+from ui.controls import TrainingControls
+from ui.data_panel import DataPanel, DatasetDocument
+from ui.model_panel import ModelPanel
+from ui.plots.gradient_plot import GradientPlot
+from ui.plots.loss_plot import LossPlot
+from ui.plots.trajectory_plot import TrajectoryPlot
+from ui.runs_panel import RunsIndex, RunsPanel
+from ui.settings import AppSettings
+from ui.task_dialog import ensure_builtin_dataset, new_dataset_from_task
+from ui.worker import TrainingSession, WorkerFailure
+from workbench.errors import WorkbenchError
+from workbench.events import Event, ListenerError, RecordingListener, RunFinished, RunStarted
+
+CLOSE_WAIT_MS = 500  # how long closing waits for a stopping run before saying so
+DATASET_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+class MainWindow(QMainWindow):
+    """Sequence Workbench's window. `settings` is read at start and written at close."""
+
+    def __init__(self, settings: AppSettings, *, initial_path: str | None = None,
+                 runs_dir: str | Path | None = None, load_dataset: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from workbench.runs import default_runs_dir
+
+        self.settings = settings
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.setWindowTitle("Sequence Workbench")
+        self.setObjectName("mainWindow")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self._close_pending = False
+        self._shown_once = False
+        self._restored_state = False
+        self._live_run_id: str | None = None
+        self._replayed_run_id: str | None = None
+        self._overlay_cache: dict[str, tuple[int, list[Event]]] = {}
+
+        # the objects the panels show
+        self.document = DatasetDocument(self)
+        self.session = TrainingSession(self)
+        self.runs_index = RunsIndex(self.runs_dir, self)
+
+        # the panels
+        self.data_panel = DataPanel(self.document)
+        self.model_panel = ModelPanel(self.document, settings.model_settings())
+        self.controls = TrainingControls(self.session)
+        self.loss_plot = LossPlot()
+        self.gradient_plot = GradientPlot()
+        self.trajectory_plot = TrajectoryPlot()
+        self.runs_panel = RunsPanel(self.runs_index)
+        self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot)
+
+        self._build_docks()
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._build_status_bar()
+        self._connect()
+        self._restore_layout()
+        self.runs_index.refresh()
+        self._initial_path = initial_path
+        if load_dataset:
+            # after the window is shown: a first launch may generate the built-in data
+            QTimer.singleShot(0, self._load_initial_dataset)
+
+    # --- construction -------------------------------------------------------------------
+    def _dock(self, title: str, name: str, widget: QWidget, tip: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setToolTip(tip)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        return dock
+
+    def _build_docks(self) -> None:
+        # A small central widget: every panel is a dock around it.
+        center = QWidget(self)
+        center.setObjectName("center")
+        center.setMaximumSize(0, 0)
+        self.setCentralWidget(center)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.data_dock = self._dock("Data", "dataDock", self.data_panel,
+                                    "The dataset: its arrays, summary and one sample")
+        self.model_dock = self._dock("Model and training", "modelDock", self.model_panel,
+                                     "The settings of the next run")
+        self.loss_dock = self._dock("Loss", "lossDock", self.loss_plot,
+                                    "Training and validation loss")
+        self.gradient_dock = self._dock(
+            "Gradient per time step", "gradientDock", self.gradient_plot,
+            "How strongly the loss depends on the hidden state at each time step: "
+            "a curve falling towards early steps is a vanishing gradient")
+        self.trajectory_dock = self._dock(
+            "Hidden-state trajectory", "trajectoryDock", self.trajectory_plot,
+            "The hidden state of a few samples moving through time (projected to 2-D)")
+        self.runs_dock = self._dock("Runs", "runsDock", self.runs_panel,
+                                    "Every run in the runs directory")
+        self.docks = (self.data_dock, self.model_dock, self.loss_dock, self.gradient_dock,
+                      self.trajectory_dock, self.runs_dock)
+        self._default_layout()
+
+    def _default_layout(self) -> None:
+        for dock in self.docks:
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.data_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
+        self.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, self.loss_dock)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.gradient_dock)
+        # Side by side the two need ~1000 px: tabbed, the window fits a laptop screen.
+        # Drag a tab out to see both at once; the arrangement is saved.
+        self.tabifyDockWidget(self.gradient_dock, self.trajectory_dock)
+        self.gradient_dock.raise_()
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock,
+                           Qt.Orientation.Vertical)
+        self._size_docks()
+
+    def _size_docks(self) -> None:
+        """Default dock sizes: side panels readable, plots sharing the rest."""
+        height = max(600, self.height())
+        self.resizeDocks([self.data_dock, self.model_dock], [390, 360], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.loss_dock, self.gradient_dock, self.runs_dock],
+                         [int(height * 0.36), int(height * 0.36), int(height * 0.2)],
+                         Qt.Orientation.Vertical)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if not self._restored_state:
+                # dock sizes apply only once the window has its size
+                QTimer.singleShot(0, self._size_docks)
+
+    def _build_actions(self) -> None:
+        self.open_action = QAction("&Open Dataset…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Open an HDF5 file of sequences (Ctrl+O)")
+        self.open_action.triggered.connect(self.data_panel.open_dialog)
+        self.task_action = QAction("&New Dataset from Task…", self)
+        self.task_action.setShortcut(QKeySequence.StandardKey.New)
+        self.task_action.setToolTip("Generate a dataset from a built-in task (Ctrl+N)")
+        self.task_action.triggered.connect(self.new_dataset_from_task)
+        self.export_action = QAction("&Export Plots…", self)
+        self.export_action.setToolTip("Save the three plots as PNG (or SVG) files")
+        self.export_action.triggered.connect(self._on_export_clicked)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        self.reset_layout_action = QAction("&Reset Layout", self)
+        self.reset_layout_action.triggered.connect(self._on_reset_layout)
+        self.folders_action = QAction("Where Are My &Files?", self)
+        self.folders_action.triggered.connect(self._on_folders_clicked)
+        self.about_action = QAction("&About Sequence Workbench", self)
+        self.about_action.triggered.connect(self._on_about_clicked)
+
+    def _on_reset_layout(self) -> None:
+        self._default_layout()
+        QTimer.singleShot(0, self._size_docks)
+
+    def _build_menus_and_toolbar(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.open_action)
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.setObjectName("recentMenu")
+        menu.addMenu(self.recent_menu)
+        menu.addAction(self.task_action)
+        menu.addSeparator()
+        menu.addAction(self.export_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        self._fill_recent_menu()
+
+        menu = self.menuBar().addMenu("&Training")
+        menu.addAction(self.controls.train_action)
+        menu.addAction(self.controls.pause_action)
+        menu.addAction(self.controls.stop_action)
+
+        menu = self.menuBar().addMenu("&View")
+        for dock in self.docks:
+            menu.addAction(dock.toggleViewAction())
+        menu.addSeparator()
+        menu.addAction(self.reset_layout_action)
+
+        menu = self.menuBar().addMenu("&Help")
+        menu.addAction(self.folders_action)
+        menu.addAction(self.about_action)
+
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("mainToolBar")
+        toolbar.setMovable(False)
+        toolbar.setIconSize(QSize(18, 18))
+        toolbar.addAction(self.open_action)
+        toolbar.addAction(self.task_action)
+        toolbar.addSeparator()
+        toolbar.addWidget(self.controls)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.toolbar = toolbar
+        # Named for a newcomer: the toolbar shows short labels, the menus the full ones.
+        for action, short in ((self.open_action, "Open…"), (self.task_action, "New from Task…")):
+            toolbar.widgetForAction(action).setText(short)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.run_label = QLabel("", self)
+        self.run_label.setObjectName("runLabel")
+        bar.addPermanentWidget(self.run_label)
+        bar.addPermanentWidget(self.controls.eta_label)
+        bar.addPermanentWidget(self.controls.speed_label)
+
+    def _connect(self) -> None:
+        self.controls.train_requested.connect(self.train)
+        self.session.events_ready.connect(self._on_events)
+        self.session.failed.connect(self._on_run_failed)
+        self.session.finished.connect(self._on_run_finished)
+        self.session.state_changed.connect(self._on_session_state)
+        self.data_panel.file_opened.connect(self._on_file_opened)
+        self.data_panel.new_from_task_requested.connect(self.new_dataset_from_task)
+        self.model_panel.validity_changed.connect(self._on_model_validity)
+        self.model_panel.changed.connect(self._on_model_changed)
+        self.runs_panel.replay_requested.connect(self._on_replay_requested)
+        self.runs_panel.overlays_changed.connect(self._on_overlays_changed)
+        self.runs_panel.resume_requested.connect(self.resume_run)
+        self.document.changed.connect(self._on_dataset_changed)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_about_to_quit)
+
+    # --- layout and settings ------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 940)
+        if state is not None:
+            self._restored_state = bool(self.restoreState(state))
+        self.data_panel.restore_state(self.settings.splitter_state("data"))
+
+    def save_settings(self) -> None:
+        """Write geometry, dock layout, model settings and the current dataset."""
+        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.set_splitter_state("data", QByteArray(self.data_panel.save_state()))
+        self.settings.set_model_settings(self.model_panel.values())
+        if self.document.path:
+            self.settings.set_last_dataset(self.document.path)
+        self.settings.sync()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.settings.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self._open_recent(p))
+        if files:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Menu", self._clear_recent)
+        else:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def _open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            errors.show_message(self, "File not found",
+                                f"{path} no longer exists; it was removed from the recent files.",
+                                level="warning")
+            self.settings.remove_recent_file(path)
+            self._fill_recent_menu()
+            return
+        self.data_panel.open_file(path)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_files()
+        self._fill_recent_menu()
+
+    # --- datasets -----------------------------------------------------------------------
+    def _load_initial_dataset(self) -> None:
+        if self._initial_path and self.data_panel.open_file(self._initial_path):
+            return
+        try:
+            path = ensure_builtin_dataset()
+        except Exception as exc:  # a read-only data folder, a full disk
+            errors.show_error(self, exc, title="The built-in dataset could not be created")
+            return
+        self.data_panel.open_file(path)
+
+    def open_dataset(self, path: str | Path) -> bool:
+        """Open a dataset file (as Open… does); False, with a dialog, when it is bad."""
+        return self.data_panel.open_file(path)
+
+    def new_dataset_from_task(self) -> None:
+        path = new_dataset_from_task(self)
+        if path is not None:
+            self.data_panel.open_file(path)
+
+    def _on_file_opened(self, path: str) -> None:
+        self.settings.add_recent_file(path)
+        self.settings.set_last_dataset(path)
+        self._fill_recent_menu()
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+
+    def _on_dataset_changed(self) -> None:
+        name = Path(self.document.path).name if self.document.path else ""
+        self.setWindowTitle(f"{name} – Sequence Workbench" if name else "Sequence Workbench")
+        self._update_train_enabled()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if self._dropped_path(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        path = self._dropped_path(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        # open after the drop returns, so the source application is not kept waiting
+        QTimer.singleShot(0, lambda: self.data_panel.open_file(path))
+
+    @staticmethod
+    def _dropped_path(event: Any) -> str | None:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(DATASET_SUFFIXES):
+                return url.toLocalFile()
+        return None
+
+    # --- training -----------------------------------------------------------------------
+    def train(self) -> None:
+        """Start a new run on the current dataset with the Model panel's settings."""
+        if self.session.is_running():
+            return
+        if self.document.path is None or self.document.summary is None:
+            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
+                                level="warning")
+            return
+        try:
+            config = self.model_panel.run_config(self.document.path, self.document.inputs,
+                                                 self.document.targets)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot train with these settings")
+            return
+        self.settings.set_model_settings(self.model_panel.values())
+        from workbench.runs import create_run_dir
+
+        try:
+            run_dir = create_run_dir(config.cell, self.runs_dir)
+        except (OSError, WorkbenchError) as exc:
+            errors.show_error(self, exc, title="Cannot create the run folder")
+            return
+        self._start(_new_run_factory(config, run_dir))
+
+    def resume_run(self, run_id: str) -> None:
+        """Continue a stopped or crashed run from its latest checkpoint."""
+        if self.session.is_running():
+            errors.show_message(self, "A run is in progress",
+                                "Stop the current run before resuming another.", level="info")
+            return
+        try:
+            run = self.runs_index.open(run_id)
+            state = run.resume_state()
+            config = run.config()
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot resume this run")
+            return
+        self._start(_resume_factory(config, run.path, run.run_id, state))
+
+    def _start(self, factory: Any) -> None:
+        self._replayed_run_id = None
+        for plot in self.plots:
+            plot.clear()
+        self.run_label.setText("Starting…")
+        self.session.start(factory)
+
+    def _on_events(self, events: tuple) -> None:
+        for event in events:
+            if isinstance(event, RunStarted):
+                self._live_run_id = event.run_id
+                self.runs_index.live_run_id = event.run_id
+                self.runs_index.refresh()
+                row = self.runs_index.row(event.run_id)
+                self.run_label.setText(f"Training: {row.name if row else event.run_id}")
+            elif isinstance(event, ListenerError):
+                self.statusBar().showMessage(
+                    f"Recording problem ({event.listener}): {event.message}", 10000)
+        for plot in self.plots:
+            plot.add_events(events)
+
+    def _on_run_failed(self, failure: WorkerFailure) -> None:
+        if failure.user_error:
+            errors.show_message(self, "Training could not start", failure.message,
+                                level="warning")
+        else:
+            errors.report_unexpected(self, failure.message, failure.traceback,
+                                     title="Training failed")
+
+    def _on_run_finished(self, result: RunFinished | None) -> None:
+        self.runs_index.live_run_id = None
+        self.runs_index.refresh()
+        if result is not None:
+            words = {"completed": "finished", "stopped": "stopped", "diverged": "diverged",
+                     "failed": "failed"}
+            name = self.run_label.text().removeprefix("Training: ")
+            self.run_label.setText(f"{name}: {words.get(result.status, result.status)}")
+            message = f"Run {words.get(result.status, result.status)} at step {result.step}"
+            if result.message and result.status in ("diverged", "failed"):
+                message += f": {result.message}"
+            self.statusBar().showMessage(message, 15000)
+            if result.status == "failed" and not self._close_pending:
+                errors.show_message(self, "Training failed", result.message or "unknown error")
+        self._live_run_id = None
+
+    def _on_session_state(self, state: str) -> None:
+        self._update_train_enabled()
+        if state == "idle" and self._close_pending:
+            QTimer.singleShot(0, self.close)
+
+    def _on_model_validity(self, _valid: bool) -> None:
+        self._update_train_enabled()
+
+    def _on_model_changed(self) -> None:
+        self._update_train_enabled()
+
+    def _update_train_enabled(self) -> None:
+        idle = self.session.state == "idle"
+        ready = self.document.summary is not None and self.model_panel.is_valid()
+        self.controls.train_action.setEnabled(idle and ready and not self._close_pending)
+        if not self.model_panel.is_valid():
+            reason = "; ".join(self.model_panel.errors().values())
+            self.controls.train_action.setToolTip(f"Fix the settings first: {reason}")
+        elif self.document.summary is None:
+            self.controls.train_action.setToolTip("Open a dataset first")
+        else:
+            self.controls.train_action.setToolTip(
+                "Train a new model on the dataset with the settings of the Model panel "
+                "(Ctrl+Return)")
+
+    # --- runs: replay, overlays ---------------------------------------------------------
+    def _run_events(self, run_id: str) -> list[Event]:
+        """The recorded history of a run (cached while its step count is unchanged)."""
+        row = self.runs_index.row(run_id)
+        steps = row.steps if row else -1
+        cached = self._overlay_cache.get(run_id)
+        if cached is not None and cached[0] == steps and run_id != self._live_run_id:
+            return cached[1]
+        recorder = RecordingListener()
+        self.runs_index.open(run_id).replay(recorder)
+        self._overlay_cache[run_id] = (steps, recorder.events)
+        return recorder.events
+
+    def replay_run(self, run_id: str) -> bool:
+        """Show a recorded run in the plots, through the same code as a live run."""
+        if self.session.is_running():
+            self.statusBar().showMessage(
+                "The plots show the run in progress; tick a run to overlay it instead.", 8000)
+            return False
+        try:
+            events = self._run_events(run_id)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot replay this run")
+            return False
+        for plot in self.plots:
+            plot.clear()
+            plot.add_events(events)
+        self._replayed_run_id = run_id
+        row = self.runs_index.row(run_id)
+        self.run_label.setText(f"Showing: {row.name if row else run_id} ({row.status if row else ''})")
+        return True
+
+    def _on_replay_requested(self, run_id: str) -> None:
+        if run_id == self._live_run_id or run_id == self._replayed_run_id:
+            return
+        self.replay_run(run_id)
+
+    def _on_overlays_changed(self, colors: dict[str, str]) -> None:
+        overlaid = (self.loss_plot, self.gradient_plot)
+        for plot in overlaid:
+            for key in list(plot.overlay_keys()):
+                if key not in colors:
+                    plot.remove_overlay(key)
+        for run_id, color in colors.items():
+            try:
+                events = self._run_events(run_id)
+            except WorkbenchError as exc:
+                errors.show_error(self, exc, title="Cannot overlay this run")
+                continue
+            row = self.runs_index.row(run_id)
+            label = row.name if row else run_id
+            for plot in overlaid:
+                plot.set_overlay(run_id, label, events, color)
+
+    # --- export, help -------------------------------------------------------------------
+    def _on_export_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the plots into")
+        if not folder:
+            return
+        written = self.export_plots(folder)
+        self.statusBar().showMessage(f"Saved {', '.join(p.name for p in written)} in {folder}",
+                                     8000)
+
+    def export_plots(self, folder: str | Path, suffix: str = ".png") -> list[Path]:
+        folder = Path(folder)
+        written = []
+        for plot, name in ((self.loss_plot, "loss"), (self.gradient_plot, "gradient"),
+                           (self.trajectory_plot, "trajectory")):
+            path = folder / f"{name}{suffix}"
+            try:
+                plot.export(path)
+            except Exception as exc:
+                errors.show_error(self, exc, title=f"Could not export the {name} plot")
+                continue
+            written.append(path)
+        return written
+
+    def _on_folders_clicked(self) -> None:
+        from ui.errors import log_path
+        from ui.settings import data_home
+
+        errors.show_message(
+            self, "Where are my files?",
+            f"Data folder: {data_home()}\nRuns: {self.runs_dir}\n"
+            f"Settings: {self.settings.path}\nError log: {log_path()}", level="info")
+
+    def _on_about_clicked(self) -> None:
+        errors.show_message(
+            self, "About Sequence Workbench",
+            "Sequence Workbench trains recurrent sequence models (RNN, GRU, LSTM) on your "
+            "data and shows, live, the loss, the gradient at every time step (vanishing and "
+            "exploding gradients made visible) and the hidden state moving through time.",
+            level="info")
+
+    # --- closing ------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Stop a run first (it saves its checkpoint), wait for its thread, then close."""
+        if self.session.is_running():
+            if not self._close_pending:
+                self._close_pending = True
+                self.session.stop()
+                if not self.session.wait(CLOSE_WAIT_MS):
+                    self._show_finishing()
+                    event.ignore()
+                    return
+            elif not self.session.wait(0):
+                event.ignore()
+                return
+        self.save_settings()
+        self.document.close()
+        event.accept()
+
+    def _show_finishing(self) -> None:
+        self.controls.progress.setFormat("Finishing the current step and saving the run; "
+                                         "the window closes when it is done…")
+        self.statusBar().showMessage("Finishing the current step and saving the run…")
+        for dock in self.docks:
+            dock.widget().setEnabled(False)
+        self._update_train_enabled()
+
+    def _on_about_to_quit(self) -> None:
+        # The last safety net: never leave the training thread running at exit.
+        if self.session.is_running():
+            self.session.stop()
+            self.session.wait(60_000)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop any run and wait for its thread (tests, scripts)."""
+        return self.session.shutdown(timeout_ms)
+
+
+# --- what a run is built from (called in the training thread) ----------------------------
+
+
+class _ClosingTrainer:
+    """A Trainer that closes its dataset and its recorder when its run ends."""
+
+    def __init__(self, trainer: Any, dataset: Any, recorder: Any) -> None:
+        self._trainer, self._dataset, self._recorder = trainer, dataset, recorder
+
+    def run(self) -> RunFinished:
+        try:
+            return self._trainer.run()
+        finally:
+            with contextlib.suppress(Exception):
+                self._recorder.close()
+            self._dataset.close()
+
+    def request_stop(self) -> None:
+        self._trainer.request_stop()
+
+    def request_pause(self) -> None:
+        self._trainer.request_pause()
+
+    def resume(self) -> None:
+        self._trainer.resume()
+
+
+def _open_dataset(config: Any) -> Any:
+    from workbench.datasets import SequenceDataset
+
+    return SequenceDataset.open(config.data, config.inputs, config.targets,
+                                split_seed=config.split_seed, val_fraction=config.val_fraction)
+
+
+def _new_run_factory(config: Any, run_dir: Path):
+    """Builds a new run's Trainer in the training thread (opening the data there)."""
+
+    def factory(listener: Any) -> _ClosingTrainer:
+        from workbench.runs import RunRecorder
+        from workbench.training import Trainer
+
+        dataset = None
+        try:
+            dataset = _open_dataset(config)
+            recorder = RunRecorder(run_dir)
+            trainer = Trainer(config, dataset, [recorder, listener], thread_policy="gui")
+        except BaseException:
+            if dataset is not None:
+                dataset.close()
+            if not (run_dir / "run.json").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # nothing was recorded
+            raise
+        return _ClosingTrainer(trainer, dataset, recorder)
+
+    return factory
+
+
+def _resume_factory(config: Any, run_dir: Path, run_id: str, state: Any):
+    """Builds the Trainer that continues a recorded run."""
+
+    def factory(listener: Any) -> _ClosingTrainer:
+        from workbench.runs import RunRecorder
+        from workbench.training import Trainer
+
+        dataset = _open_dataset(config)
+        try:
+            recorder = RunRecorder(run_dir)
+            trainer = Trainer(config, dataset, [recorder, listener], run_id=run_id,
+                              resume=state, thread_policy="gui")
+        except BaseException:
+            dataset.close()
+            raise
+        return _ClosingTrainer(trainer, dataset, recorder)
+
+    return factory

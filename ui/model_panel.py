@@ -1,0 +1,434 @@
+"""The Model and training panel: every setting of a run, checked at its field.
+
+Integer settings are spin boxes whose ranges come from workbench.config.FIELDS, so
+a value out of range cannot be typed; the learning rate (a free-form number such
+as 3e-4) is a line edit checked with `validate_field` as the user types, and an
+invalid text is marked at the field with the reason. Train is offered only while
+every field holds a valid value.
+
+The panel shows the current dataset (a `DatasetDocument`): the embedding size is
+offered only for token data, and the parameter count follows both the settings
+and the data.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.config import FIELDS, OPTIMIZERS, RunConfig, validate_field
+from workbench.errors import ConfigError
+
+INT32_MAX = 2**31 - 1
+
+CELL_LABELS = {
+    "rnn-tanh": "RNN (tanh)",
+    "rnn-relu": "RNN (ReLU)",
+    "rnn-sigmoid": "RNN (sigmoid)",
+    "lstm": "LSTM",
+    "gru": "GRU",
+}
+
+# The settings this panel edits (RunConfig field names), with their defaults.
+PANEL_FIELDS = ("cell", "hidden", "layers", "dropout", "embedding", "optimizer", "lr",
+                "momentum", "batch_size", "epochs", "teacher_forcing", "teacher_forcing_end",
+                "clip", "seed", "probe_every", "device")
+
+
+def cell_names() -> tuple[str, ...]:
+    """The registry's cells, in its order."""
+    try:
+        from models.cells import CELLS
+
+        return tuple(CELLS)
+    except ImportError:  # pragma: no cover
+        return tuple(CELL_LABELS)
+
+
+def cell_description(name: str) -> str:
+    try:
+        from models.cells import CELLS
+
+        return CELLS[name].description
+    except (ImportError, KeyError):  # pragma: no cover
+        return ""
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - a broken CUDA install must not stop the app
+        return False
+
+
+def count_parameters(values: dict[str, Any], summary: Any) -> int | None:
+    """Parameters of the model `values` would build on data `summary` (None if unknown)."""
+    if summary is None:
+        return None
+    try:
+        from models.cells import parameter_count
+    except ImportError:  # pragma: no cover
+        return None
+
+    def side(spec: Any) -> SimpleNamespace:
+        return SimpleNamespace(kind=spec.kind, features=spec.features,
+                               vocab_size=getattr(spec, "vocab_size", None),
+                               embedding=int(values["embedding"]))
+
+    config = SimpleNamespace(cell=values["cell"], hidden=int(values["hidden"]),
+                             layers=int(values["layers"]), source=side(summary.inputs),
+                             target=side(summary.targets))
+    try:
+        return int(parameter_count(config))
+    except Exception:
+        return None
+
+
+def default_values() -> dict[str, Any]:
+    """The panel's settings as RunConfig's defaults."""
+    base = RunConfig()
+    return {name: getattr(base, name) for name in PANEL_FIELDS}
+
+
+class FieldValidator(QValidator):
+    """Accepts what workbench.config.validate_field accepts for one setting."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+
+    def validate(self, text: str, pos: int):  # noqa: D401 - Qt's signature
+        try:
+            validate_field(self.name, text)
+        except ConfigError:
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+
+class ModelPanel(QWidget):
+    """Settings of the model and its training, for the dataset of `document`."""
+
+    changed = Signal()  # any setting changed (values() differs)
+    validity_changed = Signal(bool)  # True when every field holds a valid value
+
+    def __init__(self, document: Any, values: dict[str, Any] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._errors: dict[str, str] = {}
+        self._valid = True
+        self._building = True
+        self._build()
+        self.set_values(values or {})
+        self._building = False
+        document.changed.connect(self._on_dataset_changed)
+        self._on_dataset_changed()
+
+    # --- construction ---------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.setMinimumWidth(300)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer.addWidget(scroll)
+        body = QWidget()
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(8, 8, 8, 8)
+
+        model = QGroupBox("Model", body)
+        form = QFormLayout(model)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.cell = QComboBox(model)
+        for name in cell_names():
+            self.cell.addItem(CELL_LABELS.get(name, name), name)
+        self.cell.setToolTip(FIELDS["cell"].help)
+        form.addRow("Cell", self.cell)
+        self.description = QLabel(model)
+        self.description.setWordWrap(True)
+        self.description.setObjectName("cellDescription")
+        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow(self.description)
+        self.hidden = self._spin("hidden", model)
+        form.addRow("Hidden size", self.hidden)
+        self.layers = self._spin("layers", model)
+        form.addRow("Layers", self.layers)
+        self.dropout = self._double("dropout", model, step=0.05, decimals=2)
+        form.addRow("Dropout", self.dropout)
+        self.embedding = self._spin("embedding", model)
+        form.addRow("Embedding size", self.embedding)
+        self.parameters = QLabel("–", model)
+        self.parameters.setObjectName("parameterCount")
+        self.parameters.setToolTip("Trainable parameters of the encoder-decoder on this dataset")
+        form.addRow("Parameters", self.parameters)
+        layout.addWidget(model)
+
+        training = QGroupBox("Training", body)
+        form = QFormLayout(training)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.optimizer = QComboBox(training)
+        for name in OPTIMIZERS:
+            self.optimizer.addItem({"adam": "Adam", "sgd": "SGD"}.get(name, name), name)
+        form.addRow("Optimizer", self.optimizer)
+        self.lr = QLineEdit(training)
+        self.lr.setValidator(FieldValidator("lr", self.lr))
+        self.lr.setToolTip(f"{FIELDS['lr'].help}: {FIELDS['lr'].allowed()}, e.g. 0.001 or 3e-4")
+        form.addRow("Learning rate", self.lr)
+        self.lr_error = self._error_label(training)
+        form.addRow(self.lr_error)
+        self.momentum = self._double("momentum", training, step=0.05, decimals=3)
+        form.addRow("Momentum", self.momentum)
+        self.batch_size = self._spin("batch_size", training)
+        form.addRow("Batch size", self.batch_size)
+        self.epochs = self._spin("epochs", training)
+        form.addRow("Epochs", self.epochs)
+
+        self.teacher_forcing = QSlider(Qt.Orientation.Horizontal, training)
+        self.teacher_forcing.setRange(0, 100)
+        self.teacher_forcing.setToolTip(FIELDS["teacher_forcing"].help)
+        self.tf_label = QLabel(training)
+        self.tf_label.setMinimumWidth(40)
+        row = QHBoxLayout()
+        row.addWidget(self.teacher_forcing, 1)
+        row.addWidget(self.tf_label)
+        form.addRow("Teacher forcing", row)
+        self.tf_schedule = QCheckBox("Decay linearly to", training)
+        self.tf_schedule.setToolTip("Lower teacher forcing step by step from the value "
+                                    "above to this one by the end of the run")
+        self.tf_end = QSlider(Qt.Orientation.Horizontal, training)
+        self.tf_end.setRange(0, 100)
+        self.tf_end_label = QLabel(training)
+        self.tf_end_label.setMinimumWidth(40)
+        row = QHBoxLayout()
+        row.addWidget(self.tf_schedule)
+        row.addWidget(self.tf_end, 1)
+        row.addWidget(self.tf_end_label)
+        form.addRow("", row)
+
+        self.clip_on = QCheckBox("Clip to norm", training)
+        self.clip_on.setToolTip(FIELDS["clip"].help)
+        self.clip = QDoubleSpinBox(training)
+        self.clip.setRange(0.01, 1e6)
+        self.clip.setDecimals(2)
+        self.clip.setValue(1.0)
+        row = QHBoxLayout()
+        row.addWidget(self.clip_on)
+        row.addWidget(self.clip, 1)
+        form.addRow("Gradient clipping", row)
+        self.seed = self._spin("seed", training)
+        form.addRow("Seed", self.seed)
+        layout.addWidget(training)
+
+        system = QGroupBox("Probes and device", body)
+        form = QFormLayout(system)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.probe_every = QSpinBox(system)
+        self.probe_every.setRange(0, INT32_MAX)
+        self.probe_every.setSpecialValueText("automatic")
+        self.probe_every.setSuffix(" steps")
+        self.probe_every.setToolTip("Probe the gradient at every time step and the hidden "
+                                    "states every N training steps (automatic: about 50 "
+                                    "probes a run)")
+        form.addRow("Probe every", self.probe_every)
+        self.device = QComboBox(system)
+        self.device.addItem("CPU", "cpu")
+        if cuda_available():
+            self.device.addItem("CUDA GPU", "cuda")
+        self.device.setToolTip("Where to train. CUDA is offered only when a GPU is available.")
+        form.addRow("Device", self.device)
+        layout.addWidget(system)
+        layout.addStretch(1)
+
+        for widget in (self.cell, self.optimizer, self.device):
+            widget.currentIndexChanged.connect(self._on_edited)
+        for widget in (self.hidden, self.layers, self.embedding, self.batch_size, self.epochs,
+                       self.seed, self.probe_every, self.dropout, self.momentum, self.clip):
+            widget.valueChanged.connect(self._on_edited)
+        for widget in (self.teacher_forcing, self.tf_end):
+            widget.valueChanged.connect(self._on_edited)
+        for widget in (self.tf_schedule, self.clip_on):
+            widget.toggled.connect(self._on_edited)
+        self.lr.textChanged.connect(self._on_edited)
+
+    def _spin(self, name: str, parent: QWidget) -> QSpinBox:
+        spec = FIELDS[name]
+        box = QSpinBox(parent)
+        box.setRange(int(spec.minimum or 0), int(min(spec.maximum or INT32_MAX, INT32_MAX)))
+        box.setToolTip(f"{spec.help[:1].upper()}{spec.help[1:]} ({spec.allowed()})")
+        box.setAccelerated(True)
+        return box
+
+    def _double(self, name: str, parent: QWidget, *, step: float, decimals: int) -> QDoubleSpinBox:
+        spec = FIELDS[name]
+        box = QDoubleSpinBox(parent)
+        box.setDecimals(decimals)
+        box.setRange(float(spec.minimum or 0.0), float(spec.maximum or 1e6))
+        box.setSingleStep(step)
+        box.setToolTip(f"{spec.help[:1].upper()}{spec.help[1:]} ({spec.allowed()})")
+        return box
+
+    @staticmethod
+    def _error_label(parent: QWidget) -> QLabel:
+        label = QLabel(parent)
+        label.setObjectName("fieldError")
+        label.setWordWrap(True)
+        label.setStyleSheet("color: #b00020;")
+        label.hide()
+        return label
+
+    # --- values -------------------------------------------------------------------
+    def values(self) -> dict[str, Any]:
+        """The settings as RunConfig field values (the last valid learning rate)."""
+        try:
+            lr = validate_field("lr", self.lr.text())
+        except ConfigError:
+            lr = self._last_lr
+        return {
+            "cell": self.cell.currentData(),
+            "hidden": self.hidden.value(),
+            "layers": self.layers.value(),
+            "dropout": round(self.dropout.value(), 4),
+            "embedding": self.embedding.value(),
+            "optimizer": self.optimizer.currentData(),
+            "lr": lr,
+            "momentum": round(self.momentum.value(), 4),
+            "batch_size": self.batch_size.value(),
+            "epochs": self.epochs.value(),
+            "teacher_forcing": self.teacher_forcing.value() / 100.0,
+            "teacher_forcing_end": (self.tf_end.value() / 100.0
+                                    if self.tf_schedule.isChecked() else None),
+            "clip": round(self.clip.value(), 4) if self.clip_on.isChecked() else None,
+            "seed": self.seed.value(),
+            "probe_every": self.probe_every.value() or None,
+            "device": self.device.currentData(),
+        }
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show `values` (RunConfig field names); missing or invalid ones get defaults."""
+        merged = default_values()
+        for name, value in values.items():
+            if name not in merged:
+                continue
+            try:
+                merged[name] = validate_field(name, value)
+            except ConfigError:
+                continue
+        building, self._building = self._building, True
+        try:
+            _select(self.cell, merged["cell"])
+            self.hidden.setValue(int(merged["hidden"]))
+            self.layers.setValue(int(merged["layers"]))
+            self.dropout.setValue(float(merged["dropout"]))
+            self.embedding.setValue(int(merged["embedding"]))
+            _select(self.optimizer, merged["optimizer"])
+            self._last_lr = float(merged["lr"])
+            self.lr.setText(f"{float(merged['lr']):g}")
+            self.momentum.setValue(float(merged["momentum"]))
+            self.batch_size.setValue(int(merged["batch_size"]))
+            self.epochs.setValue(int(merged["epochs"] or 1))
+            self.teacher_forcing.setValue(round(float(merged["teacher_forcing"]) * 100))
+            end = merged["teacher_forcing_end"]
+            self.tf_schedule.setChecked(end is not None)
+            self.tf_end.setValue(round(float(end if end is not None else 0.0) * 100))
+            clip = merged["clip"]
+            self.clip_on.setChecked(clip is not None)
+            if clip is not None:
+                self.clip.setValue(float(clip))
+            self.seed.setValue(min(int(merged["seed"]), INT32_MAX))
+            self.probe_every.setValue(min(int(merged["probe_every"] or 0), INT32_MAX))
+            if not _select(self.device, merged["device"]):
+                self.device.setCurrentIndex(0)  # e.g. "cuda" saved on a machine without one
+        finally:
+            self._building = building
+        self._refresh()
+
+    def is_valid(self) -> bool:
+        return not self._errors
+
+    def errors(self) -> dict[str, str]:
+        """Field name -> the reason its value is refused."""
+        return dict(self._errors)
+
+    def run_config(self, data: str, inputs: str | None = None,
+                   targets: str | None = None) -> RunConfig:
+        """The RunConfig to train with on `data` (ConfigError if a field is invalid)."""
+        if self._errors:
+            name, message = next(iter(self._errors.items()))
+            raise ConfigError(message)
+        return RunConfig(data=str(data), inputs=inputs, targets=targets,
+                         **self.values()).validate()
+
+    # --- slots --------------------------------------------------------------------
+    def _on_edited(self, *_args: Any) -> None:
+        if self._building:
+            return
+        self._refresh()
+        self.changed.emit()
+
+    def _on_dataset_changed(self, *_args: Any) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Derived state: description, enabled fields, labels, errors, parameter count."""
+        cell = self.cell.currentData()
+        self.description.setText(cell_description(cell))
+        self.momentum.setEnabled(self.optimizer.currentData() == "sgd")
+        self.dropout.setEnabled(self.layers.value() > 1)
+        self.dropout.setToolTip("Dropout between stacked layers (needs 2 or more layers)")
+        summary = getattr(self.document, "summary", None)
+        tokens = summary is not None and "tokens" in (summary.inputs.kind, summary.targets.kind)
+        self.embedding.setEnabled(tokens)
+        self.embedding.setToolTip("Size of the token embedding" if tokens else
+                                  "Only for token data: this dataset is continuous")
+        self.tf_label.setText(f"{self.teacher_forcing.value()} %")
+        self.tf_end.setEnabled(self.tf_schedule.isChecked())
+        self.tf_end_label.setText(f"{self.tf_end.value()} %")
+        self.clip.setEnabled(self.clip_on.isChecked())
+
+        errors: dict[str, str] = {}
+        try:
+            self._last_lr = validate_field("lr", self.lr.text())
+        except ConfigError as exc:
+            errors["lr"] = str(exc)
+        self.lr_error.setText(errors.get("lr", ""))
+        self.lr_error.setVisible("lr" in errors)
+        self.lr.setProperty("invalid", "lr" in errors)
+        self.lr.style().unpolish(self.lr)
+        self.lr.style().polish(self.lr)
+        self._errors = errors
+        valid = not errors
+        if valid != self._valid:
+            self._valid = valid
+            self.validity_changed.emit(valid)
+
+        count = count_parameters(self.values(), summary)
+        self.parameters.setText("–" if count is None else f"{count:,}")
+
+
+def _select(combo: QComboBox, data: Any) -> bool:
+    index = combo.findData(data)
+    if index >= 0:
+        combo.setCurrentIndex(index)
+    return index >= 0

@@ -1,0 +1,358 @@
+"""The Runs panel: every run in the runs directory, to replay, overlay, resume,
+rename or delete.
+
+`RunsIndex` is the object shown: the runs directory read through
+workbench.runs (list_runs, open_run), refreshed on demand, with the live run's
+progress folded in by the window. `RunsPanel` shows it as a table. Selecting a
+row asks for a replay (`replay_requested`); ticking rows asks for overlays
+(`overlays_changed`, each run with its own colour); Resume asks the window to
+continue a stopped or crashed run. Renaming edits the display name in place
+(the id and folder never change); Delete asks first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui import errors
+from ui.controls import format_duration
+from workbench.errors import WorkbenchError
+from workbench.runs import RESUMABLE_STATUSES, Run, list_runs, open_run
+
+try:  # the shared palette of overlaid runs
+    from ui.plots.style import RUN_COLORS
+except ImportError:  # pragma: no cover
+    RUN_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2")
+
+COLUMNS = ("Overlay", "Name", "Cell", "Parameters", "Status", "Steps", "Best val. loss",
+           "Duration", "Sequences/s")
+STATUS_TIPS = {
+    "running": "Training now",
+    "paused": "Paused",
+    "completed": "Trained for its whole budget",
+    "stopped": "Stopped by the user; can be resumed",
+    "diverged": "The loss became NaN or infinite; training ended",
+    "failed": "Ended by an error (see the message)",
+    "crashed": "The training process ended without finishing (killed, crashed, "
+               "or the power went); can be resumed from its last checkpoint",
+}
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of the table: what list_runs gives, plus parameters and speed."""
+
+    run_id: str
+    path: Path
+    name: str
+    cell: str
+    status: str
+    steps: int
+    best_val_loss: float | None
+    seconds: float
+    parameters: int | None
+    sequences_per_second: float | None
+    message: str = ""
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in RESUMABLE_STATUSES
+
+
+def _row_from_run(run: Run) -> RunRow:
+    info = run.info
+    status = run.status_record()
+    sequences = status.get("sequences")
+    speed = (float(sequences) / info.seconds
+             if isinstance(sequences, (int, float)) and info.seconds > 0 else None)
+    parameters = run.meta.get("parameters")
+    return RunRow(info.run_id, info.path, info.name, info.cell, info.status, info.steps,
+                  info.best_val_loss, info.seconds,
+                  int(parameters) if isinstance(parameters, (int, float)) else None,
+                  speed, info.message)
+
+
+class RunsIndex(QObject):
+    """The runs of one runs directory, as `RunRow`s; `changed` after every refresh."""
+
+    changed = Signal()
+
+    def __init__(self, runs_dir: str | Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runs_dir = Path(runs_dir)
+        self.rows: list[RunRow] = []
+        self.live_run_id: str | None = None
+
+    def refresh(self) -> None:
+        """Re-read the runs directory (run.json and status.json of each run)."""
+        rows = []
+        for info in list_runs(self.runs_dir):
+            try:
+                rows.append(_row_from_run(open_run(info.path)))
+            except WorkbenchError:
+                continue  # a folder being deleted or half written: skip it this time
+        self.rows = rows
+        self.changed.emit()
+
+    def row(self, run_id: str) -> RunRow | None:
+        return next((r for r in self.rows if r.run_id == run_id), None)
+
+    def open(self, run_id: str) -> Run:
+        return open_run(run_id, self.runs_dir)
+
+    def rename(self, run_id: str, name: str) -> None:
+        """Change the display name (RunError for an empty name)."""
+        self.open(run_id).rename(name)
+        self.refresh()
+
+    def delete(self, run_id: str) -> None:
+        """Remove the run's folder (RunError while it is live)."""
+        if run_id == self.live_run_id:
+            raise WorkbenchError("this run is training now: stop it before deleting it")
+        self.open(run_id).delete()
+        self.refresh()
+
+
+class RunsPanel(QWidget):
+    """A table of the runs of a `RunsIndex`, with Resume, Rename, Delete."""
+
+    replay_requested = Signal(str)  # run id of a selected run
+    overlays_changed = Signal(object)  # dict run id -> colour of the ticked runs, in order
+    resume_requested = Signal(str)  # run id
+
+    def __init__(self, index: RunsIndex, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self._overlay_colors: dict[str, str] = {}
+        self._filling = False
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        self.table.setIconSize(QSize(12, 12))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setToolTip("Tick runs to overlay their loss and gradients; select a "
+                          "finished run to replay it; double-click a name to rename it")
+        layout.addWidget(self.table, 1)
+
+        buttons = QHBoxLayout()
+        self.hint = QLabel("Select a run to replay it in the plots; tick runs to compare them.",
+                           self)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+        self.hint.setMinimumWidth(120)
+        buttons.addWidget(self.hint, 1)
+        self.refresh_button = QPushButton("Refresh", self)
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setToolTip("Continue a stopped or crashed run from its last checkpoint")
+        self.rename_button = QPushButton("Rename", self)
+        self.delete_button = QPushButton("Delete…", self)
+        for button in (self.refresh_button, self.resume_button, self.rename_button,
+                       self.delete_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+
+        self.refresh_button.clicked.connect(index.refresh)
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.rename_button.clicked.connect(self._on_rename_clicked)
+        self.delete_button.clicked.connect(self._on_delete_clicked)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        self.table.itemChanged.connect(self._on_item_changed)
+        index.changed.connect(self._on_index_changed)
+        self._on_index_changed()
+
+    # --- public -----------------------------------------------------------------------
+    def selected_run_id(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 1)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def select_run(self, run_id: str) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
+                self.table.selectRow(r)
+                return
+
+    def overlays(self) -> dict[str, str]:
+        """Ticked run id -> its colour."""
+        return dict(self._overlay_colors)
+
+    def set_overlay(self, run_id: str, on: bool) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
+                self.table.item(r, 0).setCheckState(
+                    Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def rename_run(self, run_id: str, name: str) -> bool:
+        """Rename through the index; shows the error and returns False when refused."""
+        try:
+            self.index.rename(run_id, name)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Rename run")
+            self.index.changed.emit()  # put the old name back in the table
+            return False
+        return True
+
+    def delete_run(self, run_id: str) -> bool:
+        """Ask, then delete the run; True when it was deleted."""
+        row = self.index.row(run_id)
+        name = row.name if row else run_id
+        if not errors.ask(self, "Delete run",
+                          f"Delete the run “{name}” and everything recorded for it "
+                          f"(metrics, probes, checkpoints)?\n\nThis cannot be undone."):
+            return False
+        self._overlay_colors.pop(run_id, None)
+        try:
+            self.index.delete(run_id)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Delete run")
+            return False
+        self.overlays_changed.emit(self.overlays())
+        return True
+
+    # --- slots ------------------------------------------------------------------------
+    def _on_index_changed(self) -> None:
+        selected = self.selected_run_id()
+        known = {row.run_id for row in self.index.rows}
+        dropped = [k for k in self._overlay_colors if k not in known]
+        for key in dropped:
+            del self._overlay_colors[key]
+        self._filling = True
+        try:
+            self.table.setRowCount(len(self.index.rows))
+            for r, row in enumerate(reversed(self.index.rows)):  # newest first
+                self._fill_row(r, row)
+        finally:
+            self._filling = False
+        if selected:
+            self.table.blockSignals(True)
+            self.select_run(selected)
+            self.table.blockSignals(False)
+        self._update_buttons()
+        if dropped:
+            self.overlays_changed.emit(self.overlays())
+
+    def _fill_row(self, r: int, row: RunRow) -> None:
+        tick = QTableWidgetItem()
+        tick.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
+                      | Qt.ItemFlag.ItemIsSelectable)
+        color = self._overlay_colors.get(row.run_id)
+        tick.setCheckState(Qt.CheckState.Checked if color else Qt.CheckState.Unchecked)
+        tick.setToolTip("Overlay this run's loss and gradients on the plots")
+        if color:
+            tick.setIcon(_swatch(color))
+        tick.setData(Qt.ItemDataRole.UserRole, row.run_id)
+        self.table.setItem(r, 0, tick)
+
+        name = QTableWidgetItem(row.name)
+        name.setData(Qt.ItemDataRole.UserRole, row.run_id)
+        name.setToolTip(f"{row.name}\nid: {row.run_id}\nDouble-click to rename")
+        name.setFlags(name.flags() | Qt.ItemFlag.ItemIsEditable)
+        self.table.setItem(r, 1, name)
+        status_tip = STATUS_TIPS.get(row.status, "")
+        if row.message:
+            status_tip = f"{status_tip}\n{row.message}".strip()
+        best = ("–" if row.best_val_loss is None or not math.isfinite(row.best_val_loss)
+                else f"{row.best_val_loss:.4g}")
+        values = (row.cell, _count(row.parameters), row.status, f"{row.steps:,}", best,
+                  format_duration(row.seconds),
+                  "–" if row.sequences_per_second is None else f"{row.sequences_per_second:,.0f}")
+        for c, text in enumerate(values, start=2):
+            item = QTableWidgetItem(text)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            if c >= 5 or c == 3:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if c == 4:
+                item.setToolTip(status_tip)
+                if row.status in ("diverged", "failed", "crashed"):
+                    item.setForeground(QColor("#b00020"))
+            self.table.setItem(r, c, item)
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling:
+            return
+        run_id = item.data(Qt.ItemDataRole.UserRole)
+        if item.column() == 0:
+            on = item.checkState() == Qt.CheckState.Checked
+            if on and run_id not in self._overlay_colors:
+                used = set(self._overlay_colors.values())
+                free = [c for c in RUN_COLORS if c not in used]
+                self._overlay_colors[run_id] = (free or RUN_COLORS)[
+                    0 if free else len(self._overlay_colors) % len(RUN_COLORS)]
+            elif not on:
+                self._overlay_colors.pop(run_id, None)
+            self._filling = True
+            color = self._overlay_colors.get(run_id)
+            item.setIcon(_swatch(color) if color else QIcon())
+            self._filling = False
+            self.overlays_changed.emit(self.overlays())
+        elif item.column() == 1:
+            row = self.index.row(run_id)
+            if row is not None and item.text().strip() != row.name:
+                self.rename_run(run_id, item.text())
+
+    def _on_selection_changed(self) -> None:
+        self._update_buttons()
+        run_id = self.selected_run_id()
+        if run_id:
+            self.replay_requested.emit(run_id)
+
+    def _on_resume_clicked(self) -> None:
+        run_id = self.selected_run_id()
+        if run_id:
+            self.resume_requested.emit(run_id)
+
+    def _on_rename_clicked(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.table.editItem(self.table.item(rows[0].row(), 1))
+
+    def _on_delete_clicked(self) -> None:
+        run_id = self.selected_run_id()
+        if run_id:
+            self.delete_run(run_id)
+
+    def _update_buttons(self) -> None:
+        run_id = self.selected_run_id()
+        row = self.index.row(run_id) if run_id else None
+        live = run_id is not None and run_id == self.index.live_run_id
+        self.resume_button.setEnabled(bool(row and row.resumable and not live))
+        self.rename_button.setEnabled(row is not None)
+        self.delete_button.setEnabled(row is not None and not live)
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
