@@ -321,23 +321,24 @@ class Seq2Seq(nn.Module):
     def _decode_mixed(self, teacher_in: Tensor, state: StackState, teacher: list[bool]) -> Tensor:
         """The fast path with some free-running steps: each run of teacher-forced steps
         is one fused call, each free-running step one step of the stack."""
+        runs: list[list[bool]] = []  # consecutive steps of one kind; free steps one each
+        for forced in teacher:
+            if forced and runs and runs[-1][0]:
+                runs[-1].append(True)
+            else:
+                runs.append([forced])
+        # one split, not a slice per run: each slice's backward allocates a full-size zero
+        chunks = torch.split(teacher_in, [len(r) for r in runs], dim=1)
         outs: list[Tensor] = []
-        steps = len(teacher)
-        t = 0
-        while t < steps:
-            if teacher[t]:
-                end = t + 1
-                while end < steps and teacher[end]:
-                    end += 1
-                h, state = self.decoder(teacher_in[:, t:end], state)
+        for run, chunk in zip(runs, chunks, strict=True):
+            if run[0]:
+                h, state = self.decoder(chunk, state)
                 outs.append(self.head(h))
-                t = end
             else:
                 x = self._feedback(outs[-1][:, -1])
                 stepped = self.decoder.step(x, self.decoder.split_state(state))
                 state = self.decoder.join_state(stepped.states)
                 outs.append(self.head(stepped.h).unsqueeze(1))
-                t += 1
         return torch.cat(outs, dim=1)
 
     def _decode_stepwise(
