@@ -1,0 +1,213 @@
+"""Trainer throughput against a plain PyTorch script, as a ratio (reported, not asserted).
+
+The baseline is what a user would write: torch's fused modules (nn.LSTM / nn.GRU /
+nn.RNN) for the same encoder-decoder, teacher forcing 1.0, a TensorDataset with
+DataLoader(shuffle=True), Adam, no instrumentation. rnn-sigmoid has no fused module
+in torch, so its baseline is the step loop a user would write (Linear layers and
+torch.sigmoid). The Trainer runs as the app runs it: a RunRecorder writing the run
+folder, probes at the default rule (workbench.training.ProbeClock), checkpoints.
+
+Both sides train the same number of steps on the same data with the same torch
+thread count, interleaved (plain, trainer, trainer, plain) to even out a shared
+machine; sequences/s is measured from the end of step `warmup` to the last step.
+The Trainer's steps stay inside its first epoch, so no validation pass is timed.
+Target: a ratio of at least 0.9 for LSTM and GRU at hidden 128, batch 64, T 50.
+
+    .venv/bin/python benchmarks/bench_training.py [--steps 200] [--threads 1]
+        [--cells lstm,gru,...] [--hidden 128] [--batch 64] [--steps-in 50] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workbench import tasks  # noqa: E402
+from workbench.config import RunConfig  # noqa: E402
+from workbench.datasets import SequenceDataset  # noqa: E402
+from workbench.events import StepMetrics  # noqa: E402
+from workbench.runs import RunRecorder, create_run_dir  # noqa: E402
+from workbench.training import Trainer  # noqa: E402
+
+CELLS = ("rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm", "gru")
+
+
+# --- the plain script ------------------------------------------------------------------------
+
+
+class SigmoidRNN(nn.Module):
+    """No fused sigmoid RNN exists in torch: the loop a user would write."""
+
+    def __init__(self, inputs: int, hidden: int) -> None:
+        super().__init__()
+        self.ih = nn.Linear(inputs, hidden)
+        self.hh = nn.Linear(hidden, hidden)
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
+        h = x.new_zeros(x.shape[0], self.hidden) if h is None else h[0]
+        gi = self.ih(x)
+        outs = []
+        for t in range(x.shape[1]):
+            h = torch.sigmoid(gi[:, t] + self.hh(h))
+            outs.append(h)
+        return torch.stack(outs, dim=1), h.unsqueeze(0)
+
+
+def recurrent(cell: str, inputs: int, hidden: int) -> nn.Module:
+    if cell == "lstm":
+        return nn.LSTM(inputs, hidden, batch_first=True)
+    if cell == "gru":
+        return nn.GRU(inputs, hidden, batch_first=True)
+    if cell in ("rnn-tanh", "rnn-relu"):
+        return nn.RNN(inputs, hidden, nonlinearity=cell[4:], batch_first=True)
+    return SigmoidRNN(inputs, hidden)
+
+
+class PlainSeq2Seq(nn.Module):
+    def __init__(self, cell: str, features: int, hidden: int) -> None:
+        super().__init__()
+        self.encoder = recurrent(cell, features, hidden)
+        self.decoder = recurrent(cell, features, hidden)
+        self.start = nn.Parameter(torch.zeros(features))
+        self.head = nn.Linear(hidden, features)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _, state = self.encoder(x)
+        start = self.start.expand(y.shape[0], 1, -1)
+        out, _ = self.decoder(torch.cat([start, y[:, :-1]], dim=1), state)
+        return self.head(out)
+
+
+def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> float:
+    """Sequences per second of the plain script (after `warmup` steps)."""
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = PlainSeq2Seq(cell, x.shape[2], args.hidden).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                        batch_size=args.batch, shuffle=True)
+    loss_fn = nn.MSELoss()
+    step, seen, started = 0, 0, 0.0
+    while True:
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb, yb), yb)
+            loss.backward()
+            optimizer.step()
+            loss.item()  # a user logs the loss: one sync per step, as the Trainer has
+            step += 1
+            if step == args.warmup:
+                started = time.perf_counter()
+            elif step > args.warmup:
+                seen += len(xb)
+            if step == args.steps:
+                return seen / (time.perf_counter() - started)
+
+
+# --- the Trainer ---------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.started = 0.0
+        self.last = 0.0
+        self.seen = 0
+        self.start_sequences = 0
+
+    def on_event(self, event) -> None:
+        if not isinstance(event, StepMetrics):
+            return
+        if event.step == self.warmup:
+            self.started = time.perf_counter()
+            self.start_sequences = event.sequences
+        elif event.step > self.warmup:
+            self.last = time.perf_counter()
+            self.seen = event.sequences - self.start_sequences
+
+
+def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace) -> dict:
+    config = RunConfig(data=str(data), cell=cell, hidden=args.hidden, batch_size=args.batch,
+                       epochs=None, steps=args.steps, lr=1e-3, teacher_forcing=1.0,
+                       threads=args.threads, device=args.device, val_fraction=0.1).validate()
+    clock = _Clock(args.warmup)
+    with SequenceDataset.open(data, split_seed=0, val_fraction=0.1) as dataset:
+        run_dir = create_run_dir(cell, runs_dir)
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), clock])
+        assert trainer.batches_per_epoch > args.steps, "the timed steps must fit in one epoch"
+        trainer.run()
+    seconds = clock.last - clock.started
+    probes = trainer.probes
+    return {"sps": clock.seen / seconds, "probes": probes.count, "probe_cost": probes.total_cost,
+            "seconds": trainer.progress.seconds}
+
+
+# --- the table ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", default=",".join(CELLS))
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps-in", type=int, default=50, help="T_in = T_out")
+    parser.add_argument("--steps", type=int, default=200, help="training steps per measurement")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "sine.h5"
+        n = int(args.batch * (args.steps + 5) / 0.9) + args.batch
+        tasks.generate("sine", data, n=n, seed=0, input_steps=args.steps_in,
+                       target_steps=args.steps_in)
+        with SequenceDataset.open(data, split_seed=0, val_fraction=0.1) as dataset:
+            train = dataset.split("train")
+            batch = train.read(np.arange(len(train)))
+            norm = dataset.normalization()
+            x = norm.normalize_x(batch.x).astype(np.float32)
+            y = norm.normalize_y(batch.y).astype(np.float32)
+        rows = []
+        print(f"# {args.device}, torch {torch.__version__}, {args.threads} thread(s), hidden "
+              f"{args.hidden}, batch {args.batch}, T_in = T_out = {args.steps_in}, "
+              f"{args.steps} steps ({args.warmup} warm-up), order plain/trainer/trainer/plain",
+              flush=True)
+        for cell in args.cells.split(","):
+            plain, ours, info = [], [], []
+            plain.append(plain_run(cell, x, y, args))
+            for _ in range(2):
+                result = trainer_run(cell, data, Path(tmp) / "runs", args)
+                ours.append(result["sps"])
+                info.append(result)
+            plain.append(plain_run(cell, x, y, args))
+            p, o = statistics.mean(plain), statistics.mean(ours)
+            probes = sum(r["probes"] for r in info)
+            seconds = sum(r["seconds"] for r in info)
+            share = sum(r["probe_cost"] for r in info) / seconds
+            rows.append((cell, p, o, o / p, 60 * probes / seconds, share))
+            print(f"  {cell}: plain {plain} trainer {ours}", flush=True)
+    print()
+    print("| cell | plain seq/s | Trainer seq/s | ratio | probes/min | probe share |")
+    print("|---|---|---|---|---|---|")
+    for cell, p, o, ratio, rate, share in rows:
+        print(f"| {cell} | {p:.0f} | {o:.0f} | {ratio:.2f} | {rate:.1f} | {100 * share:.1f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
