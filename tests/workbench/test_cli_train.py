@@ -173,3 +173,31 @@ def test_train_resume_of_a_stopped_run_matches_a_straight_run(waves, runs_dir, c
     assert [s.step for s in open_run(run_dir).step_metrics()] == list(range(1, 14))
     assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir)]) == 2
     assert "completed" in capsys.readouterr().err  # a finished run is not resumed
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(waves, runs_dir, capsys):
+    import os
+    import signal
+    import threading
+    import time
+
+    def interrupt_when_training() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for status in runs_dir.glob("*/status.json"):
+                try:
+                    if json.loads(status.read_text()).get("step", 0) >= 3:
+                        os.kill(os.getpid(), signal.SIGINT)
+                        return
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=interrupt_when_training, daemon=True)
+    watcher.start()
+    result = _train(capsys, "--data", str(waves), *TINY, "--steps", "1000000", "--runs-dir",
+                    str(runs_dir))
+    watcher.join(timeout=5)
+    assert result["status"] == "stopped"
+    run = open_run(result["run_dir"])
+    assert run.load_checkpoint("latest")["position"]["step"] == result["steps"]

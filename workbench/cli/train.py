@@ -266,9 +266,12 @@ def _resume(args: argparse.Namespace) -> int:
     budget = {k: getattr(args, k) for k in ("epochs", "steps") if getattr(args, k) is not None}
     if budget:
         config = apply_overrides(config, argparse.Namespace(**budget))
-    if args.threads is not None or args.device is not None:
-        config = config.replace(**{k: getattr(args, k) for k in ("threads", "device")
-                                   if getattr(args, k) is not None})
+    # only what cannot change the run's course may differ: where the data is, threads, device
+    moved = {k: getattr(args, k) for k in ("data", "threads", "device") if getattr(args, k) is not None}
+    if "data" in moved:
+        moved["data"] = str(Path(moved["data"]).expanduser().resolve())
+    if moved:
+        config = config.replace(**moved)
     with _open_dataset(config) as dataset:
         recorder = RunRecorder(run.path)
         progress = ConsoleProgress(0, enabled=not args.no_progress)
