@@ -67,6 +67,7 @@ DEFAULT_CACHE_BYTES = 256 * 2**20
 BLOCK_BYTES = 2**20  # target size of one shuffle block (stored bytes, inputs + targets)
 BUFFER_BLOCKS = 8  # blocks whose samples are shuffled together: memory ~ 8 MiB + batches
 GAP_BYTES = 256 * 2**10  # rows closer than this are read in one slice and sub-selected
+PIECE_BYTES = 2**20  # a sparse run is read in slices of this size
 PROBE_FULL_READ_BYTES = 16 * 2**20  # the child reads arrays this small in full
 _LENGTH_READ_ROWS = 2**20
 _SHUFFLE_SALT = 0x5EED_B10C
@@ -650,51 +651,65 @@ def list_arrays(path: str | Path, *, safe_check: bool = True) -> list[ArrayInfo]
 # --- values: checked as they are read ----------------------------------------------------
 
 
-def _where(file: str, side: _Side, row: int, split: str | None) -> str:
-    within = f" (split {split!r})" if split else ""
-    return f"{file}: {side.path}: sample {row}{within}"
+def _where(file: str, side: _Side, row: int) -> str:
+    return f"{file}: {side.path}: sample {row}"
 
 
 def _valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.arange(steps)[None, :] < lengths[:, None]
 
 
-def _prepare_side(
-    raw: np.ndarray,
-    side: _Side,
-    rows: np.ndarray,
-    *,
-    file: str,
-    split: str | None,
-    check: bool,
-    is_target: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stored values of `rows` -> served values (float32 / int64, padding cleared) and
-    their lengths; with `check`, raise DatasetError at the first bad value."""
-    lengths = (
-        side.lengths[rows] if side.lengths is not None
-        else np.full(len(rows), side.steps, dtype=np.int64)
-    )
-    padded = side.lengths is not None and len(rows) and int(lengths.min()) < side.steps
-    if side.kind == CONTINUOUS:
-        with np.errstate(over="ignore", invalid="ignore"):
-            values = raw.astype(np.float32, copy=raw.dtype != np.float32)
-        if padded:
-            values[~_valid_mask(lengths, side.steps)] = 0.0
-        if check and values.size and not _all_finite(values):
+def _lengths_of(side: _Side, rows: np.ndarray) -> np.ndarray:
+    if side.lengths is None:
+        return np.full(len(rows), side.steps, dtype=np.int64)
+    return side.lengths[rows]
+
+
+def _serve(raw: np.ndarray, side: _Side, rows: np.ndarray, *, file: str, is_target: bool,
+           trusted: np.ndarray | None = None) -> np.ndarray:
+    """Stored values of stored `rows` -> served values (float32 / int64, padding
+    cleared), checked: DatasetError naming the sample at the first bad value.
+
+    `trusted` (one flag per stored row) marks rows already checked whose padding
+    already held the fill value: rows all trusted skip the checks (later epochs);
+    rows that pass are marked.
+    """
+    continuous = side.kind == CONTINUOUS
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = (raw.astype(np.float32, copy=raw.dtype != np.float32) if continuous
+                  else raw.astype(np.int64))
+    if trusted is not None and bool(trusted[rows].all()):
+        return values
+    lengths = _lengths_of(side, rows)
+    assert continuous or (side.vocab is not None and side.ids is not None)
+    fill = 0 if continuous else side.ids[0]  # type: ignore[index]
+    clean = _clear_padding(values, lengths, side.steps, fill) if side.lengths is not None \
+        else True
+    if continuous:
+        if values.size and not _all_finite(values):
             i, t, k = (int(v) for v in np.argwhere(~np.isfinite(values))[0])
             raise DatasetError(
-                f"{_where(file, side, int(rows[i]), split)}, step {t}, feature {k}: expected "
+                f"{_where(file, side, int(rows[i]))}, step {t}, feature {k}: expected "
                 f"a finite value (no NaN or inf, within float32 range), found {raw[i, t, k]}"
             )
-        return values, lengths
-    values = raw.astype(np.int64)
-    assert side.vocab is not None and side.ids is not None
-    if padded:
-        values[~_valid_mask(lengths, side.steps)] = side.ids[0]
-    if check:
-        _check_tokens(values, raw, lengths, side, rows, file, split, is_target)
-    return values, lengths
+    else:
+        _check_tokens(values, raw, lengths, side, rows, file, is_target)
+    if trusted is not None and clean:
+        trusted[rows] = True
+    return values
+
+
+def _clear_padding(values: np.ndarray, lengths: np.ndarray, steps: int, fill: int) -> bool:
+    """Set the steps past each length to `fill`; True if they all held it already."""
+    if not len(lengths) or int(lengths.min()) >= steps:
+        return True
+    pad = np.flatnonzero((np.arange(steps)[None, :] >= lengths[:, None]).ravel())
+    flat = values.reshape(len(values) * steps, -1)
+    tail = flat[pad]
+    if not (tail != fill).any():
+        return True
+    flat[pad] = fill
+    return False
 
 
 def _all_finite(values: np.ndarray) -> bool:
@@ -713,7 +728,6 @@ def _check_tokens(
     side: _Side,
     rows: np.ndarray,
     file: str,
-    split: str | None,
     is_target: bool,
 ) -> None:
     assert side.vocab is not None and side.ids is not None
@@ -721,7 +735,7 @@ def _check_tokens(
     if values.size and (int(values.min()) < 0 or int(values.max()) >= size):
         i, t = (int(v) for v in np.argwhere((values < 0) | (values >= size))[0])
         raise DatasetError(
-            f"{_where(file, side, int(rows[i]), split)}, step {t}: expected a token id in "
+            f"{_where(file, side, int(rows[i]))}, step {t}: expected a token id in "
             f"0..{size - 1} (the vocabulary {side.vocab_path} has {size} entries), "
             f"found {raw[i, t]}"
         )
@@ -732,7 +746,7 @@ def _check_tokens(
         if bad.size:
             i = int(bad[0])
             raise DatasetError(
-                f"{_where(file, side, int(rows[i]), split)}, step {int(lengths[i]) - 1}: "
+                f"{_where(file, side, int(rows[i]))}, step {int(lengths[i]) - 1}: "
                 f"expected the end id {end} at the last step its length {int(lengths[i])} "
                 f"counts (token targets end with the end id), found id {int(last[i])}"
             )
@@ -821,7 +835,8 @@ class SequenceDataset:
         self._label = str(path)
         self._file: h5py.File | None = file
         self._layout = layout
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._trusted: dict[str, np.ndarray] = {}
         served = sum(g.n * (g.x.served_row_bytes + g.y.served_row_bytes)
                      for g in layout.groups.values())
         self._cache_enabled = served <= cache_bytes
@@ -886,6 +901,7 @@ class SequenceDataset:
                 self._file.close()
         self._file = None
         self._cache.clear()
+        self._trusted.clear()
 
     def __repr__(self) -> str:
         splits = ", ".join(f"{k}={v}" for k, v in self.summary.splits.items())
@@ -911,85 +927,121 @@ class SequenceDataset:
         return how many samples were checked. DatasetError at the first bad one."""
         count = 0
         for group in self._layout.groups.values():
-            step = _block_rows(group) * BUFFER_BLOCKS
-            for lo in range(0, group.n, step):
-                rows = np.arange(lo, min(group.n, lo + step), dtype=np.int64)
-                self._gather(group, rows, split=None)
+            for rows in _row_blocks(group.n, _block_rows(group) * BUFFER_BLOCKS):
+                self._window(group, rows)
                 count += len(rows)
         return count
 
     # reading (used by DataSplit)
-    def _h5file(self) -> h5py.File:
+    def _window(self, group: _Group, rows: np.ndarray) -> _Window:
+        """Served values of stored `rows` (any order, repeats allowed), checked."""
         if self._file is None:
             raise DatasetError(f"{self._label}: the dataset was closed")
-        return self._file
-
-    def _gather(
-        self, group: _Group, rows: np.ndarray, split: str | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Served (x, y, x_lengths, y_lengths) of stored `rows`, in the order given."""
-        self._h5file()
+        lengths = (_lengths_of(group.x, rows), _lengths_of(group.y, rows))
         cached = self._cached(group)
         if cached is not None:
-            return cached[0][rows], cached[1][rows], cached[2][rows], cached[3][rows]
-        return self._read_prepared(group, rows, split)
-
-    def _read_prepared(
-        self, group: _Group, rows: np.ndarray, split: str | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Like _gather, always from the file, values checked."""
-        ordered = len(rows) < 2 or bool(np.all(np.diff(rows) > 0))
-        if ordered:
+            return _Window(cached[0], cached[1], rows, *lengths)
+        if len(rows) < 2 or bool(np.all(np.diff(rows) > 0)):
             unique, inverse = rows, None
         else:
             unique, inverse = np.unique(rows, return_inverse=True)
-        raw_x, raw_y = self._read_sorted(group, unique)
-        x, xl = _prepare_side(raw_x, group.x, unique, file=self._label, split=split,
-                              check=True, is_target=False)
-        y, yl = _prepare_side(raw_y, group.y, unique, file=self._label, split=split,
-                              check=True, is_target=True)
-        if inverse is None:
-            return x, y, xl, yl
-        return x[inverse], y[inverse], xl[inverse], yl[inverse]
+        x, y, where = self._read_buffer(group, unique)
+        return _Window(x, y, where if inverse is None else where[inverse], *lengths)
 
-    def _read_sorted(self, group: _Group, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stored values of sorted unique rows, read as a few contiguous slices."""
-        if len(rows) == 0:
-            return (np.empty((0, *group.x.dataset.shape[1:]), group.x.dataset.dtype),
-                    np.empty((0, *group.y.dataset.shape[1:]), group.y.dataset.dtype))
+    def _read_buffer(
+        self, group: _Group, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read sorted unique stored rows with few, large, contiguous reads.
+
+        Rows closer than GAP_BYTES form one run. A dense run (at least half of its span
+        wanted) is read whole, straight into the buffer, unwanted rows included; a
+        sparse one is read piece by piece and only its wanted rows kept. Returns the
+        served buffers and the buffer position of each row.
+        """
         row_bytes = max(1, group.x.stored_row_bytes + group.y.stored_row_bytes)
         gap = max(1, GAP_BYTES // row_bytes, int((group.x.dataset.chunks or (1,))[0]))
-        cuts = np.flatnonzero(np.diff(rows) > gap) + 1
-        starts = np.concatenate([[0], cuts])
-        ends = np.concatenate([cuts, [len(rows)]])
-        xs, ys = [], []
-        for s, e in zip(starts.tolist(), ends.tolist()):
+        if len(rows) == 0:
+            rows = np.empty(0, dtype=np.int64)
+        cuts = np.flatnonzero(np.diff(rows) > gap) + 1 if len(rows) else np.empty(0, np.int64)
+        runs = []
+        where = np.empty(len(rows), dtype=np.int64)
+        held = []  # the stored row of each buffer row
+        offset = 0
+        starts = np.concatenate([[0], cuts]).tolist() if len(rows) else []
+        for s, e in zip(starts, np.concatenate([cuts, [len(rows)]]).tolist()):
             want = rows[s:e]
-            xs.append(self._slab(group.x, want))
-            ys.append(self._slab(group.y, want))
-        if len(xs) == 1:
-            return xs[0], ys[0]
-        return np.concatenate(xs), np.concatenate(ys)
+            a, b = int(want[0]), int(want[-1]) + 1
+            dense = b - a <= 2 * len(want)
+            runs.append((a, b, want, dense, offset))
+            if dense:
+                where[s:e] = offset + want - a
+                held.append(np.arange(a, b, dtype=np.int64))
+            else:
+                where[s:e] = offset + np.arange(len(want))
+                held.append(want)
+            offset += len(held[-1])
+        stored = np.concatenate(held) if held else np.empty(0, dtype=np.int64)
+        x = _serve(self._read_runs(group.x, runs, offset, row_bytes), group.x, stored,
+                   file=self._label, is_target=False, trusted=self._trusted_rows(group.x))
+        y = _serve(self._read_runs(group.y, runs, offset, row_bytes), group.y, stored,
+                   file=self._label, is_target=True, trusted=self._trusted_rows(group.y))
+        return x, y, where
 
-    def _slab(self, side: _Side, want: np.ndarray) -> np.ndarray:
-        a, b = int(want[0]), int(want[-1]) + 1
-        with _h5(self._label, side.path, f"read samples {a}..{b - 1}"):
-            slab = side.dataset[a:b]
-        return slab if b - a == len(want) else slab[want - a]
+    def _trusted_rows(self, side: _Side) -> np.ndarray:
+        """Per stored row of `side`: checked already, padding already clean."""
+        if side.path not in self._trusted:
+            self._trusted[side.path] = np.zeros(side.dataset.shape[0], dtype=bool)
+        return self._trusted[side.path]
 
-    def _cached(
-        self, group: _Group
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    def _read_runs(self, side: _Side, runs: list[tuple], total: int, row_bytes: int) -> np.ndarray:
+        ds = side.dataset
+        out = np.empty((total, *ds.shape[1:]), dtype=ds.dtype)
+        piece = max(1, PIECE_BYTES // row_bytes)
+        for a, b, want, dense, offset in runs:
+            with _h5(self._label, side.path, f"read samples {a}..{b - 1}"):
+                if dense:
+                    _read_into(ds, a, b, out[offset : offset + b - a])
+                    continue
+                for lo in range(a, b, piece):
+                    sel = want[(want >= lo) & (want < lo + piece)]
+                    if len(sel):
+                        slab = ds[lo : int(sel[-1]) + 1]
+                        out[offset : offset + len(sel)] = slab[sel - lo]
+                        offset += len(sel)
+        return out
+
+    def _cached(self, group: _Group) -> tuple[np.ndarray, np.ndarray] | None:
         """The whole group in memory (served form, values checked) if the file is small."""
         if not self._cache_enabled:
             return None
         if group.name not in self._cache:
-            step = _block_rows(group) * BUFFER_BLOCKS
-            parts = [self._read_prepared(group, rows, split=None)
-                     for rows in _row_blocks(group.n, step)]
-            x, y, xl, yl = (np.concatenate(p) for p in zip(*parts))
-            self._cache[group.name] = (x, y, xl, yl)
+            parts = [self._read_buffer(group, rows)[:2]
+                     for rows in _row_blocks(group.n, _block_rows(group) * BUFFER_BLOCKS)]
+            self._cache[group.name] = (np.concatenate([p[0] for p in parts]),
+                                       np.concatenate([p[1] for p in parts]))
         return self._cache[group.name]
+
+
+@dataclass(frozen=True, eq=False)
+class _Window:
+    """Served buffers and, for each requested sample in order, its buffer position."""
+
+    x: np.ndarray
+    y: np.ndarray
+    where: np.ndarray
+    x_lengths: np.ndarray
+    y_lengths: np.ndarray
+
+    def take(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        at = self.where[lo:hi]
+        return self.x[at], self.y[at], self.x_lengths[lo:hi], self.y_lengths[lo:hi]
+
+
+def _read_into(ds: h5py.Dataset, a: int, b: int, out: np.ndarray) -> None:
+    """Rows a..b-1 of `ds` straight into the C-contiguous `out`, no temporary array."""
+    file_space = ds.id.get_space()
+    file_space.select_hyperslab((a,) + (0,) * (ds.ndim - 1), (b - a, *ds.shape[1:]))
+    ds.id.read(h5py.h5s.create_simple(out.shape), file_space, out)
 
 
 def _row_blocks(n: int, step: int) -> Iterator[np.ndarray]:
@@ -1115,8 +1167,8 @@ class DataSplit:
         if local.size and (int(local.min()) < 0 or int(local.max()) >= self._n):
             raise IndexError(f"split {self.name!r} has {self._n} samples; asked for "
                              f"{int(local.min())}..{int(local.max())}")
-        x, y, xl, yl = self._dataset._gather(self._group, self._file_rows(local), self.name)
-        return Batch(x, y, xl, yl, local)
+        window = self._dataset._window(self._group, self._file_rows(local))
+        return Batch(*window.take(0, len(local)), local)
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         _check_batch_size(batch_size)
@@ -1147,31 +1199,26 @@ class DataSplit:
     def _batches(
         self, order: np.ndarray, bounds: np.ndarray, batch_size: int, start: int, stop: int
     ) -> Iterator[Batch]:
-        window, data, base = -1, None, 0
+        index, window = -1, None
         for b in range(start, stop):
             lo, hi = b * batch_size, min(self._n, (b + 1) * batch_size)
             pieces = []
             pos = lo
             while pos < hi:
                 w = int(np.searchsorted(bounds, pos, side="right")) - 1
-                if w != window:
-                    window, base = w, int(bounds[w])
-                    data = None  # release the previous window before reading the next
+                if w != index:
+                    index, window = w, None  # release the previous window first
                     rows = self._file_rows(order[bounds[w] : bounds[w + 1]])
-                    data = self._dataset._gather(self._group, rows, self.name)
-                end = min(hi, int(bounds[w + 1]))
-                assert data is not None
-                pieces.append([a[pos - base : end - base] for a in data])
+                    window = self._dataset._window(self._group, rows)
+                base, end = int(bounds[w]), min(hi, int(bounds[w + 1]))
+                assert window is not None
+                pieces.append(window.take(pos - base, end - base))
                 pos = end
-            yield _join(pieces, order[lo:hi])
-
-
-def _join(pieces: list[list[np.ndarray]], indices: np.ndarray) -> Batch:
-    if len(pieces) == 1:
-        x, y, xl, yl = pieces[0]
-    else:
-        x, y, xl, yl = (np.concatenate(p) for p in zip(*pieces))
-    return Batch(x, y, xl, yl, indices.copy())
+            if len(pieces) == 1:
+                x, y, xl, yl = pieces[0]
+            else:
+                x, y, xl, yl = (np.concatenate(p) for p in zip(*pieces))
+            yield Batch(x, y, xl, yl, order[lo:hi].copy())
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -306,13 +306,13 @@ def test_batches_hold_the_values_of_their_indices(blocky):
 def test_start_batch_resumes_mid_epoch_without_reading_the_skipped_batches(blocky, monkeypatch):
     full = _indices(blocky)
     read_rows = []
-    original = SequenceDataset._read_sorted
+    original = SequenceDataset._read_buffer
 
     def spy(self, group, rows):
         read_rows.extend(rows.tolist())
         return original(self, group, rows)
 
-    monkeypatch.setattr(SequenceDataset, "_read_sorted", spy)
+    monkeypatch.setattr(SequenceDataset, "_read_buffer", spy)
     resumed = _indices(blocky, start_batch=9)
     assert resumed == full[9:]
     assert len(read_rows) <= 200 - 9 * 16 + 40  # at most one window (8 blocks) more
@@ -330,11 +330,24 @@ def test_drop_last_and_num_batches_agree(blocky):
 
 def test_lazy_reading_is_bounded_by_one_window(blocky, monkeypatch):
     sizes = []
-    original = SequenceDataset._read_sorted
-    monkeypatch.setattr(SequenceDataset, "_read_sorted",
+    original = SequenceDataset._read_buffer
+    monkeypatch.setattr(SequenceDataset, "_read_buffer",
                         lambda self, g, rows: sizes.append(len(rows)) or original(self, g, rows))
     list(blocky.iter_batches(16, seed=0, epoch=0))
     assert max(sizes) <= 8 * 5 and sum(sizes) == 200
+
+
+def test_padding_is_cleared_in_every_epoch_and_checks_are_not_skipped_for_it(tmp_path):
+    a = continuous_arrays(n=30)
+    for i, k in enumerate(a["input_lengths"]):
+        a["inputs"][i, k:] = 7.0  # garbage padding, not zero
+    path = write_dataset(tmp_path / "p.h5", a["inputs"], a["targets"],
+                         input_lengths=a["input_lengths"], target_lengths=a["target_lengths"])
+    with _open(path, cache_bytes=0, val_fraction=0.0) as ds:
+        for epoch in range(3):
+            for batch in ds.split("train").iter_batches(8, seed=0, epoch=epoch):
+                for x, k in zip(batch.x, batch.x_lengths):
+                    assert not x[k:].any() and (x[:k] != 0).all()
 
 
 def test_cached_and_lazy_reading_give_the_same_batches(tmp_path):
