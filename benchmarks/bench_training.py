@@ -8,9 +8,12 @@ torch.sigmoid). The Trainer runs as the app runs it: a RunRecorder writing the r
 folder, probes at the default rule (workbench.training.ProbeClock), checkpoints.
 
 Both sides train the same number of steps on the same data with the same torch
-thread count, interleaved (plain, trainer, trainer, plain) to even out a shared
-machine; sequences/s is measured from the end of step `warmup` to the last step.
-The Trainer's steps stay inside its first epoch, so no validation pass is timed.
+thread count, interleaved in rounds (plain, trainer, trainer, plain) to even out a
+shared machine; sequences/s is measured from the end of step `warmup` to the last
+step, in wall time and in the process's CPU time (all its threads: the recorder's
+writes and heartbeat count). The CPU-time ratio is the steadier one where other
+processes compete for the cores; the table gives the median over rounds. The
+Trainer's steps stay inside its first epoch, so no validation pass is timed.
 Target: a ratio of at least 0.9 for LSTM and GRU at hidden 128, batch 64, T 50.
 
     .venv/bin/python benchmarks/bench_training.py [--steps 200] [--threads 1]
@@ -90,8 +93,8 @@ class PlainSeq2Seq(nn.Module):
         return self.head(out)
 
 
-def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> float:
-    """Sequences per second of the plain script (after `warmup` steps)."""
+def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace) -> tuple[float, float]:
+    """Sequences per second of the plain script after `warmup` steps: (wall, CPU time)."""
     torch.manual_seed(0)
     device = torch.device(args.device)
     model = PlainSeq2Seq(cell, x.shape[2], args.hidden).to(device)
@@ -99,7 +102,7 @@ def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace)
     loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
                         batch_size=args.batch, shuffle=True)
     loss_fn = nn.MSELoss()
-    step, seen, started = 0, 0, 0.0
+    step, seen, started, cpu = 0, 0, 0.0, 0.0
     while True:
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
@@ -110,11 +113,12 @@ def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace)
             loss.item()  # a user logs the loss: one sync per step, as the Trainer has
             step += 1
             if step == args.warmup:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
             elif step > args.warmup:
                 seen += len(xb)
             if step == args.steps:
-                return seen / (time.perf_counter() - started)
+                return (seen / (time.perf_counter() - started),
+                        seen / (time.process_time() - cpu))
 
 
 # --- the Trainer ---------------------------------------------------------------------------------
@@ -123,8 +127,8 @@ def plain_run(cell: str, x: np.ndarray, y: np.ndarray, args: argparse.Namespace)
 class _Clock:
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
-        self.started = 0.0
-        self.last = 0.0
+        self.started = self.cpu_started = 0.0
+        self.last = self.cpu_last = 0.0
         self.seen = 0
         self.start_sequences = 0
 
@@ -132,10 +136,10 @@ class _Clock:
         if not isinstance(event, StepMetrics):
             return
         if event.step == self.warmup:
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
             self.start_sequences = event.sequences
         elif event.step > self.warmup:
-            self.last = time.perf_counter()
+            self.last, self.cpu_last = time.perf_counter(), time.process_time()
             self.seen = event.sequences - self.start_sequences
 
 
@@ -151,8 +155,35 @@ def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace)
         trainer.run()
     seconds = clock.last - clock.started
     probes = trainer.probes
-    return {"sps": clock.seen / seconds, "probes": probes.count, "probe_cost": probes.total_cost,
+    return {"sps": clock.seen / seconds, "cpu_sps": clock.seen / (clock.cpu_last - clock.cpu_started),
+            "probes": probes.count, "probe_cost": probes.total_cost,
             "seconds": trainer.progress.seconds}
+
+
+def measure_cell(cell: str, x: np.ndarray, y: np.ndarray, data: Path, runs_dir: Path,
+                 args: argparse.Namespace) -> dict:
+    """Rounds of plain/trainer/trainer/plain; medians of the per-round ratios."""
+    wall, cpu, plain_sps, our_sps, info = [], [], [], [], []
+    for _ in range(args.rounds):
+        plain = [plain_run(cell, x, y, args)]
+        ours = [trainer_run(cell, data, runs_dir, args) for _ in range(2)]
+        plain.append(plain_run(cell, x, y, args))
+        p_wall = statistics.mean(p[0] for p in plain)
+        o_wall = statistics.mean(o["sps"] for o in ours)
+        wall.append(o_wall / p_wall)
+        cpu.append(statistics.mean(o["cpu_sps"] for o in ours) / statistics.mean(p[1] for p in plain))
+        plain_sps.append(p_wall)
+        our_sps.append(o_wall)
+        info.extend(ours)
+        print(f"  {cell}: plain {[round(p[0]) for p in plain]} trainer "
+              f"{[round(o['sps']) for o in ours]} wall ratio {wall[-1]:.2f} cpu ratio {cpu[-1]:.2f}",
+              flush=True)
+    seconds = sum(r["seconds"] for r in info)
+    return {"cell": cell, "plain": statistics.median(plain_sps), "ours": statistics.median(our_sps),
+            "wall": statistics.median(wall), "wall_lo": min(wall), "wall_hi": max(wall),
+            "cpu": statistics.median(cpu),
+            "rate": 60 * sum(r["probes"] for r in info) / seconds,
+            "share": 100 * sum(r["probe_cost"] for r in info) / seconds}
 
 
 # --- the table ------------------------------------------------------------------------------------
@@ -168,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of plain/trainer/trainer/plain")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -188,24 +220,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.steps} steps ({args.warmup} warm-up), order plain/trainer/trainer/plain",
               flush=True)
         for cell in args.cells.split(","):
-            plain, ours, info = [], [], []
-            plain.append(plain_run(cell, x, y, args))
-            for _ in range(2):
-                result = trainer_run(cell, data, Path(tmp) / "runs", args)
-                ours.append(result["sps"])
-                info.append(result)
-            plain.append(plain_run(cell, x, y, args))
-            p, o = statistics.mean(plain), statistics.mean(ours)
-            probes = sum(r["probes"] for r in info)
-            seconds = sum(r["seconds"] for r in info)
-            share = sum(r["probe_cost"] for r in info) / seconds
-            rows.append((cell, p, o, o / p, 60 * probes / seconds, share))
-            print(f"  {cell}: plain {plain} trainer {ours}", flush=True)
+            rows.append(measure_cell(cell, x, y, data, Path(tmp) / "runs", args))
     print()
-    print("| cell | plain seq/s | Trainer seq/s | ratio | probes/min | probe share |")
-    print("|---|---|---|---|---|---|")
-    for cell, p, o, ratio, rate, share in rows:
-        print(f"| {cell} | {p:.0f} | {o:.0f} | {ratio:.2f} | {rate:.1f} | {100 * share:.1f}% |")
+    print("| cell | plain seq/s | Trainer seq/s | ratio (wall) | ratio (CPU time) "
+          "| probes/min | probe share |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print("| {cell} | {plain:.0f} | {ours:.0f} | {wall:.2f} ({wall_lo:.2f}-{wall_hi:.2f}) | "
+              "{cpu:.2f} | {rate:.1f} | {share:.1f}% |".format(**row))
     return 0
 
 
