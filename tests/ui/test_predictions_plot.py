@@ -1,0 +1,135 @@
+"""The predictions panel: a known Prediction shown as a user sees it (continuous
+curves on one time axis with the per-step error; token strings aligned with the
+generated output's mismatches in red), the sample spin box, and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from ui.plots.predictions_plot import (  # noqa: E402
+    MISMATCH_COLOR,
+    MISSING_TOKEN,
+    PredictionsPlot,
+    split_tokens,
+)
+from workbench.events import RunStarted  # noqa: E402
+from workbench.predictions import Prediction  # noqa: E402
+
+
+def _continuous(index: int = 3, features: int = 1) -> Prediction:
+    t_in, t_out = 6, 4
+    x = np.arange(t_in * features, dtype=np.float64).reshape(t_in, features)
+    y = np.linspace(1.0, 2.0, t_out * features).reshape(t_out, features)
+    forced = y + 0.1
+    free = y + np.arange(t_out)[:, None] * 0.5
+    return Prediction("continuous", "val", index, "run-a", x, y, forced, free, 0.25,
+                      teacher_forced_error=np.abs(forced - y).mean(-1),
+                      free_running_error=np.abs(free - y).mean(-1))
+
+
+def _tokens() -> Prediction:
+    # vocabulary of one-character tokens: decode joins them without spaces
+    target = np.array([5, 6, 7, 8, 2])  # "abcd$"
+    forced = np.array([5, 6, 9, 8, 2])  # "abxd$": step 3 wrong
+    free = np.array([5, 9, 7])  # "axc": step 2 wrong, stopped early (steps 4, 5 missing)
+    return Prediction("tokens", "val", 7, "run-t", np.array([8, 7, 6, 5]), target, forced, free,
+                      0.8, teacher_forced_mismatch=np.array([0, 0, 1, 0, 0], dtype=bool),
+                      free_running_mismatch=np.array([0, 1, 0, 1, 1], dtype=bool),
+                      input_text="dcba", target_text="abcd$", teacher_forced_text="abxd$",
+                      free_running_text="axc")
+
+
+def test_continuous_curves_hold_the_arrays_on_one_time_axis(qtbot):
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    p = _continuous()
+    panel.show_prediction(p, "epoch 2")
+    assert panel.stack.currentWidget() is panel.plot_widget
+    x, y = panel.input_curve.getOriginalDataset()
+    assert list(x) == [1, 2, 3, 4, 5, 6] and list(y) == list(p.input[:, 0])
+    x, y = panel.target_curve.getOriginalDataset()
+    assert list(x) == [7, 8, 9, 10]  # outputs follow the input on the same axis
+    np.testing.assert_allclose(y, p.target[:, 0])
+    _, y = panel.teacher_forced_curve.getOriginalDataset()
+    np.testing.assert_allclose(y, p.teacher_forced[:, 0])
+    _, y = panel.free_running_curve.getOriginalDataset()
+    np.testing.assert_allclose(y, p.free_running[:, 0])
+    _, err = panel.free_running_error_curve.getOriginalDataset()
+    np.testing.assert_allclose(err, [0.0, 0.5, 1.0, 1.5])
+    _, err = panel.teacher_forced_error_curve.getOriginalDataset()
+    np.testing.assert_allclose(err, 0.1)
+    assert panel.separators[0].value() == pytest.approx(6.5)
+    info = panel.info_label.text()
+    assert "validation sample 3" in info and "epoch 2" in info and "run-a" in info
+    assert panel.sample_index == 3
+    assert not panel.feature_combo.isVisible()
+
+
+def test_a_multi_feature_target_has_a_feature_selector(qtbot):
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    panel.show()
+    p = _continuous(features=2)
+    panel.show_prediction(p)
+    assert panel.feature_combo.isVisible() and panel.feature_combo.count() == 2
+    panel.feature_combo.setCurrentIndex(1)
+    _, y = panel.target_curve.getOriginalDataset()
+    np.testing.assert_allclose(y, p.target[:, 1])
+
+
+def test_tokens_are_aligned_with_the_mismatches_in_red(qtbot):
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    panel.show_prediction(_tokens())
+    assert panel.stack.currentWidget() is panel.tokens_page
+    text = panel.token_view.toPlainText()
+    for row in ("Input", "Target", "Teacher-forced", "Generated (free-running)"):
+        assert row in text
+    # the generated output: "x" wrong at step 2, and two steps never reached
+    assert panel.mismatched_tokens("free_running") == ["x"]
+    assert panel.mismatched_tokens("teacher_forced") == ["x"]
+    html = panel.token_view.toHtml()
+    assert html.lower().count(MISMATCH_COLOR.lower()) >= 4  # x, x, and two missing steps
+    assert text.count(MISSING_TOKEN) == 2
+    summary = panel.token_summary.text()
+    assert "Generated: 3 of 5 target tokens wrong (not exact)" in summary
+    assert "Teacher-forced: 1 of 5 wrong" in summary
+
+
+def test_split_tokens_handles_joined_and_spaced_text():
+    assert split_tokens("abc", np.array([1, 2, 3])) == ["a", "b", "c"]
+    assert split_tokens("12 + 7", np.array([4, 5, 6])) == ["12", "+", "7"]
+    assert split_tokens(None, np.array([4, 5])) == ["4", "5"]
+
+
+def test_sample_spin_box_asks_for_another_sample(qtbot):
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    panel.set_sample_count(50)
+    assert panel.count_label.text() == "of 50"
+    with qtbot.waitSignal(panel.sample_changed) as signal:
+        panel.set_sample(12)
+    assert signal.args == [12]
+    # showing a prediction moves the spin box without asking again
+    asked = []
+    panel.sample_changed.connect(asked.append)
+    panel.show_prediction(_continuous(index=4))
+    assert panel.sample_index == 4 and asked == []
+    # a new run clears the old run's prediction
+    panel.add_event(RunStarted("run-b", {}, 1, {}))
+    assert panel.prediction is None and panel.stack.currentWidget() is panel.empty
+
+
+@pytest.mark.parametrize("make", [_continuous, _tokens])
+def test_export_png_and_svg(qtbot, tmp_path, make):
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.show_prediction(make())
+    panel.export(tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+    panel.export(tmp_path / "p.svg")
+    assert "<svg" in (tmp_path / "p.svg").read_text()

@@ -1,0 +1,490 @@
+"""The predictions panel: what the model makes of one validation sample.
+
+A loss says how wrong a model is on average; one sample shows how. For the
+sample picked in the spin box the panel shows the input, the target, the
+teacher-forced output (each decoder step fed the true previous target, as in
+training) and the free-running output (fed its own previous prediction, as in use):
+
+- Continuous data: one time axis, the input at steps 1..T_in and the target and
+  both outputs at T_in+1..T_in+T_out (the data's own units), and under it the
+  absolute error per step of both outputs. A feature selector for multi-feature
+  targets.
+- Tokens: the four strings aligned token by token in a table, the outputs' tokens
+  that differ from the target in red (a generated sequence that stops early shows
+  its missing steps as red gaps), and whether the generated sequence is exact.
+
+The panel never runs a model: it shows a workbench.predictions.Prediction that the
+window computes elsewhere (in the training thread during a run, from a checkpoint
+after it) and hands over with `show_prediction`. Picking another sample emits
+`sample_changed(index)`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ui.plots import style
+from workbench.events import RunStarted
+
+INPUT_COLOR = "#999999"  # grey: what the model reads
+TARGET_COLOR = "#222222"  # near black: what it should produce
+TEACHER_FORCED_COLOR = "#56B4E9"  # sky blue, dashed
+FREE_RUNNING_COLOR = "#E69F00"  # orange, solid: what it produces on its own
+MISMATCH_COLOR = "#C0392B"  # red: a wrong token
+MISMATCH_BACKGROUND = "#FADBD8"
+MISSING_TOKEN = "∅"  # a step the generated sequence never reached
+
+ROWS = (("input", "Input"), ("target", "Target"), ("teacher_forced", "Teacher-forced"),
+        ("free_running", "Generated (free-running)"))
+
+
+def _split_name(split: str) -> str:
+    return {"val": "validation"}.get(split, split)
+
+
+def split_tokens(text: str | None, ids: np.ndarray) -> list[str]:
+    """The per-token strings of a decoded sequence (workbench.predictions.decode joins
+    one-character tokens without a separator, longer ones with spaces); the ids as
+    text when the split does not give one string per id."""
+    n = len(ids)
+    if text is not None:
+        if len(text) == n:
+            return list(text)
+        words = text.split(" ")
+        if len(words) == n:
+            return words
+    return [str(int(i)) for i in np.asarray(ids).tolist()]
+
+
+def token_table_html(prediction: Any) -> str:
+    """An HTML table of the four sequences of a token Prediction, one column per step;
+    output tokens that differ from the target in red on pink, missing steps as ∅."""
+    target_len = len(prediction.target)
+    rows: dict[str, list[tuple[str, bool]]] = {}
+    rows["input"] = [(t, False) for t in split_tokens(prediction.input_text, prediction.input)]
+    rows["target"] = [(t, False) for t in split_tokens(prediction.target_text, prediction.target)]
+    for key in ("teacher_forced", "free_running"):
+        ids = getattr(prediction, key)
+        tokens = split_tokens(getattr(prediction, f"{key}_text"), ids)
+        mismatch = getattr(prediction, f"{key}_mismatch")
+        mismatch = (np.zeros(target_len, dtype=bool) if mismatch is None
+                    else np.asarray(mismatch, dtype=bool))
+        cells = []
+        for t in range(max(len(tokens), target_len)):
+            if t >= len(tokens):
+                cells.append((MISSING_TOKEN, True))  # stopped early: a step it never made
+            else:
+                wrong = bool(mismatch[t]) if t < mismatch.size else True  # past the target
+                cells.append((tokens[t], wrong))
+        rows[key] = cells
+    width = max(len(cells) for cells in rows.values())
+    out = ['<table cellspacing="0" cellpadding="3" style="font-family: monospace; font-size: 15px;">']
+    out.append("<tr><td></td>" + "".join(
+        f'<td align="center" style="color:#888888; font-size: 10px;">{t + 1}</td>'
+        for t in range(width)) + "</tr>")
+    for key, title in ROWS:
+        out.append(f'<tr><td style="padding-right: 10px;"><b>{html.escape(title)}</b></td>')
+        for text, wrong in rows[key]:
+            token = html.escape(text) if text.strip() else "&nbsp;"
+            if wrong:
+                out.append(f'<td align="center" style="color:{MISMATCH_COLOR}; '
+                           f'background-color:{MISMATCH_BACKGROUND};"><b>{token}</b></td>')
+            else:
+                out.append(f'<td align="center">{token}</td>')
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def token_summary(prediction: Any) -> str:
+    """"Generated: 3 of 10 tokens wrong, not exact" and the teacher-forced count."""
+    n = len(prediction.target)
+
+    def wrong(mask: Any) -> int:
+        return int(np.count_nonzero(mask)) if mask is not None else 0
+
+    free = wrong(prediction.free_running_mismatch)
+    forced = wrong(prediction.teacher_forced_mismatch)
+    exact = "exact" if prediction.exact else "not exact"
+    return (f"Generated: {free} of {n} target tokens wrong ({exact}). "
+            f"Teacher-forced: {forced} of {n} wrong.")
+
+
+class PredictionsPlot(QtWidgets.QWidget):
+    """One validation sample: input, target, teacher-forced and generated output."""
+
+    sample_changed = QtCore.Signal(int)  # the user picked validation sample `index`
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.prediction: Any | None = None
+        self._run_id = ""
+        self._note = ""
+        self._build_controls()
+        self._build_continuous()
+        self._build_tokens()
+        self.empty = QtWidgets.QLabel(
+            "No prediction yet.\n\nDuring training the sample is predicted after every epoch; "
+            "for a finished run, from its best checkpoint.")
+        self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.empty.setStyleSheet(f"background: {style.BACKGROUND}; color: #666666;")
+        self.stack = QtWidgets.QStackedWidget()
+        for page in (self.empty, self.plot_widget, self.tokens_page):
+            self.stack.addWidget(page)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self._controls)
+        layout.addWidget(self.stack, 1)
+        self.resize(*style.DEFAULT_PANEL_SIZE)
+
+    # -- construction ------------------------------------------------------------
+
+    def _build_controls(self) -> None:
+        self.sample_spin = QtWidgets.QSpinBox()
+        self.sample_spin.setRange(0, 0)
+        self.sample_spin.setToolTip("Which sequence of the validation split to show (0 = the first)")
+        self.sample_spin.setKeyboardTracking(False)  # typing "123" asks once, not three times
+        self.sample_spin.valueChanged.connect(self._on_sample_spin_changed)
+        self.count_label = QtWidgets.QLabel("")
+        self.feature_combo = QtWidgets.QComboBox()
+        self.feature_combo.setToolTip("Which feature of a multi-feature target to draw")
+        self.feature_combo.setVisible(False)
+        self.feature_combo.currentIndexChanged.connect(self._on_feature_chosen)
+        self.info_label = style.readout_label()
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("Validation sample"))
+        bar.addWidget(self.sample_spin)
+        bar.addWidget(self.count_label)
+        bar.addWidget(self.feature_combo)
+        bar.addSpacing(12)
+        bar.addWidget(self.info_label, 1)
+        self._controls = bar
+
+    def _build_continuous(self) -> None:
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.plot_widget.setBackground(style.BACKGROUND)
+        self.plot_widget.setMinimumSize(320, 300)
+        layout: pg.GraphicsLayout = self.plot_widget.ci
+        self.values_item: pg.PlotItem = layout.addPlot(row=0, col=0)
+        self.error_item: pg.PlotItem = layout.addPlot(row=1, col=0)
+        layout.layout.setRowStretchFactor(0, 3)
+        layout.layout.setRowStretchFactor(1, 2)
+        style.style_plot_item(self.values_item, bottom="", left="value (data units)",
+                              title="Input, target and the model's outputs")
+        style.style_plot_item(self.error_item, bottom="time step (input, then output)",
+                              left="|output − target|", title="Error per output step")
+        self.values_item.hideAxis("bottom")
+        self.error_item.setXLink(self.values_item)
+        for item in (self.values_item, self.error_item):
+            item.getAxis("left").setWidth(62)
+        # One legend for both plots (the same colours and line styles), below the
+        # time axis: the outputs sit at the right-hand end, where a corner legend would be.
+        self.legend = style.add_legend(self.error_item, below=True, columns=4)
+        dash = QtCore.Qt.PenStyle.DashLine
+        self.input_curve = self.values_item.plot(
+            pen=pg.mkPen(INPUT_COLOR, width=2), symbol="o", symbolSize=4, symbolBrush=INPUT_COLOR,
+            symbolPen=None)
+        self.target_curve = self.values_item.plot(
+            pen=pg.mkPen(TARGET_COLOR, width=2.5), symbol="o", symbolSize=5,
+            symbolBrush=TARGET_COLOR, symbolPen=None)
+        self.teacher_forced_curve = self.values_item.plot(
+            pen=pg.mkPen(TEACHER_FORCED_COLOR, width=2, style=dash))
+        self.free_running_curve = self.values_item.plot(
+            pen=pg.mkPen(FREE_RUNNING_COLOR, width=2.5), symbol="t", symbolSize=6,
+            symbolBrush=FREE_RUNNING_COLOR, symbolPen=None)
+        self.teacher_forced_error_curve = self.error_item.plot(
+            pen=pg.mkPen(TEACHER_FORCED_COLOR, width=2, style=dash))
+        self.free_running_error_curve = self.error_item.plot(
+            pen=pg.mkPen(FREE_RUNNING_COLOR, width=2.5), symbol="t", symbolSize=6,
+            symbolBrush=FREE_RUNNING_COLOR, symbolPen=None)
+        for curve, label in ((self.input_curve, "input"), (self.target_curve, "target"),
+                             (self.teacher_forced_curve, "teacher-forced output"),
+                             (self.free_running_curve, "generated (free-running)")):
+            self.legend.addItem(curve, label)
+        self.separators = []
+        for item, label in ((self.values_item, "input │ output"), (self.error_item, None)):
+            sep = pg.InfiniteLine(
+                angle=90, movable=False,
+                pen=pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine), label=label,
+                labelOpts={"position": 0.05, "color": style.FOREGROUND,
+                           "anchors": [(0.5, 1.0), (0.5, 1.0)],
+                           "fill": pg.mkBrush(255, 255, 255, 200)} if label else None)
+            item.addItem(sep, ignoreBounds=True)
+            self.separators.append(sep)
+
+    def _build_tokens(self) -> None:
+        self.tokens_page = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(self.tokens_page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.token_summary = QtWidgets.QLabel("")
+        self.token_summary.setWordWrap(True)
+        self.token_view = QtWidgets.QTextEdit()
+        self.token_view.setReadOnly(True)
+        self.token_view.setLineWrapMode(QtWidgets.QTextEdit.LineWrapMode.NoWrap)
+        legend = QtWidgets.QLabel(
+            f'<span style="color:{MISMATCH_COLOR}; background-color:{MISMATCH_BACKGROUND};">'
+            "<b>red</b></span>: an output token that differs from the target; "
+            f"{MISSING_TOKEN}: a step the generated sequence never reached (it stopped early).")
+        legend.setWordWrap(True)
+        layout.addWidget(self.token_summary)
+        layout.addWidget(self.token_view, 1)
+        layout.addWidget(legend)
+
+    # -- public API --------------------------------------------------------------
+
+    def show_prediction(self, prediction: Any, note: str = "") -> None:
+        """Show a workbench.predictions.Prediction (`note`, e.g. "epoch 3", is shown
+        beside the sample number). The spin box follows its index without asking again."""
+        self.prediction = prediction
+        self._note = note
+        if prediction.index > self.sample_spin.maximum():
+            self.sample_spin.setMaximum(prediction.index)
+        self.sample_spin.blockSignals(True)
+        self.sample_spin.setValue(int(prediction.index))
+        self.sample_spin.blockSignals(False)
+        if prediction.kind == "tokens":
+            self.feature_combo.setVisible(False)
+            self._draw_tokens(prediction)
+            self.stack.setCurrentWidget(self.tokens_page)
+        else:
+            self._sync_features(prediction)
+            self._draw_continuous(prediction)
+            self.stack.setCurrentWidget(self.plot_widget)
+        self._update_info()
+
+    def set_sample_count(self, count: int) -> None:
+        """How many validation samples there are to pick from (0..count-1)."""
+        self.sample_spin.blockSignals(True)
+        self.sample_spin.setMaximum(max(0, int(count) - 1))
+        self.sample_spin.blockSignals(False)
+        self.count_label.setText(f"of {int(count):,}" if count else "")
+
+    @property
+    def sample_index(self) -> int:
+        return self.sample_spin.value()
+
+    def set_sample(self, index: int) -> None:
+        """Pick sample `index` as the user would (emits sample_changed)."""
+        self.sample_spin.setValue(index)
+
+    def add_event(self, event: object) -> None:
+        """Panels share one API: a new run (RunStarted) clears the old run's prediction."""
+        if isinstance(event, RunStarted) and event.run_id != self._run_id:
+            self.clear()
+            self._run_id = event.run_id
+
+    def add_events(self, events: Iterable[object]) -> None:
+        for event in events:
+            self.add_event(event)
+
+    def clear(self) -> None:
+        """Forget the prediction shown (the sample number stays)."""
+        self.prediction = None
+        self._run_id = self._note = ""
+        for curve in self._curves():
+            curve.setData([], [])
+        self.token_view.clear()
+        self.token_summary.setText("")
+        self.info_label.setText("")
+        self.stack.setCurrentWidget(self.empty)
+
+    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
+        """No-op: one sample of one run is shown."""
+
+    def remove_overlay(self, key: str) -> None:
+        """No-op (see set_overlay)."""
+
+    def clear_overlays(self) -> None:
+        """No-op (see set_overlay)."""
+
+    def export(self, path: str | Path) -> None:
+        """Write what is shown to PNG or SVG: the plots for continuous data, the token
+        table (with its summary) for tokens."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if self.stack.currentWidget() is self.plot_widget:
+            style.export_item(self.plot_widget.ci, path)
+            return
+        if suffix not in (".png", ".svg"):
+            raise ValueError(f"export: unsupported file type {suffix!r} in {path}; use .png or .svg")
+        page = self.stack.currentWidget()
+        if suffix == ".png":
+            page.grab().save(str(path))
+            return
+        from PySide6 import QtSvg
+
+        generator = QtSvg.QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(page.size())
+        generator.setViewBox(QtCore.QRect(QtCore.QPoint(0, 0), page.size()))
+        generator.setTitle("Predictions")
+        painter = QtGui.QPainter(generator)
+        try:
+            page.render(painter, QtCore.QPoint(0, 0))
+        finally:
+            painter.end()
+
+    # -- handlers ----------------------------------------------------------------
+
+    def _on_sample_spin_changed(self, value: int) -> None:
+        self.sample_changed.emit(int(value))
+
+    def _on_feature_chosen(self, _index: int) -> None:
+        if self.prediction is not None and self.prediction.kind != "tokens":
+            self._draw_continuous(self.prediction)
+
+    def _sync_features(self, prediction: Any) -> None:
+        features = np.atleast_2d(np.asarray(prediction.target).reshape(len(prediction.target), -1)).shape[1]
+        if self.feature_combo.count() != features:
+            self.feature_combo.blockSignals(True)
+            self.feature_combo.clear()
+            for f in range(features):
+                self.feature_combo.addItem(f"feature {f + 1}", f)
+            self.feature_combo.blockSignals(False)
+        self.feature_combo.setVisible(features > 1)
+
+    def _update_info(self) -> None:
+        p = self.prediction
+        if p is None:
+            self.info_label.setText("")
+            return
+        parts = [f"{_split_name(p.split)} sample {p.index}"]
+        if p.run_id:
+            parts.append(f"run {p.run_id}")
+        if self._note:
+            parts.append(self._note)
+        parts.append(f"teacher-forced loss {p.loss_teacher_forced:.4g}")
+        if p.kind != "tokens" and p.free_running_error is not None and len(p.free_running_error):
+            parts.append(f"generated: mean |error| {float(np.mean(p.free_running_error)):.4g}")
+        self.info_label.setText(" · ".join(parts))
+
+    # -- drawing -----------------------------------------------------------------
+
+    def _curves(self) -> list[pg.PlotDataItem]:
+        return [self.input_curve, self.target_curve, self.teacher_forced_curve,
+                self.free_running_curve, self.teacher_forced_error_curve,
+                self.free_running_error_curve]
+
+    @staticmethod
+    def _feature(values: np.ndarray, feature: int) -> np.ndarray:
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim == 1:
+            return array
+        return array[:, min(feature, array.shape[1] - 1)]
+
+    def _draw_continuous(self, p: Any) -> None:
+        feature = int(self.feature_combo.currentData() or 0)
+        t_in, t_out = len(p.input), len(p.target)
+        x_in = np.arange(1, t_in + 1, dtype=np.float64)
+        x_out = np.arange(t_in + 1, t_in + t_out + 1, dtype=np.float64)
+        if np.issubdtype(np.asarray(p.input).dtype, np.floating):
+            self.input_curve.setData(x_in, self._feature(p.input, feature))
+        else:
+            self.input_curve.setData([], [])  # token input, continuous target: nothing to draw
+        self.target_curve.setData(x_out, self._feature(p.target, feature))
+        self.teacher_forced_curve.setData(x_out, self._feature(p.teacher_forced, feature)[:t_out])
+        self.free_running_curve.setData(x_out, self._feature(p.free_running, feature)[:t_out])
+        for curve, error in ((self.teacher_forced_error_curve, p.teacher_forced_error),
+                             (self.free_running_error_curve, p.free_running_error)):
+            if error is None:
+                curve.setData([], [])
+            else:
+                curve.setData(x_out[: len(error)], np.asarray(error, dtype=np.float64))
+        for sep in self.separators:
+            sep.setPos(t_in + 0.5)
+        self.values_item.setXRange(0.5, t_in + t_out + 0.5, padding=0.01)
+        self.error_item.setLabel("bottom", f"time step (input 1–{t_in}, output {t_in + 1}–{t_in + t_out})",
+                                 color=style.FOREGROUND)
+        which = f", feature {feature + 1}" if self.feature_combo.count() > 1 else ""
+        style.set_title(self.values_item, f"{_split_name(p.split).capitalize()} sample {p.index}{which}: "
+                                          "input, target and the model's outputs")
+        self.error_item.setLabel("left", "|output − target| (mean over features)"
+                                 if self.feature_combo.count() > 1 else "|output − target|",
+                                 color=style.FOREGROUND)
+
+    def _draw_tokens(self, p: Any) -> None:
+        self.token_view.setHtml(token_table_html(p))
+        self.token_summary.setText(token_summary(p))
+
+    def mismatched_tokens(self, key: str = "free_running") -> list[str]:
+        """The output tokens shown in red (for tests and tooltips)."""
+        p = self.prediction
+        if p is None or p.kind != "tokens":
+            return []
+        tokens = split_tokens(getattr(p, f"{key}_text"), getattr(p, key))
+        mask = getattr(p, f"{key}_mismatch")
+        return [t for i, t in enumerate(tokens) if i >= len(mask) or mask[i]]
+
+
+def _demo_prediction(kind: str, index: int = 0) -> Any:
+    """A Prediction of made-up values (the standalone demo; no model needed)."""
+    from workbench.predictions import Prediction, _mismatch
+
+    rng = np.random.default_rng(index)
+    if kind == "tokens":
+        vocab = ("<pad>", "<s>", "</s>", *"abcdefgh")
+        source = rng.integers(3, len(vocab), 8)
+        target = np.append(source[::-1], 2)
+        forced = target.copy()
+        forced[2] = 3 if forced[2] != 3 else 4
+        free = target.copy()[:-3]
+        free[4] = 5 if free[4] != 5 else 6
+
+        def text(ids: Sequence[int]) -> str:
+            words = [vocab[i] for i in ids]
+            return ("" if all(len(w) == 1 for w in words) else " ").join(words)
+
+        return Prediction("tokens", "val", index, "demo", source, target, forced, free, 0.42,
+                          teacher_forced_mismatch=_mismatch(forced, target),
+                          free_running_mismatch=_mismatch(free, target), input_text=text(source),
+                          target_text=text(target), teacher_forced_text=text(forced),
+                          free_running_text=text(free))
+    t = np.linspace(0, 4 * np.pi, 50)
+    phase = rng.uniform(0, np.pi)
+    x = np.sin(t[:40] + phase)[:, None]
+    y = np.sin(t[40:] + phase)[:, None]
+    forced = y + rng.normal(0, 0.05, y.shape)
+    free = y + np.linspace(0, 0.4, len(y))[:, None] * rng.normal(1, 0.2, y.shape)
+    return Prediction("continuous", "val", index, "demo", x, y, forced, free, 0.013,
+                      teacher_forced_error=np.abs(forced - y).mean(-1),
+                      free_running_error=np.abs(free - y).mean(-1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ui.plots.predictions_plot [--tokens] [--smoke] [--export PATH]`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Predictions panel on a made-up prediction")
+    parser.add_argument("--tokens", action="store_true", help="a token sequence (else continuous)")
+    parser.add_argument("--smoke", action="store_true", help="quit after about one second")
+    parser.add_argument("--export", metavar="PATH", help="write the panel to PATH and quit")
+    args = parser.parse_args(argv)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    panel = PredictionsPlot()
+    kind = "tokens" if args.tokens else "continuous"
+    panel.set_sample_count(100)
+    panel.sample_changed.connect(lambda i: panel.show_prediction(_demo_prediction(kind, i), "demo"))
+    panel.show_prediction(_demo_prediction(kind), "demo")
+    panel.setWindowTitle("Predictions (demo)")
+    panel.show()
+    if args.export:
+        app.processEvents()
+        panel.export(args.export)
+        print(f"wrote {args.export}")
+        return 0
+    if args.smoke:
+        QtCore.QTimer.singleShot(1000, app.quit)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
