@@ -611,8 +611,9 @@ def probe_array(ds: h5py.Dataset, full_read_bytes: int = PROBE_FULL_READ_BYTES) 
     n = ds.shape[0] if ds.shape else 0
     if not n:
         return
-    if ds.id.get_storage_size() <= full_read_bytes:
-        step = max(1, full_read_bytes // 8 // max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:]))))
+    row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:])))
+    if n * row_bytes <= full_read_bytes:  # the size in memory, not the (compressed) storage
+        step = max(1, full_read_bytes // 8 // row_bytes)
         for lo in range(0, n, step):
             ds[lo : lo + step]
         return

@@ -459,6 +459,22 @@ def test_the_real_child_checks_once_per_file_version(tmp_path, monkeypatch):
         SequenceDataset.open(bad)  # the child's structural verdict, as in-process
 
 
+def test_the_child_reads_small_arrays_in_full_and_large_ones_at_both_ends(tmp_path, monkeypatch):
+    with h5py.File(tmp_path / "z.h5", "w") as f:  # 40 kB in memory, tiny when compressed
+        f.create_dataset("zeros", (1000, 10), dtype=np.float32, chunks=(100, 10),
+                         compression="gzip")
+    reads = []
+    original = h5py.Dataset.__getitem__
+    monkeypatch.setattr(h5py.Dataset, "__getitem__",
+                        lambda self, key: reads.append(key) or original(self, key))
+    with h5py.File(tmp_path / "z.h5", "r") as f:
+        datasets.probe_array(f["zeros"], full_read_bytes=4000)
+        assert reads == [slice(0, 1), slice(999, 1000)]
+        reads.clear()
+        datasets.probe_array(f["zeros"], full_read_bytes=40_000)
+        assert reads[0] == slice(0, 125) and len(reads) == 8
+
+
 def test_the_child_starts_without_torch(tmp_path):
     path = write_continuous(tmp_path / "c.h5")
     code = ("import sys; from workbench import safe_open; "
