@@ -1,0 +1,959 @@
+"""Comparisons: the same run config trained with several cells and seeds, and what they show.
+
+A comparison answers "which cell, and why" with the noise of initialisation made
+visible: every cell is trained with the training seeds base, base+1, ... and every
+other setting of the base config shared, including the split seed and the probe
+batch, so each run is scored and probed on the same data.
+
+Three parts, no Qt:
+
+- `ComparisonRunner` runs the Trainers one after another in the caller's thread (a
+  GUI moves it to a worker thread), records each run as usual (RunRecorder), tells
+  its listeners every run's events plus the queue's own (`ComparisonStarted`,
+  `QueuedRunStarted`, `QueuedRunFinished`, `ComparisonFinished`), and saves the
+  comparison (which runs, which settings) so it reopens later.
+- Storage: `<runs_dir>/_comparisons/<id>.json`, written atomically; `list_comparisons`,
+  `open_comparison`. `list_runs` ignores the folder (it holds no run.json).
+- Figures, pure numpy on detached data (`RunData`, built from a run folder or from a
+  live run's events): `comparison_rows` (the table, mean and std across seeds),
+  `loss_bands` (training and validation loss across seeds) and `gradient_profiles`
+  (the latest probe's G_t, encoder then decoder).
+
+Sequential, not parallel, and why (measured on the 2-core development machine, see
+docs/comparison-guide.md): two training processes side by side took longer in total
+than the same two runs one after another, because each small run already keeps a
+core busy and the machine's other work takes the rest. So the queue runs one Trainer
+at a time, with the thread count the run config resolves to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.atomic import atomic_write_json
+from workbench.config import RunConfig, validate_field
+from workbench.errors import ConfigError, RunError
+from workbench.events import (
+    EpochMetrics,
+    Event,
+    Listener,
+    ProbeEvent,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
+
+log = logging.getLogger(__name__)
+
+COMPARISON_FORMAT = 1
+COMPARISONS_DIR = "_comparisons"
+DEFAULT_SEEDS = 3
+FINAL_COMPARISON_STATUSES = ("completed", "cancelled", "failed")
+
+# --- queue events ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparisonStarted:
+    """The queue starts: `planned` runs, in the order of `plan` (cell, seed) pairs."""
+
+    comparison_id: str
+    planned: int
+    cells: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class QueuedRunStarted:
+    """Run `index` (0-based) of `planned` starts; its own events follow."""
+
+    comparison_id: str
+    index: int
+    planned: int
+    cell: str
+    seed: int
+    run_id: str
+    total_steps: int  # the run's step budget, for one progress display over the queue
+
+
+@dataclass(frozen=True)
+class QueuedRunFinished:
+    """Run `index` ended with `status` (a RunFinished status)."""
+
+    comparison_id: str
+    index: int
+    planned: int
+    cell: str
+    seed: int
+    run_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ComparisonFinished:
+    """The queue ended: "completed", "cancelled" (the rest skipped) or "failed"."""
+
+    comparison_id: str
+    status: str
+    completed: int  # runs that ran to their end ("completed" status)
+    planned: int
+    message: str = ""
+
+
+QueueEvent = ComparisonStarted | QueuedRunStarted | QueuedRunFinished | ComparisonFinished
+
+
+def queue_fraction(index: int, step: int, total_steps: int, planned: int) -> float:
+    """Progress of the whole queue in [0, 1]: runs done plus the share of the current one."""
+    if planned <= 0:
+        return 1.0
+    within = min(max(step / total_steps, 0.0), 1.0) if total_steps > 0 else 0.0
+    return min((index + within) / planned, 1.0)
+
+
+# --- the plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the queue: the base config with its cell and training seed."""
+
+    index: int
+    cell: str
+    seed: int
+    config: RunConfig = field(compare=False)
+
+
+def parse_cells(cells: str | Iterable[str]) -> tuple[str, ...]:
+    """"rnn-tanh,gru" or a list -> checked cell names, in order, without repeats."""
+    names = cells.split(",") if isinstance(cells, str) else list(cells)
+    out: list[str] = []
+    for name in names:
+        if not str(name).strip():
+            continue
+        cell = validate_field("cell", name)
+        if cell not in out:
+            out.append(cell)
+    if not out:
+        raise ConfigError("cells = '' is not allowed: expected one or more of "
+                          "rnn-tanh, rnn-relu, rnn-sigmoid, gru, lstm (comma-separated)")
+    return tuple(out)
+
+
+def seed_list(base: int, seeds: int | Sequence[int]) -> tuple[int, ...]:
+    """A count n -> (base, base+1, ..., base+n-1); an explicit list is taken as is."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds = {seeds} is not allowed: expected 1 or more")
+        return tuple(base + i for i in range(seeds))
+    out = tuple(validate_field("seed", s) for s in seeds)
+    if not out:
+        raise ConfigError("seeds = [] is not allowed: expected 1 or more")
+    return out
+
+
+def plan_runs(base: RunConfig, cells: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
+    """The queue, seed-major: every cell with the first seed, then every cell with the next.
+
+    So a comparison cancelled halfway still has every cell in its table.
+    """
+    plan: list[PlannedRun] = []
+    for seed in seeds:
+        for cell in cells:
+            config = base.replace(cell=cell, seed=seed).validate()
+            plan.append(PlannedRun(len(plan), cell, int(seed), config))
+    return plan
+
+
+# --- the runner --------------------------------------------------------------------------
+
+
+class ComparisonRunner:
+    """Train `cells` x `seeds` runs of `base`, one after another, in the calling thread.
+
+    `listeners` receive every run's Trainer events and the queue events above.
+    `request_cancel()` (any thread) stops the current run and skips the rest. The
+    dataset is opened once (split seed and validation share from `base`), unless
+    an open `dataset` is given. `thread_policy` is the Trainer's ("gui" leaves a
+    core to the GUI).
+    """
+
+    def __init__(self, base: RunConfig, cells: str | Sequence[str],
+                 seeds: int | Sequence[int] = DEFAULT_SEEDS, *,
+                 listeners: Sequence[Listener] = (), runs_dir: str | Path | None = None,
+                 name: str | None = None, dataset: Any | None = None,
+                 thread_policy: str = "cli") -> None:
+        from workbench.runs import default_runs_dir
+
+        self.base = base.validate()
+        self.cells = parse_cells(cells)
+        self.seeds = seed_list(self.base.seed, seeds)
+        self.plan = plan_runs(self.base, self.cells, self.seeds)
+        self.listeners = list(listeners)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.name = name
+        self.thread_policy = thread_policy
+        self._dataset = dataset
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._trainer: Any | None = None
+        self.comparison_id = ""
+        self.record: dict[str, Any] = {}
+
+    # -- thread-safe controls --------------------------------------------------------------
+
+    def request_cancel(self) -> None:
+        """Stop the current run (it ends "stopped") and start no other (any thread)."""
+        with self._lock:
+            self._cancel.set()
+            trainer = self._trainer
+        if trainer is not None:
+            trainer.request_stop()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def current_trainer(self) -> Any | None:
+        """The Trainer of the run in progress (None between runs): for pause and resume."""
+        with self._lock:
+            return self._trainer
+
+    # the names workbench.cli.train.stop_on_interrupt expects of what it stops
+    request_stop = request_cancel
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.cancel_requested
+
+    # -- the queue -------------------------------------------------------------------------
+
+    def run(self) -> Comparison:
+        """Run the queue; return the saved comparison. Errors propagate after it is saved."""
+        self._start_record()
+        self._emit(ComparisonStarted(self.comparison_id, len(self.plan), self.cells, self.seeds))
+        status, message, completed = "completed", "", 0
+        try:
+            with self._open_dataset() as dataset:
+                for planned in self.plan:
+                    if self._cancel.is_set():
+                        break
+                    if self._run_one(planned, dataset) == "completed":
+                        completed += 1
+            if self._cancel.is_set():
+                status, message = "cancelled", "cancelled: the remaining runs were not started"
+        except BaseException as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            self._finish(status, message, completed)
+            raise
+        self._finish(status, message, completed)
+        return open_comparison(self.comparison_id, self.runs_dir)
+
+    def _open_dataset(self) -> contextlib.AbstractContextManager[Any]:
+        if self._dataset is not None:
+            return contextlib.nullcontext(self._dataset)
+        from workbench.datasets import SequenceDataset
+
+        path = Path(self.base.data)
+        if not path.is_file():
+            raise ConfigError(f"data file not found: {path}")
+        return SequenceDataset.open(str(path), self.base.inputs, self.base.targets,
+                                    split_seed=self.base.split_seed,
+                                    val_fraction=self.base.val_fraction)
+
+    def _run_one(self, planned: PlannedRun, dataset: Any) -> str:
+        """Train one planned run to its end; return its status."""
+        import shutil
+
+        from workbench.runs import RunRecorder, create_run_dir
+        from workbench.training import Trainer
+
+        run_dir = create_run_dir(planned.cell, self.runs_dir)
+        try:
+            recorder = RunRecorder(run_dir, name=f"{planned.cell} seed {planned.seed}")
+            trainer = Trainer(planned.config, dataset, [recorder, *self.listeners],
+                              run_id=run_dir.name, thread_policy=self.thread_policy)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        with self._lock:
+            self._trainer = trainer
+            if self._cancel.is_set():
+                trainer.request_stop()
+        entry = self.record["runs"][planned.index]
+        entry.update(run_id=run_dir.name, status="running")
+        self._save()
+        self._emit(QueuedRunStarted(self.comparison_id, planned.index, len(self.plan),
+                                    planned.cell, planned.seed, run_dir.name, trainer.total_steps))
+        try:
+            finished = trainer.run()
+        finally:
+            with self._lock:
+                self._trainer = None
+        entry["status"] = finished.status
+        self._save()
+        self._emit(QueuedRunFinished(self.comparison_id, planned.index, len(self.plan),
+                                     planned.cell, planned.seed, run_dir.name, finished.status))
+        return finished.status
+
+    # -- the record ------------------------------------------------------------------------
+
+    def _start_record(self) -> None:
+        from workbench.runs import new_run_id
+
+        folder = comparisons_dir(self.runs_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.comparison_id = new_run_id("compare")
+            if not (folder / f"{self.comparison_id}.json").exists():
+                break
+        now = time.time()
+        self.record = {
+            "format": COMPARISON_FORMAT,
+            "comparison_id": self.comparison_id,
+            "name": self.name or " vs ".join(self.cells),
+            "created": now,
+            "created_iso": _iso(now),
+            "finished_iso": None,
+            "status": "running",
+            "message": "",
+            "cells": list(self.cells),
+            "seeds": list(self.seeds),
+            "base_config": self.base.to_dict(),
+            "runs": [{"index": p.index, "cell": p.cell, "seed": p.seed, "run_id": None,
+                      "status": "planned"} for p in self.plan],
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        self._save()
+
+    def _finish(self, status: str, message: str, completed: int) -> None:
+        self.record.update(status=status, message=message, finished_iso=_iso(time.time()))
+        for entry in self.record["runs"]:
+            if entry["status"] == "planned":
+                entry["status"] = "skipped"
+        with contextlib.suppress(OSError):
+            self._save()
+        self._emit(ComparisonFinished(self.comparison_id, status, completed, len(self.plan),
+                                      message))
+
+    def _save(self) -> None:
+        path = comparisons_dir(self.runs_dir) / f"{self.comparison_id}.json"
+        atomic_write_json(path, _json_safe(self.record))
+
+    def _emit(self, event: QueueEvent) -> None:
+        """Send a queue event to every listener; one that raises is logged, the queue goes on."""
+        for listener in self.listeners:
+            try:
+                listener.on_event(event)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a listener must not kill the queue
+                log.warning("listener %s raised on %s", type(listener).__name__,
+                            type(event).__name__, exc_info=True)
+
+
+# --- saved comparisons -----------------------------------------------------------------------
+
+
+def comparisons_dir(runs_dir: str | Path | None = None) -> Path:
+    """Where a runs directory's comparisons are saved: `<runs_dir>/_comparisons`."""
+    from workbench.runs import default_runs_dir
+
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    return root / COMPARISONS_DIR
+
+
+@dataclass(frozen=True)
+class ComparisonEntry:
+    """One planned run of a saved comparison (run_id None when it never started)."""
+
+    index: int
+    cell: str
+    seed: int
+    run_id: str | None
+    status: str  # planned, running, completed, stopped, diverged, failed, skipped
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A saved comparison, read back: which runs, with which settings."""
+
+    path: Path
+    comparison_id: str
+    name: str
+    status: str  # running, completed, cancelled, failed; "crashed" if its process is gone
+    message: str
+    created_iso: str
+    finished_iso: str | None
+    cells: tuple[str, ...]
+    seeds: tuple[int, ...]
+    base_config: dict[str, Any]
+    entries: tuple[ComparisonEntry, ...]
+
+    @property
+    def runs_dir(self) -> Path:
+        """The runs directory its runs are in (the comparisons folder's parent)."""
+        return self.path.parent.parent
+
+    def config(self) -> RunConfig:
+        """The base config (cell and seed of the first run): what every run shares."""
+        return RunConfig.from_dict(self.base_config)
+
+    @property
+    def run_ids(self) -> tuple[str, ...]:
+        return tuple(e.run_id for e in self.entries if e.run_id)
+
+    def open_runs(self) -> list[Any]:
+        """The runs that started and still exist (workbench.runs.Run), in queue order."""
+        from workbench.runs import open_run
+
+        runs = []
+        for run_id in self.run_ids:
+            with contextlib.suppress(RunError):
+                runs.append(open_run(run_id, self.runs_dir))
+        return runs
+
+    def run_data(self) -> list[RunData]:
+        """Each existing run's figures (RunData), in queue order."""
+        return [RunData.from_run(run) for run in self.open_runs()]
+
+    def table(self) -> ComparisonTable:
+        return comparison_rows(self.run_data(), cells=self.cells)
+
+    def to_json(self) -> dict[str, Any]:
+        return _json_safe({
+            "comparison_id": self.comparison_id, "name": self.name, "status": self.status,
+            "message": self.message, "created_iso": self.created_iso,
+            "finished_iso": self.finished_iso, "cells": list(self.cells),
+            "seeds": list(self.seeds), "runs": len(self.run_ids), "planned": len(self.entries),
+            "path": str(self.path),
+        })
+
+
+def _read_comparison(path: Path) -> Comparison:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} is not a readable comparison: {exc}") from None
+    if not isinstance(data, dict) or data.get("format", 0) > COMPARISON_FORMAT:
+        raise RunError(f"{path} is not a comparison this version reads "
+                       f"(format {data.get('format') if isinstance(data, dict) else '?'})")
+    try:
+        entries = tuple(ComparisonEntry(int(e["index"]), str(e["cell"]), int(e["seed"]),
+                                        e.get("run_id"), str(e.get("status", "")))
+                        for e in data.get("runs", []))
+        return Comparison(
+            path=path, comparison_id=str(data["comparison_id"]),
+            name=str(data.get("name") or data["comparison_id"]),
+            status=_effective_status(data), message=str(data.get("message") or ""),
+            created_iso=str(data.get("created_iso", "")), finished_iso=data.get("finished_iso"),
+            cells=tuple(data.get("cells", [])), seeds=tuple(int(s) for s in data.get("seeds", [])),
+            base_config=dict(data.get("base_config") or {}), entries=entries)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{path} is not a readable comparison: missing or bad {exc}") from None
+
+
+def _effective_status(data: dict[str, Any]) -> str:
+    """A "running" comparison whose process (on this host) is gone reads "crashed"."""
+    status = str(data.get("status", "crashed"))
+    if status != "running" or data.get("host") != socket.gethostname():
+        return status
+    pid = data.get("pid")
+    if not isinstance(pid, int):
+        return status
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "crashed"
+    except OSError:
+        pass
+    return status
+
+
+def list_comparisons(runs_dir: str | Path | None = None) -> list[Comparison]:
+    """The saved comparisons of a runs directory, oldest first (ids sort by time)."""
+    folder = comparisons_dir(runs_dir)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        with contextlib.suppress(RunError):
+            out.append(_read_comparison(path))
+    return out
+
+
+def open_comparison(comparison_id_or_path: str | Path,
+                    runs_dir: str | Path | None = None) -> Comparison:
+    """A saved comparison by id (in `runs_dir`) or by the path of its JSON file."""
+    candidate = Path(comparison_id_or_path)
+    if candidate.suffix == ".json" and candidate.is_file():
+        return _read_comparison(candidate)
+    path = comparisons_dir(runs_dir) / f"{comparison_id_or_path}.json"
+    if not path.is_file():
+        raise RunError(f"no comparison {str(comparison_id_or_path)!r} in {path.parent}")
+    return _read_comparison(path)
+
+
+# --- one run's figures, detached ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What the comparison figures need of one run: plain numbers and the last probe."""
+
+    run_id: str
+    cell: str
+    seed: int | None
+    status: str
+    parameters: int | None
+    seconds: float
+    sequences: int
+    steps: tuple[StepMetrics, ...]
+    epochs: tuple[EpochMetrics, ...]
+    probe: ProbeEvent | None
+    layers: int = 1
+
+    @classmethod
+    def from_run(cls, run: Any) -> RunData:
+        """From a run folder (workbench.runs.Run)."""
+        status = run.status_record()
+        steps = tuple(run.step_metrics())
+        config = run.config_dict()
+        seconds = float(status.get("seconds") or (steps[-1].seconds if steps else 0.0))
+        return cls(run_id=run.run_id, cell=run.cell,
+                   seed=config.get("training", {}).get("seed"), status=run.status,
+                   parameters=run.meta.get("parameters"), seconds=seconds,
+                   sequences=steps[-1].sequences if steps else 0, steps=steps,
+                   epochs=tuple(run.epoch_metrics()), probe=run.last_probe(),
+                   layers=int(config.get("model", {}).get("layers", 1)))
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event]) -> RunData:
+        """From a run's events (a live run's RecordingListener, or Run.events())."""
+        started: RunStarted | None = None
+        finished: RunFinished | None = None
+        steps: list[StepMetrics] = []
+        epochs: list[EpochMetrics] = []
+        probe: ProbeEvent | None = None
+        for event in events:
+            if isinstance(event, RunStarted):
+                started = event
+            elif isinstance(event, StepMetrics):
+                steps.append(event)
+            elif isinstance(event, EpochMetrics):
+                epochs.append(event)
+            elif isinstance(event, ProbeEvent):
+                probe = event
+            elif isinstance(event, RunFinished):
+                finished = event
+        if started is None:
+            raise RunError("a run's events must begin with RunStarted")
+        config = started.config
+        seconds = finished.seconds if finished else (steps[-1].seconds if steps else 0.0)
+        return cls(run_id=started.run_id, cell=config.get("model", {}).get("cell", ""),
+                   seed=config.get("training", {}).get("seed"),
+                   status=finished.status if finished else "running",
+                   parameters=started.parameters, seconds=float(seconds),
+                   sequences=steps[-1].sequences if steps else 0, steps=tuple(steps),
+                   epochs=tuple(epochs), probe=probe,
+                   layers=int(config.get("model", {}).get("layers", 1)))
+
+    # -- the figures -----------------------------------------------------------------------
+
+    def best_epoch(self) -> EpochMetrics | None:
+        """The epoch with the lowest teacher-forced validation loss (the best checkpoint)."""
+        finite = [e for e in self.epochs if math.isfinite(e.val_loss)]
+        return min(finite, key=lambda e: e.val_loss) if finite else None
+
+    def figures(self) -> dict[str, float | None]:
+        """The table's per-run values (None where not defined); see COLUMNS."""
+        best = self.best_epoch()
+        return {
+            "seconds": self.seconds if self.steps else None,
+            "sequences_per_second": self.sequences / self.seconds if self.seconds > 0 else None,
+            "best_val_loss": best.val_loss if best else None,
+            "val_loss_free_running": best.val_loss_free_running if best else None,
+            "token_accuracy": best.token_accuracy if best else None,
+            "sequence_accuracy": best.sequence_accuracy if best else None,
+            "vanishing_ratio": vanishing_ratio(self.probe),
+            "spectral_radius": encoder_spectral_radius(self.probe, self.layers),
+        }
+
+
+def vanishing_ratio(probe: ProbeEvent | None) -> float | None:
+    """G_1 / G_T of the encoder's top layer: how much of the loss's gradient reaches the
+    first input step relative to the last. ~1: it carries through; << 1: it vanishes."""
+    if probe is None or probe.encoder_grad_norms is None:
+        return None
+    top = np.asarray(probe.encoder_grad_norms, dtype=np.float64)
+    top = top[-1] if top.ndim == 2 else top
+    if top.size == 0:
+        return None
+    first, last = float(top[0]), float(top[-1])
+    if not (math.isfinite(first) and math.isfinite(last)) or last <= 0.0:
+        return None
+    return first / last
+
+
+def encoder_spectral_radius(probe: ProbeEvent | None, layers: int | None = None) -> float | None:
+    """The spectral radius of the encoder's top-layer recurrent weights W_hh.
+
+    Vanilla RNN: of W_hh. Gated cells (LSTM i, f, g, o; GRU r, z, n): the largest over
+    the H x H gate blocks of W_hh, the block that can amplify most. Keys are the
+    probe's ("encoder.layer0" or "encoder.layer0.f"); `layers` picks the top layer
+    (default: the highest the probe has).
+    """
+    if probe is None or not probe.spectral_radius:
+        return None
+    if layers is None:
+        layers = 1 + max((_layer_of(k) for k in probe.spectral_radius
+                          if k.startswith("encoder.layer")), default=0)
+    prefix = f"encoder.layer{layers - 1}"
+    values = [v for k, v in probe.spectral_radius.items()
+              if (k == prefix or k.startswith(prefix + ".")) and math.isfinite(v)]
+    return max(values) if values else None
+
+
+def _layer_of(key: str) -> int:
+    try:
+        return int(key.split(".")[1].removeprefix("layer"))
+    except (IndexError, ValueError):
+        return 0
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+COLUMNS: tuple[str, ...] = (
+    "seconds", "sequences_per_second", "best_val_loss", "val_loss_free_running",
+    "token_accuracy", "sequence_accuracy", "vanishing_ratio", "spectral_radius",
+)
+COLUMN_TITLES: dict[str, str] = {
+    "seconds": "wall time (s)", "sequences_per_second": "sequences/s",
+    "best_val_loss": "best val loss", "val_loss_free_running": "val loss (free-running)",
+    "token_accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy",
+    "vanishing_ratio": "G_1/G_T (encoder)", "spectral_radius": "spectral radius (encoder)",
+}
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample std (ddof 1) across seeds of the defined values; None where
+    not defined (std needs two values)."""
+
+    mean: float | None
+    std: float | None
+    values: tuple[float | None, ...]  # per seed, in run order
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Stat:
+        finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        mean = float(np.mean(finite)) if finite else None
+        std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+        return cls(mean, std, tuple(None if v is None else float(v) for v in values))
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One cell of a comparison: its runs and each figure's mean and std across seeds."""
+
+    cell: str
+    run_ids: tuple[str, ...]
+    seeds: tuple[int | None, ...]
+    statuses: tuple[str, ...]
+    parameters: int | None
+    stats: dict[str, Stat]  # COLUMNS -> Stat
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cell": self.cell, "run_ids": list(self.run_ids),
+                               "seeds": list(self.seeds), "statuses": list(self.statuses),
+                               "parameters": self.parameters}
+        for name in COLUMNS:
+            stat = self.stats[name]
+            out[f"{name}_mean"] = stat.mean
+            out[f"{name}_std"] = stat.std
+        out["per_seed"] = {name: list(self.stats[name].values) for name in COLUMNS}
+        return _json_safe(out)
+
+
+@dataclass(frozen=True)
+class ComparisonTable:
+    """The comparison's table: one row per cell, in the order the cells were given."""
+
+    rows: tuple[ComparisonRow, ...]
+    columns: tuple[str, ...] = COLUMNS
+
+    def row(self, cell: str) -> ComparisonRow:
+        for row in self.rows:
+            if row.cell == cell:
+                return row
+        raise KeyError(cell)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [row.to_json() for row in self.rows]
+
+    def to_text(self) -> str:
+        """A plain-text table: one column per cell, each figure as mean +/- std."""
+        width = max([22, *(len(r.cell) + 2 for r in self.rows)])
+        lines = [f"{'':<26}" + "".join(f"{r.cell:>{width}}" for r in self.rows)]
+        lines.append(f"{'runs':<26}" + "".join(f"{len(r.run_ids):>{width}}" for r in self.rows))
+        lines.append(f"{'parameters':<26}" + "".join(
+            f"{_fmt(r.parameters):>{width}}" for r in self.rows))
+        for name in self.columns:
+            cells = "".join(f"{_fmt_stat(r.stats[name]):>{width}}" for r in self.rows)
+            lines.append(f"{COLUMN_TITLES[name]:<26}{cells}")
+        return "\n".join(lines)
+
+
+def comparison_rows(runs: Iterable[Any], cells: Sequence[str] | None = None) -> ComparisonTable:
+    """The table of a comparison from its runs (RunData, or Run folders, any order).
+
+    Rows follow `cells` when given (a cell without runs gets an empty row), else the
+    order cells first appear in.
+    """
+    grouped = _group(runs)
+    order = list(cells) if cells is not None else list(grouped)
+    rows = []
+    for cell in order:
+        members = grouped.get(cell, [])
+        figures = [m.figures() for m in members]
+        params = [m.parameters for m in members if m.parameters is not None]
+        rows.append(ComparisonRow(
+            cell=cell, run_ids=tuple(m.run_id for m in members),
+            seeds=tuple(m.seed for m in members), statuses=tuple(m.status for m in members),
+            parameters=int(params[0]) if params else None,
+            stats={name: Stat.of([f[name] for f in figures]) for name in COLUMNS}))
+    return ComparisonTable(tuple(rows))
+
+
+def _as_data(run: Any) -> RunData:
+    return run if isinstance(run, RunData) else RunData.from_run(run)
+
+
+def _group(runs: Iterable[Any]) -> dict[str, list[RunData]]:
+    grouped: dict[str, list[RunData]] = {}
+    for run in runs:
+        data = _as_data(run)
+        grouped.setdefault(data.cell, []).append(data)
+    return grouped
+
+
+# --- loss bands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """A curve across seeds on common x values: per-seed values and their spread."""
+
+    x: np.ndarray  # (N,) steps (training) or epochs (validation)
+    per_seed: np.ndarray  # (seeds, N)
+    mean: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    std: np.ndarray  # sample std (ddof 1); NaN with one seed
+
+    @classmethod
+    def of(cls, x: np.ndarray, per_seed: np.ndarray) -> Band:
+        per_seed = np.asarray(per_seed, dtype=np.float64).reshape(-1, len(x))
+        with np.errstate(all="ignore"), _quiet_nan_warnings():
+            std = (np.nanstd(per_seed, axis=0, ddof=1) if per_seed.shape[0] > 1
+                   else np.full(len(x), np.nan))
+            return cls(np.asarray(x), per_seed, np.nanmean(per_seed, axis=0),
+                       np.nanmin(per_seed, axis=0), np.nanmax(per_seed, axis=0), std)
+
+
+@dataclass(frozen=True)
+class LossBand:
+    """One cell's losses across seeds.
+
+    train: training loss per step on the steps every seed has (raw, or the debiased
+    EMA of `smoothing`); val / val_free_running: validation losses per epoch on
+    the epochs every seed has, with `val_steps` the step each epoch ended at (first run).
+    """
+
+    cell: str
+    run_ids: tuple[str, ...]
+    train: Band
+    val: Band
+    val_free_running: Band
+    val_steps: np.ndarray
+
+
+def loss_bands(runs: Iterable[Any], smoothing: float = 0.0,
+               cells: Sequence[str] | None = None) -> dict[str, LossBand]:
+    """Per cell, the training and validation loss curves across seeds, aligned.
+
+    Steps (and epochs) are aligned by number: a band covers those every seed reached.
+    `smoothing` in [0, 1) is TensorBoard's debiased EMA weight (0: raw).
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"smoothing = {smoothing} is not allowed: expected 0 <= s < 1")
+    grouped = _group(runs)
+    out: dict[str, LossBand] = {}
+    for cell in (cells if cells is not None else list(grouped)):
+        members = grouped.get(cell, [])
+        train_curves = [({s.step: s.loss for s in m.steps}) for m in members]
+        steps = _common_keys(train_curves)
+        train = np.array([smooth([c[s] for s in steps], smoothing) for c in train_curves])
+        val_curves = [{e.epoch: e for e in m.epochs} for m in members]
+        epochs = _common_keys(val_curves)
+        val = np.array([[c[e].val_loss for e in epochs] for c in val_curves])
+        free = np.array([[c[e].val_loss_free_running for e in epochs] for c in val_curves])
+        val_steps = (np.array([val_curves[0][e].step for e in epochs], dtype=np.int64)
+                     if members else np.zeros(0, dtype=np.int64))
+        out[cell] = LossBand(cell, tuple(m.run_id for m in members),
+                             Band.of(steps, train), Band.of(epochs, val),
+                             Band.of(epochs, free), val_steps)
+    return out
+
+
+def _common_keys(curves: Sequence[dict[int, Any]]) -> np.ndarray:
+    if not curves:
+        return np.zeros(0, dtype=np.int64)
+    common = set(curves[0])
+    for curve in curves[1:]:
+        common &= set(curve)
+    return np.array(sorted(common), dtype=np.int64)
+
+
+def smooth(values: Sequence[float], weight: float) -> np.ndarray:
+    """TensorBoard's debiased EMA (as the loss plot draws it); non-finite values pass
+    through and do not count; weight 0 returns the values."""
+    raw = np.asarray(values, dtype=np.float64)
+    if weight <= 0.0:
+        return raw.copy()
+    out = np.empty_like(raw)
+    last, count = 0.0, 0
+    for i, value in enumerate(raw.tolist()):
+        if not math.isfinite(value):
+            out[i] = value
+            continue
+        last = last * weight + (1.0 - weight) * value
+        count += 1
+        out[i] = last / (1.0 - weight**count)
+    return out
+
+
+# --- gradient profiles ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradientProfile:
+    """One cell's G_t at each seed's latest probe (top layer), encoder then decoder.
+
+    encoder_per_seed (seeds, T_in), decoder_per_seed (seeds, T_out); the means are
+    arithmetic means across seeds (NaN where a step has no finite value). `probe_steps`:
+    the training step of each seed's probe. Seeds without a probe are left out.
+    """
+
+    cell: str
+    run_ids: tuple[str, ...]
+    probe_steps: tuple[int, ...]
+    encoder_per_seed: np.ndarray
+    decoder_per_seed: np.ndarray
+    encoder_mean: np.ndarray
+    decoder_mean: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(T_in + T_out,) encoder steps then decoder steps."""
+        return np.concatenate([self.encoder_mean, self.decoder_mean])
+
+    @property
+    def per_seed(self) -> np.ndarray:
+        """(seeds, T_in + T_out)."""
+        return np.concatenate([self.encoder_per_seed, self.decoder_per_seed], axis=1)
+
+
+def gradient_profiles(runs: Iterable[Any],
+                      cells: Sequence[str] | None = None) -> dict[str, GradientProfile]:
+    """Per cell, the latest probe's per-step gradient norms G_t, per seed and mean."""
+    grouped = _group(runs)
+    out: dict[str, GradientProfile] = {}
+    for cell in (cells if cells is not None else list(grouped)):
+        probed = [m for m in grouped.get(cell, []) if m.probe is not None]
+        enc = _stack([_top(m.probe.encoder_grad_norms) for m in probed])  # type: ignore[union-attr]
+        dec = _stack([_top(m.probe.decoder_grad_norms) for m in probed])  # type: ignore[union-attr]
+        out[cell] = GradientProfile(
+            cell, tuple(m.run_id for m in probed),
+            tuple(m.probe.step for m in probed),  # type: ignore[union-attr]
+            enc, dec, _nanmean(enc), _nanmean(dec))
+    return out
+
+
+def _top(norms: np.ndarray | None) -> np.ndarray:
+    array = np.asarray(norms if norms is not None else [], dtype=np.float64)
+    return array[-1] if array.ndim == 2 else array
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, 0))
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _nanmean(array: np.ndarray) -> np.ndarray:
+    if array.shape[0] == 0:
+        return np.zeros(array.shape[1])
+    with np.errstate(all="ignore"), _quiet_nan_warnings():
+        return np.nanmean(array, axis=0)
+
+
+# --- small helpers ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_nan_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _iso(timestamp: float) -> str:
+    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
+        timespec="seconds")
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, numpy -> Python, paths -> str (strict JSON), as run records."""
+    from workbench.runs import _clean
+
+    return _clean(value)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fmt_stat(stat: Stat) -> str:
+    if stat.mean is None:
+        return "-"
+    if stat.std is None:
+        return _fmt(stat.mean)
+    return f"{_fmt(stat.mean)} +/- {_fmt(stat.std)}"
