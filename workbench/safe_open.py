@@ -4,8 +4,9 @@ A hostile or damaged file can crash or hang libhdf5 itself (h5py issues #1183 an
 #2569, HDF5 #1707): no Python exception, the whole app dies. So before the app opens
 a file in-process, a child process (`python -m workbench.safe_open`) opens it, checks
 its structure exactly as the reader does, and reads the first and last sample of each
-array the dataset uses (all of an array stored in under 16 MiB). A crash or a timeout there becomes a DatasetError ("the file
-could not be read safely: ...") and the app lives on.
+array the dataset uses (all of an array whose data take under 16 MiB). A crash or a
+timeout there becomes a DatasetError ("the file could not be read safely: ...") and
+the app lives on.
 
 The verdict is cached by (real path, size, mtime, what was checked, HDF5 version) in
 memory and on disk (`cache_dir()`), so re-opening a file, or a test suite, pays for the
@@ -75,7 +76,7 @@ def check_file(
     """Raise DatasetError unless the file can be read in-process without risk.
 
     mode "open": the dataset's structure and the first and last sample of each array
-    it uses, all of an array stored in under 16 MiB (`inputs`/`targets` as for
+    it uses, all of an array whose data take under 16 MiB (`inputs`/`targets` as for
     SequenceDataset.open); mode "list": a walk over every object in the file (for
     list_arrays). A structural DatasetError found by the child is raised as it is.
     `timeout` defaults to DEFAULT_TIMEOUT_S (read at call time).
