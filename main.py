@@ -7,11 +7,19 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
 
 def _wants_gui(argv: list[str]) -> bool:
-    return not argv or (len(argv) == 1 and not argv[0].startswith("-") and "." in argv[0])
+    """No arguments, or a single argument that names a data file: the desktop app."""
+    if not argv:
+        return True
+    if len(argv) != 1 or argv[0].startswith("-"):
+        return False
+    return argv[0].lower().endswith(HDF5_SUFFIXES) or os.path.isfile(argv[0])
 
 
 def main(argv: list[str] | None = None) -> int:

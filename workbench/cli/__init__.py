@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from workbench.cli import common
 
 SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (and exit 2), like any
+    other user error, with a pointer to --help instead of the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(common.EXIT_USER_ERROR, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python main.py",
         description="Sequence Workbench: train and look inside recurrent sequence models. "
         "Without a subcommand, opens the desktop app.",
