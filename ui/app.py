@@ -6,15 +6,24 @@
 from __future__ import annotations
 
 import os
-import signal
-import sys
-from importlib import resources as importlib_resources
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+# numpy's BLAS in the GUI process works on small matrices (a PCA of a few hundred
+# hidden states per probe). With its default thread pool it spins on every core and
+# fights the training thread for them: measured on 2 cores, an SVD of 440 x 256 took
+# 90-800 ms multi-threaded and 14 ms on one thread. Set before numpy is imported;
+# a user's own setting wins. (Torch sets its own thread count per run.)
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from ui.errors import install_excepthook, show_error
+import signal  # noqa: E402
+import sys  # noqa: E402
+from importlib import resources as importlib_resources  # noqa: E402
+
+from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtGui import QIcon  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from ui.errors import install_excepthook, show_error  # noqa: E402
 
 APP_DISPLAY_NAME = "Sequence Workbench"
 

@@ -151,7 +151,9 @@ class TrainingControls(QWidget):
             self._show_step(last_step)
 
     def _on_run_started(self, event: RunStarted) -> None:
-        train_size = int((event.dataset.get("splits") or {}).get("train", 0))
+        # "reader_splits": the splits as the trainer reads them ("splits": as stored)
+        splits = event.dataset.get("reader_splits") or event.dataset.get("splits") or {}
+        train_size = int(splits.get("train", 0))
         self._total, per_epoch = planned_steps(event.config, train_size)
         self._epochs = math.ceil(self._total / per_epoch) if self._total else None
         self._first = None

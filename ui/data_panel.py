@@ -290,6 +290,7 @@ class DataPanel(QWidget):
         pbox = QVBoxLayout(preview_box)
         row = QHBoxLayout()
         self.split_combo = QComboBox(preview_box)
+        self.split_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.index_spin = QSpinBox(preview_box)
         self.index_spin.setToolTip("Index of the sample within the split")
         self.index_spin.setKeyboardTracking(False)
@@ -309,7 +310,9 @@ class DataPanel(QWidget):
         item.setLabel("left", "value")
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setMenuEnabled(False)
-        self.preview_legend = item.addLegend(offset=(-5, 5))
+        # A legend would cover the curves: the title names them in their colours.
+        item.setTitle(f'<span style="color:{INPUT_COLORS[0]}">━ input</span>&nbsp;&nbsp;'
+                      f'<span style="color:{TARGET_COLORS[0]}">╍ target</span>', size="9pt")
         self.preview_text = QPlainTextEdit(preview_box)
         self.preview_text.setReadOnly(True)
         self.preview_text.setFont(QFont("monospace"))
@@ -386,8 +389,8 @@ class DataPanel(QWidget):
         self.split_combo.clear()
         summary = doc.summary
         if summary is not None:
-            for split, n in summary.splits.items():
-                self.split_combo.addItem(f"{split} ({n:,})", split)
+            for split in summary.splits:
+                self.split_combo.addItem(split, split)
         self.split_combo.blockSignals(False)
         self._on_split_changed()
 
@@ -480,7 +483,7 @@ class DataPanel(QWidget):
         self.index_spin.setRange(0, max(0, n - 1))
         self.index_spin.blockSignals(False)
         self.index_spin.setEnabled(n > 0)
-        self.index_of.setText(f"of 0 – {n - 1:,}" if n else "")
+        self.index_of.setText(f"(0 – {n - 1:,})" if n else "(empty)")
         self._show_sample()
 
     def _on_index_changed(self, _value: int) -> None:
@@ -512,7 +515,7 @@ class DataPanel(QWidget):
 
     def _plot_sample(self, batch: Batch, summary: DatasetSummary) -> None:
         plot = self.preview_plot
-        self.preview_legend.clear()
+        notes = []
         t_in = int(batch.x_lengths[0])
         t_out = int(batch.y_lengths[0])
         offset = summary.inputs.steps
@@ -534,11 +537,12 @@ class DataPanel(QWidget):
                                else Qt.PenStyle.DashLine)
                 plot.plot(t, values[:, f], pen=pen, name=label)
             if features > shown:
-                self.preview_legend.addItem(pg.PlotDataItem(pen=None),
-                                            f"({shown} of {features} {name} features shown)")
+                notes.append(f"{shown} of {features} {name} features shown")
         boundary = pg.InfiniteLine(pos=offset - 0.5, angle=90,
                                    pen=pg.mkPen("#999999", style=Qt.PenStyle.DotLine))
         plot.addItem(boundary)
+        plot.setToolTip("; ".join(notes) if notes else "Input (solid) then target (dashed) "
+                        "of one sample; features in different colours")
 
     def _sample_text(self, batch: Batch, summary: DatasetSummary) -> str:
         lines = []

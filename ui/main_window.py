@@ -18,7 +18,9 @@ and a replayed run's events reach the plots through the same `add_events`.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QTabWidget,
     QToolBar,
     QWidget,
 )
@@ -47,9 +50,19 @@ from ui.settings import AppSettings
 from ui.task_dialog import ensure_builtin_dataset, new_dataset_from_task
 from ui.worker import TrainingSession, WorkerFailure
 from workbench.errors import WorkbenchError
-from workbench.events import Event, ListenerError, RecordingListener, RunFinished, RunStarted
+from workbench.events import (
+    EpochMetrics,
+    Event,
+    ListenerError,
+    RecordingListener,
+    RunFinished,
+    RunStarted,
+    StepMetrics,
+)
 
-CLOSE_WAIT_MS = 500  # how long closing waits for a stopping run before saying so
+CLOSE_WAIT_MS = 500
+LOAD_DELAY_MS = 50
+LIVE_ROW_INTERVAL_S = 1.0  # how often the live run's line in the Runs panel updates  # lets the window paint before the first dataset is opened  # how long closing waits for a stopping run before saying so
 DATASET_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
@@ -68,12 +81,15 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self._close_pending = False
         self._shown_once = False
         self._restored_state = False
         self._live_run_id: str | None = None
         self._replayed_run_id: str | None = None
         self._overlay_cache: dict[str, tuple[int, list[Event]]] = {}
+        self._live_progress: list[Event] = []
+        self._live_row_shown = 0.0
 
         # the objects the panels show
         self.document = DatasetDocument(self)
@@ -98,9 +114,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.runs_index.refresh()
         self._initial_path = initial_path
-        if load_dataset:
-            # after the window is shown: a first launch may generate the built-in data
-            QTimer.singleShot(0, self._load_initial_dataset)
+        self._load_pending = load_dataset
 
     # --- construction -------------------------------------------------------------------
     def _dock(self, title: str, name: str, widget: QWidget, tip: str) -> QDockWidget:
@@ -117,7 +131,7 @@ class MainWindow(QMainWindow):
         # A small central widget: every panel is a dock around it.
         center = QWidget(self)
         center.setObjectName("center")
-        center.setMaximumSize(0, 0)
+        center.setMaximumHeight(0)  # the center column takes spare width, no height
         self.setCentralWidget(center)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -162,7 +176,9 @@ class MainWindow(QMainWindow):
     def _size_docks(self) -> None:
         """Default dock sizes: side panels readable, plots sharing the rest."""
         height = max(600, self.height())
-        self.resizeDocks([self.data_dock, self.model_dock], [390, 360], Qt.Orientation.Horizontal)
+        side = max(320, min(380, int(self.width() * 0.22)))
+        self.resizeDocks([self.data_dock, self.model_dock], [side, side - 20],
+                         Qt.Orientation.Horizontal)
         self.resizeDocks([self.loss_dock, self.gradient_dock, self.runs_dock],
                          [int(height * 0.36), int(height * 0.36), int(height * 0.2)],
                          Qt.Orientation.Vertical)
@@ -174,6 +190,10 @@ class MainWindow(QMainWindow):
             if not self._restored_state:
                 # dock sizes apply only once the window has its size
                 QTimer.singleShot(0, self._size_docks)
+            if self._load_pending:
+                # once the window is on screen: a first launch generates the built-in data
+                self._load_pending = False
+                QTimer.singleShot(LOAD_DELAY_MS, self._load_initial_dataset)
 
     def _build_actions(self) -> None:
         self.open_action = QAction("&Open Dataset…", self)
@@ -275,7 +295,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1500, 940)
+            self.resize(default_size(self))
         if state is not None:
             self._restored_state = bool(self.restoreState(state))
         self.data_panel.restore_state(self.settings.splitter_state("data"))
@@ -422,7 +442,9 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: tuple) -> None:
         for event in events:
-            if isinstance(event, RunStarted):
+            if isinstance(event, (StepMetrics, EpochMetrics)):
+                self._live_progress.append(event)
+            elif isinstance(event, RunStarted):
                 self._live_run_id = event.run_id
                 self.runs_index.live_run_id = event.run_id
                 self.runs_index.refresh()
@@ -433,6 +455,25 @@ class MainWindow(QMainWindow):
                     f"Recording problem ({event.listener}): {event.message}", 10000)
         for plot in self.plots:
             plot.add_events(events)
+        if self._live_run_id and time.monotonic() - self._live_row_shown >= LIVE_ROW_INTERVAL_S:
+            self._show_live_row()
+
+    def _show_live_row(self) -> None:
+        """The live run's line in the Runs panel: steps, best loss, time, speed."""
+        self._live_row_shown = time.monotonic()
+        steps = [e for e in self._live_progress if isinstance(e, StepMetrics)]
+        losses = [e.val_loss for e in self._live_progress
+                  if isinstance(e, EpochMetrics) and math.isfinite(e.val_loss)]
+        self._live_progress = self._live_progress[-1:] if steps else []
+        if not steps and not losses:
+            return
+        last = steps[-1] if steps else None
+        self.runs_index.update_live(
+            self._live_run_id,
+            steps=last.step if last else None,
+            seconds=last.seconds if last else None,
+            sequences_per_second=last.sequences_per_second if last else None,
+            best_val_loss=min(losses) if losses else None)
 
     def _on_run_failed(self, failure: WorkerFailure) -> None:
         if failure.user_error:
@@ -612,6 +653,15 @@ class MainWindow(QMainWindow):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop any run and wait for its thread (tests, scripts)."""
         return self.session.shutdown(timeout_ms)
+
+
+def default_size(widget: QWidget) -> QSize:
+    """A first-launch size: most of the screen, at most 1600 x 1000."""
+    screen = widget.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return QSize(1500, 940)
+    area = screen.availableGeometry()
+    return QSize(min(1600, int(area.width() * 0.94)), min(1000, int(area.height() * 0.94)))
 
 
 # --- what a run is built from (called in the training thread) ----------------------------

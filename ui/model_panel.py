@@ -148,10 +148,11 @@ class ModelPanel(QWidget):
     def _build(self) -> None:
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        self.setMinimumWidth(300)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll = scroll
         outer.addWidget(scroll)
         body = QWidget()
         scroll.setWidget(body)
@@ -260,6 +261,9 @@ class ModelPanel(QWidget):
         form.addRow("Device", self.device)
         layout.addWidget(system)
         layout.addStretch(1)
+        # As wide as the fields need (no sideways scrolling), scrolling only vertically.
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(max(300, body.minimumSizeHint().width() + bar + 2))
 
         for widget in (self.cell, self.optimizer, self.device):
             widget.currentIndexChanged.connect(self._on_edited)

@@ -13,7 +13,7 @@ continue a stopped or crashed run. Renaming edits the display name in place
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
@@ -110,6 +110,26 @@ class RunsIndex(QObject):
         self.rows = rows
         self.changed.emit()
 
+    def update_live(self, run_id: str, *, steps: int | None = None,
+                    seconds: float | None = None, sequences_per_second: float | None = None,
+                    best_val_loss: float | None = None) -> None:
+        """Fold the live run's progress (from its events) into its line, between the
+        recorder's less frequent status writes."""
+        for i, row in enumerate(self.rows):
+            if row.run_id != run_id:
+                continue
+            best = row.best_val_loss
+            if best_val_loss is not None:
+                best = best_val_loss if best is None else min(best, best_val_loss)
+            self.rows[i] = replace(
+                row, steps=row.steps if steps is None else steps,
+                seconds=row.seconds if seconds is None else seconds,
+                sequences_per_second=(row.sequences_per_second if sequences_per_second is None
+                                      else sequences_per_second),
+                best_val_loss=best)
+            self.changed.emit()
+            return
+
     def row(self, run_id: str) -> RunRow | None:
         return next((r for r in self.rows if r.run_id == run_id), None)
 
@@ -144,6 +164,11 @@ class RunsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.hint = QLabel("Select a run to replay it in the plots · tick runs to compare "
+                           "them · double-click a name to rename", self)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint)
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -155,18 +180,14 @@ class RunsPanel(QWidget):
         self.table.setIconSize(QSize(12, 12))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         header.setToolTip("Tick runs to overlay their loss and gradients; select a "
                           "finished run to replay it; double-click a name to rename it")
         layout.addWidget(self.table, 1)
 
         buttons = QHBoxLayout()
-        self.hint = QLabel("Select a run to replay it in the plots; tick runs to compare them.",
-                           self)
-        self.hint.setObjectName("hint")
-        self.hint.setWordWrap(True)
-        self.hint.setMinimumWidth(120)
-        buttons.addWidget(self.hint, 1)
+        buttons.addStretch(1)
+        self.setToolTip(f"Runs folder: {index.runs_dir}")
         self.refresh_button = QPushButton("Refresh", self)
         self.resume_button = QPushButton("Resume", self)
         self.resume_button.setToolTip("Continue a stopped or crashed run from its last checkpoint")

@@ -189,7 +189,8 @@ def test_the_controls_alone_follow_a_session(qtbot):
                          layers=1, hidden=4)
     events[0] = type(events[0])(**{**events[0].__dict__,
                                    "config": {"training": {"batch_size": 4, "epochs": 4}},
-                                   "dataset": {"splits": {"train": 100}}})
+                                   "dataset": {"splits": {"all": 120},
+                                               "reader_splits": {"train": 100, "val": 20}}})
     controls._on_state_changed("running")
     controls._on_events(tuple(events[:40]))
     assert "Epoch" in controls.progress.format() and "of 100" in controls.progress.format()
