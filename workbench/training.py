@@ -395,10 +395,10 @@ class Trainer:
         self._seconds_base = self.progress.seconds
         resumed_from = self.position.step if self._resume is not None else 0
         self._emit(self._started_event(resumed_from))
-        if self._resume is None:
-            self._save("latest")
         status, message = "completed", ""
         try:
+            if self._resume is None:
+                self._save("latest")  # a run always has a checkpoint that loads
             status, message = self._loop()
         except _Stop:
             status, message = "stopped", f"stopped at step {self.position.step}"
