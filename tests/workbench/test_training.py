@@ -274,10 +274,10 @@ def test_stop_and_pause_from_another_thread(waves, tmp_path):
         trainer.request_pause()
         _wait_for(lambda: trainer.paused)
         count = len(recording.of_type(StepMetrics))
-        time.sleep(0.6)
+        time.sleep(1.6)
         assert len(recording.of_type(StepMetrics)) == count  # nothing trains while paused
-        # a paused run keeps its heartbeat: not crashed even with a short staleness limit
-        assert open_run(run_dir, stale_after=0.5).status == "paused"
+        # paused longer than the staleness limit, yet its heartbeat goes on: not crashed
+        assert open_run(run_dir, stale_after=1.0).status == "paused"
         trainer.resume()
         _wait_for(lambda: len(recording.of_type(StepMetrics)) > count + 2)
         asked = time.monotonic()
