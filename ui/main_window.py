@@ -428,15 +428,20 @@ class MainWindow(QMainWindow):
             run = self.runs_index.open(run_id)
             state = run.resume_state()
             config = run.config()
+            # the plots show the history up to the checkpoint, then the run goes on
+            history = [e for e in run.events() if not isinstance(e, RunFinished)
+                       and getattr(e, "step", 0) <= state.step]
         except WorkbenchError as exc:
             errors.show_error(self, exc, title="Cannot resume this run")
             return
-        self._start(_resume_factory(config, run.path, run.run_id, state))
+        self._start(_resume_factory(config, run.path, run.run_id, state), history)
 
-    def _start(self, factory: Any) -> None:
+    def _start(self, factory: Any, history: list[Event] | None = None) -> None:
         self._replayed_run_id = None
         for plot in self.plots:
             plot.clear()
+            if history:
+                plot.add_events(history)
         self.run_label.setText("Starting…")
         self.session.start(factory)
 

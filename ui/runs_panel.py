@@ -91,7 +91,8 @@ def _row_from_run(run: Run) -> RunRow:
 class RunsIndex(QObject):
     """The runs of one runs directory, as `RunRow`s; `changed` after every refresh."""
 
-    changed = Signal()
+    changed = Signal()  # the list was re-read: rows may have come or gone
+    row_changed = Signal(str)  # one row's figures changed (the live run), by run id
 
     def __init__(self, runs_dir: str | Path, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -127,7 +128,7 @@ class RunsIndex(QObject):
                 sequences_per_second=(row.sequences_per_second if sequences_per_second is None
                                       else sequences_per_second),
                 best_val_loss=best)
-            self.changed.emit()
+            self.row_changed.emit(run_id)
             return
 
     def row(self, run_id: str) -> RunRow | None:
@@ -205,6 +206,7 @@ class RunsPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.table.itemChanged.connect(self._on_item_changed)
         index.changed.connect(self._on_index_changed)
+        index.row_changed.connect(self._on_row_changed)
         self._on_index_changed()
 
     # --- public -----------------------------------------------------------------------
@@ -280,6 +282,17 @@ class RunsPanel(QWidget):
         if dropped:
             self.overlays_changed.emit(self.overlays())
 
+    def _on_row_changed(self, run_id: str) -> None:
+        row = self.index.row(run_id)
+        for r in range(self.table.rowCount()):
+            if row is not None and self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
+                self._filling = True
+                try:
+                    self._fill_values(r, row)  # not the name: the user may be editing it
+                finally:
+                    self._filling = False
+                return
+
     def _fill_row(self, r: int, row: RunRow) -> None:
         tick = QTableWidgetItem()
         tick.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
@@ -297,6 +310,9 @@ class RunsPanel(QWidget):
         name.setToolTip(f"{row.name}\nid: {row.run_id}\nDouble-click to rename")
         name.setFlags(name.flags() | Qt.ItemFlag.ItemIsEditable)
         self.table.setItem(r, 1, name)
+        self._fill_values(r, row)
+
+    def _fill_values(self, r: int, row: RunRow) -> None:
         status_tip = STATUS_TIPS.get(row.status, "")
         if row.message:
             status_tip = f"{status_tip}\n{row.message}".strip()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -80,9 +81,11 @@ class TaskDialog(QDialog):
         self.kinds = QLabel(self)
         self.kinds.setObjectName("hint")
         right.addWidget(self.kinds)
-        self.form = QFormLayout()
-        right.addLayout(self.form)
-        common = QFormLayout()
+        options_box = QGroupBox("Options of the task", self)
+        self.form = QFormLayout(options_box)
+        right.addWidget(options_box)
+        file_box = QGroupBox("Samples and file", self)
+        common = QFormLayout(file_box)
         self.n = QSpinBox(self)
         self.n.setRange(2, INT32_MAX)
         self.n.setValue(DEFAULT_N)
@@ -101,7 +104,7 @@ class TaskDialog(QDialog):
         path_row.addWidget(self.path, 1)
         path_row.addWidget(browse)
         common.addRow("Save as", path_row)
-        right.addLayout(common)
+        right.addWidget(file_box)
         right.addStretch(1)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
@@ -119,7 +122,7 @@ class TaskDialog(QDialog):
         self.seed.valueChanged.connect(self._update_path)
         names = list(TASKS)
         self.task_list.setCurrentRow(names.index(task) if task in names else 0)
-        self.resize(680, 460)
+        self.resize(700, 500)
 
     # --- values -----------------------------------------------------------------------
     def task_name(self) -> str:

@@ -113,6 +113,8 @@ def test_stop_mid_run_ends_stopped_and_the_run_resumes(qtbot, window, dialogs):
     window.runs_panel.resume_button.click()
     qtbot.waitUntil(lambda: window.session.state == "running", timeout=5000)
     qtbot.waitUntil(lambda: last_step(window) > stopped_at + 2, timeout=30_000)
+    window.loss_plot.redraw_now()
+    assert window.loss_plot.raw_curve.getData()[0][0] == 1  # the history, then the rest
     window.session.stop()
     wait_idle(qtbot, window)
     (again,) = list_runs(window.runs_dir)

@@ -142,3 +142,13 @@ def test_the_window_overlays_ticked_runs(qtbot, tmp_path, runs_dir, answers):
     assert window.gradient_plot.probe_count >= 3
     window.runs_panel.set_overlay("20260101-000001-000-lstm-bbbb", False)
     assert window.loss_plot.overlay_keys() == ["20260101-000000-000-gru-aaaa"]
+
+
+def test_the_live_run_line_follows_its_progress(panel):
+    run_id = "20260101-000001-000-lstm-bbbb"
+    panel.index.update_live(run_id, steps=999, seconds=75.0, sequences_per_second=1234.0,
+                            best_val_loss=1e-9)
+    assert cell_text(panel, run_id, 5) == "999"
+    assert cell_text(panel, run_id, 7) == "1 min 15 s"
+    assert cell_text(panel, run_id, 8) == "1,234"
+    assert cell_text(panel, run_id, 6) == "1e-09"
