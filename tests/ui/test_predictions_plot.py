@@ -133,3 +133,73 @@ def test_export_png_and_svg(qtbot, tmp_path, make):
     assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
     panel.export(tmp_path / "p.svg")
     assert "<svg" in (tmp_path / "p.svg").read_text()
+
+
+# -- where predictions come from -------------------------------------------------------------
+
+from tests.workbench.train_helpers import open_dataset, tiny_config, write_waves  # noqa: E402
+from ui.plots.predictions_plot import (  # noqa: E402
+    CheckpointPredictor,
+    LivePrediction,
+    LivePredictor,
+)
+from workbench.events import EpochMetrics, RecordingListener, StepMetrics  # noqa: E402
+
+
+def _train(config, with_predictor: bool):
+    from workbench.training import Trainer
+
+    recorder = RecordingListener()
+    predictor = LivePredictor(index=2)
+    dataset = open_dataset(config)
+    try:
+        listeners = [recorder, predictor] if with_predictor else [recorder]
+        trainer = Trainer(config, dataset, listeners)
+        predictor.bind(recorder, trainer)  # predictions go down the same event stream
+        trainer.run()
+    finally:
+        dataset.close()
+    return recorder.events
+
+
+def test_live_predictions_arrive_each_epoch_and_leave_training_unchanged(tmp_path):
+    config = tiny_config(write_waves(tmp_path / "waves.h5"), epochs=2, steps=None)
+    plain = _train(config, with_predictor=False)
+    watched = _train(config, with_predictor=True)
+    losses = [e.loss for e in plain if isinstance(e, StepMetrics)]
+    assert [e.loss for e in watched if isinstance(e, StepMetrics)] == losses  # bit for bit
+    live = [e for e in watched if isinstance(e, LivePrediction)]
+    epochs = [e for e in watched if isinstance(e, EpochMetrics)]
+    assert len(live) == 1 + len(epochs)  # at the start, then after every epoch
+    assert [p.epoch for p in live[1:]] == [e.epoch for e in epochs]
+    assert all(p.prediction.index == 2 and p.prediction.kind == "continuous" for p in live)
+    assert "epoch 2" in live[-1].note
+    # the panel shows what arrives in the event stream
+    assert live[0].prediction.target.shape == (6, 1)
+
+
+def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
+    from workbench.runs import RunRecorder, create_run_dir
+    from workbench.training import Trainer
+
+    config = tiny_config(write_waves(tmp_path / "waves.h5"), epochs=1, steps=None)
+    runs_dir = tmp_path / "runs"
+    run_dir = create_run_dir(config.cell, runs_dir)
+    dataset = open_dataset(config)
+    try:
+        recorder = RunRecorder(run_dir)
+        Trainer(config, dataset, [recorder]).run()
+        recorder.close()
+    finally:
+        dataset.close()
+    predictor = CheckpointPredictor(runs_dir)
+    panel = PredictionsPlot()
+    qtbot.addWidget(panel)
+    predictor.predicted.connect(panel.show_prediction)
+    try:
+        with qtbot.waitSignal(predictor.predicted, timeout=30_000):
+            predictor.request(run_dir.name, 1)
+    finally:
+        predictor.close()
+    assert panel.prediction.index == 1 and panel.prediction.run_id == run_dir.name
+    assert "checkpoint" in panel.info_label.text()

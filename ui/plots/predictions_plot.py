@@ -13,16 +13,31 @@ training) and the free-running output (fed its own previous prediction, as in us
   that differ from the target in red (a generated sequence that stops early shows
   its missing steps as red gaps), and whether the generated sequence is exact.
 
-The panel never runs a model: it shows a workbench.predictions.Prediction that the
-window computes elsewhere (in the training thread during a run, from a checkpoint
-after it) and hands over with `show_prediction`. Picking another sample emits
-`sample_changed(index)`.
+The panel never runs a model: it shows a workbench.predictions.Prediction that is
+computed elsewhere and handed over with `show_prediction`. Picking another sample
+emits `sample_changed(index)`. Where predictions come from, never touching a
+training model from the GUI thread:
+
+- `LivePredictor`, a Trainer listener: during a run it predicts the chosen sample
+  in the training thread, between steps (at the run's start, after every epoch,
+  and at the next step after the user picks another sample), with the live model
+  in eval mode and no gradients (workbench.predictions.predict_sample restores the
+  mode and the RNG), and sends the result down the same event stream as the
+  Trainer's events, as a `LivePrediction`. Training is unchanged by it (a test
+  compares the losses of runs with and without it).
+- `CheckpointPredictor`, for a finished or replayed run: loads the run's best
+  (else latest) checkpoint into a model of its own in a background thread and
+  predicts there; the result arrives by a queued signal.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
+import logging
+import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +46,9 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.plots import style
-from workbench.events import RunStarted
+from workbench.events import EpochMetrics, ListenerError, RunStarted, StepMetrics
+
+log = logging.getLogger(__name__)
 
 INPUT_COLOR = "#999999"  # grey: what the model reads
 TARGET_COLOR = "#222222"  # near black: what it should produce
@@ -241,8 +258,12 @@ class PredictionsPlot(QtWidgets.QWidget):
     # -- public API --------------------------------------------------------------
 
     def show_prediction(self, prediction: Any, note: str = "") -> None:
-        """Show a workbench.predictions.Prediction (`note`, e.g. "epoch 3", is shown
-        beside the sample number). The spin box follows its index without asking again."""
+        """Show a workbench.predictions.Prediction, or a LivePrediction (its note: when
+        and from which model); `note` (e.g. "epoch 3") is shown beside the sample number.
+        The spin box follows the prediction's index without asking again."""
+        if isinstance(prediction, LivePrediction):
+            note = note or prediction.note
+            prediction = prediction.prediction
         self.prediction = prediction
         self._note = note
         if prediction.index > self.sample_spin.maximum():
@@ -276,8 +297,11 @@ class PredictionsPlot(QtWidgets.QWidget):
         self.sample_spin.setValue(index)
 
     def add_event(self, event: object) -> None:
-        """Panels share one API: a new run (RunStarted) clears the old run's prediction."""
-        if isinstance(event, RunStarted) and event.run_id != self._run_id:
+        """Panels share one API: a LivePrediction is shown; a new run (RunStarted)
+        clears the old run's prediction."""
+        if isinstance(event, LivePrediction):
+            self.show_prediction(event)
+        elif isinstance(event, RunStarted) and event.run_id != self._run_id:
             self.clear()
             self._run_id = event.run_id
 
@@ -422,6 +446,180 @@ class PredictionsPlot(QtWidgets.QWidget):
         tokens = split_tokens(getattr(p, f"{key}_text"), getattr(p, key))
         mask = getattr(p, f"{key}_mismatch")
         return [t for i, t in enumerate(tokens) if i >= len(mask) or mask[i]]
+
+
+# --- where predictions come from ---------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LivePrediction:
+    """A Prediction and when it was made: plain data, sent like the Trainer's events."""
+
+    prediction: Any  # workbench.predictions.Prediction
+    step: int
+    epoch: int
+    source: str = "live model"  # or "best checkpoint", "latest checkpoint"
+
+    @property
+    def note(self) -> str:
+        """What the panel shows beside the sample: e.g. "epoch 3, step 1,200 (live model)"."""
+        if self.source == "live model":
+            return f"epoch {self.epoch}, step {self.step:,} (live model)"
+        return f"{self.source}, step {self.step:,}"
+
+
+class LivePredictor:
+    """A Trainer listener that predicts one validation sample in the training thread.
+
+    `bind(sink, trainer)` in the training thread (the factory that builds the
+    Trainer): `sink` is the listener that forwards to the GUI (ui.worker's
+    TrainingWorker), `trainer` the Trainer whose model, dataset and normalization are
+    used. `request(index)` (any thread) picks the sample; the prediction follows at
+    the next step. A failure is reported once (as a ListenerError) and predictions
+    stop; the run goes on.
+    """
+
+    def __init__(self, index: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._index = max(0, int(index))
+        self._pending = True  # predict once as soon as the run has a model
+        self._sink: Any | None = None
+        self._trainer: Any | None = None
+        self._broken = False
+        self._epoch = 0
+        self.predictions = 0  # how many were made (tests)
+
+    def bind(self, sink: Any, trainer: Any) -> None:
+        self._sink, self._trainer = sink, trainer
+
+    def request(self, index: int) -> None:
+        """Predict sample `index` next (thread-safe)."""
+        with self._lock:
+            self._index = max(0, int(index))
+            self._pending = True
+
+    @property
+    def index(self) -> int:
+        with self._lock:
+            return self._index
+
+    def on_event(self, event: object) -> None:
+        """Training thread, between steps: predict after each epoch, or when asked."""
+        if self._broken or self._trainer is None or self._sink is None:
+            return
+        if isinstance(event, EpochMetrics):
+            self._epoch = event.epoch
+            self._predict(event.step, event.epoch)
+        elif isinstance(event, (StepMetrics, RunStarted)):
+            with self._lock:
+                pending = self._pending
+            if pending:
+                step = event.step if isinstance(event, StepMetrics) else 0
+                epoch = event.epoch if isinstance(event, StepMetrics) else self._epoch
+                self._predict(step, epoch)
+
+    def _predict(self, step: int, epoch: int) -> None:
+        from workbench.predictions import predict_sample
+
+        trainer = self._trainer
+        with self._lock:
+            index, self._pending = self._index, False
+        try:
+            count = len(trainer.dataset.split("val"))
+            prediction = predict_sample(trainer.model, trainer.dataset, "val",
+                                        min(index, max(count - 1, 0)), trainer.normalization,
+                                        run_id=trainer.run_id)
+        except Exception as exc:  # noqa: BLE001 - a listener must never stop the run
+            self._broken = True
+            log.warning("live prediction failed", exc_info=True)
+            self._sink.on_event(ListenerError("predictions", f"{type(exc).__name__}: {exc}"))
+            return
+        self.predictions += 1
+        self._sink.on_event(LivePrediction(prediction, step, epoch))
+
+
+class CheckpointPredictor(QtCore.QObject):
+    """Predicts a sample with a recorded run's checkpoint, in a background thread.
+
+    `request(run_id, index)` from the GUI thread; `predicted(LivePrediction)` or
+    `failed(str)` follow (queued to the GUI thread). Requests made while one is
+    being computed are coalesced: only the latest is computed next. The model and
+    the open dataset of the last run are kept (in the background thread) so that
+    stepping through samples is quick; `close()` releases them.
+    """
+
+    predicted = QtCore.Signal(object)  # LivePrediction
+    failed = QtCore.Signal(str)
+
+    def __init__(self, runs_dir: str | Path | None = None,
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runs_dir = runs_dir
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="predict")
+        self._lock = threading.Lock()
+        self._busy = False
+        self._next: tuple[str, int] | None = None
+        self._cache: dict[str, Any] = {}  # touched only in the background thread
+
+    def request(self, run_id: str, index: int) -> None:
+        with self._lock:
+            if self._busy:
+                self._next = (run_id, index)
+                return
+            self._busy = True
+        self._executor.submit(self._work, run_id, index)
+
+    def _work(self, run_id: str, index: int) -> None:
+        while True:
+            try:
+                self.predicted.emit(self._predict(run_id, index))
+            except Exception as exc:  # noqa: BLE001 - reported to the GUI
+                self.failed.emit(f"{run_id}: {exc}")
+            with self._lock:
+                if self._next is None:
+                    self._busy = False
+                    return
+                (run_id, index), self._next = self._next, None
+
+    def _predict(self, run_id: str, index: int) -> LivePrediction:
+        from workbench.predictions import predict_sample
+
+        if self._cache.get("run_id") != run_id:
+            self._release()
+            from workbench.datasets import SequenceDataset
+            from workbench.runs import open_run
+
+            run = open_run(run_id, self.runs_dir)
+            which = "best" if run.checkpoint_path("best").is_file() else "latest"
+            model, normalization, state = run.load_model(which)
+            config = run.config()
+            dataset = SequenceDataset.open(config.data, config.inputs, config.targets,
+                                           split_seed=config.split_seed,
+                                           val_fraction=config.val_fraction)
+            position = state.get("position") or {}
+            self._cache = {"run_id": run_id, "model": model, "normalization": normalization,
+                           "dataset": dataset, "which": which,
+                           "step": int(position.get("step", 0) or 0),
+                           "epoch": int(position.get("epoch", 0) or 0)}
+        c = self._cache
+        count = len(c["dataset"].split("val"))
+        prediction = predict_sample(c["model"], c["dataset"], "val", min(index, max(count - 1, 0)),
+                                    c["normalization"], run_id=run_id)
+        return LivePrediction(prediction, c["step"], c["epoch"], f"{c['which']} checkpoint")
+
+    def _release(self) -> None:
+        dataset = self._cache.get("dataset")
+        self._cache = {}
+        if dataset is not None:
+            dataset.close()
+
+    def close(self) -> None:
+        """Finish the prediction in progress and release the model and the data."""
+        with self._lock:
+            self._next = None
+        self._executor.submit(self._release)
+        self._executor.shutdown(wait=True)
 
 
 def _demo_prediction(kind: str, index: int = 0) -> Any:
