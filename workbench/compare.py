@@ -19,11 +19,16 @@ Three parts, no Qt:
   `loss_bands` (training and validation loss across seeds) and `gradient_profiles`
   (the latest probe's G_t, encoder then decoder).
 
-Sequential, not parallel, and why (measured on the 2-core development machine, see
-docs/comparison-guide.md): two training processes side by side took longer in total
-than the same two runs one after another, because each small run already keeps a
-core busy and the machine's other work takes the rest. So the queue runs one Trainer
-at a time, with the thread count the run config resolves to.
+Sequential, not parallel, and why (measured on the 2-core development machine, shared
+with other work; figures and commands in docs/comparison-guide.md): the same two small
+LSTM runs (hidden 64, 1 thread each) took, for 400-step runs, 6.8-8.2 s one after
+another in one process against 8.9-10.6 s as two processes side by side (the second
+process's start-up outweighs the gain); for 1500-step runs, 16.7-36.0 s (mean 25.3 s)
+against 14.1-26.6 s (mean 22.2 s) over six pairs: 12% on average, less than the spread
+between pairs, and won by taking CPU from the machine's other work. The GUI keeps one
+of two cores for itself, so there a second worker has no core at all. So the queue runs
+one Trainer at a time. On machines with four or more cores, worker processes (each
+running queued runs and sending their events back, delivered in queue order) would pay.
 """
 
 from __future__ import annotations
@@ -199,8 +204,8 @@ class ComparisonRunner:
                  thread_policy: str = "cli") -> None:
         from workbench.runs import default_runs_dir
 
-        self.base = base.validate()
         self.cells = parse_cells(cells)
+        self.base = base.replace(cell=self.cells[0]).validate()  # as recorded: the first cell
         self.seeds = seed_list(self.base.seed, seeds)
         self.plan = plan_runs(self.base, self.cells, self.seeds)
         self.listeners = list(listeners)

@@ -43,6 +43,11 @@ def test_compare_json_has_every_cell_in_the_order_given(reverse, tmp_path, capsy
     assert main(["compare", "--show", result["comparison_id"], "--runs-dir", str(runs_dir),
                  "--json"]) == 0
     assert _last_json(capsys)["cells"] == result["cells"]
+    assert main(["compare", "--show", result["comparison_id"], "--runs-dir", str(runs_dir),
+                 "--json", "--profiles"]) == 0
+    profiled = _last_json(capsys)["cells"][0]
+    assert len(profiled["encoder_grad_norms_mean"]) == 5
+    assert len(profiled["decoder_grad_norms_mean"]) == 6
     assert main(["comparisons", "--runs-dir", str(runs_dir), "--json"]) == 0
     listed = _last_json(capsys)
     assert [c["comparison_id"] for c in listed] == [result["comparison_id"]]

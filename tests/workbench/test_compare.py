@@ -103,6 +103,7 @@ def test_comparison_is_saved_and_reopens(done):
     assert again.seeds == (3, 4)
     assert again.run_ids == tuple(e.run_id for e in recording.of_type(QueuedRunStarted))
     assert again.config().split_seed == 7 and again.config().seed == 3
+    assert again.config().cell == "rnn-tanh"  # the base config as recorded: the first cell
     assert [c.comparison_id for c in list_comparisons(runs_dir)] == [comparison.comparison_id]
     with pytest.raises(RunError, match="no comparison"):
         open_comparison("nope", runs_dir)

@@ -45,6 +45,9 @@ def register(subparsers: Any) -> None:
     group.add_argument("--name", help="display name of the comparison")
     group.add_argument("--show", metavar="ID",
                        help="print a saved comparison's table instead of running one")
+    group.add_argument("--profiles", action="store_true",
+                       help="also print each cell's gradient profile: G_t at the latest "
+                       "probe (top layer, mean across seeds), encoder then decoder steps")
     group.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     group.add_argument("--metrics-csv", metavar="FILE",
                        help="also write every run's metrics as one tidy CSV")
@@ -138,13 +141,38 @@ def _print(comparison: Any, args: argparse.Namespace) -> int:
     if args.metrics_csv:
         count = exports.write_metrics_csv(comparison.open_runs(), args.metrics_csv)
         print(f"wrote {count} rows to {args.metrics_csv}", file=sys.stderr)
+    profiles = None
+    if args.profiles:
+        from workbench.compare import gradient_profiles
+
+        profiles = gradient_profiles(comparison.run_data(), cells=comparison.cells)
     if args.json:
-        common.print_json(comparison_json(comparison, table))
+        result = comparison_json(comparison, table)
+        for entry in result["cells"] if profiles else []:
+            profile = profiles[entry["cell"]]
+            entry["encoder_grad_norms_mean"] = profile.encoder_mean
+            entry["decoder_grad_norms_mean"] = profile.decoder_mean
+        common.print_json(result)
     else:
         print(f"comparison {comparison.comparison_id} ({comparison.name}): {comparison.status}"
               + (f" - {comparison.message}" if comparison.message else ""))
         print(table.to_text())
+        if profiles:
+            print(profiles_text(profiles))
     return EXIT_OK
+
+
+def profiles_text(profiles: dict[str, Any]) -> str:
+    """G_t per step (rows) and cell (columns): the mean across seeds at the latest probe."""
+    cells = list(profiles)
+    lines = ["gradient norm G_t at the latest probe (top layer, mean across seeds)",
+             f"{'step':<10}" + "".join(f"{cell:>12}" for cell in cells)]
+    for side in ("encoder", "decoder"):
+        columns = [getattr(profiles[cell], f"{side}_mean") for cell in cells]
+        for t in range(max((len(c) for c in columns), default=0)):
+            values = "".join(f"{c[t]:>12.2e}" if t < len(c) else f"{'-':>12}" for c in columns)
+            lines.append(f"{side[:3]} t={t + 1:<4}{values}")
+    return "\n".join(lines)
 
 
 def cmd_comparisons(args: argparse.Namespace) -> int:
