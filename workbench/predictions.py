@@ -77,12 +77,15 @@ def decode(ids: np.ndarray, vocab: tuple[str, ...] | None) -> str | None:
     return sep.join(words)
 
 
-def _mismatch(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+def mismatch_mask(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(len(target),) True where output differs from target; missing steps count wrong."""
     padded = np.full(len(target), -1, dtype=np.int64)
     n = min(len(output), len(target))
     padded[:n] = output[:n]
     return padded != target
+
+
+_mismatch = mismatch_mask  # the name ui/plots/predictions_plot.py imports
 
 
 def predict_sample(model: Any, dataset: Any, split: str, index: int,
@@ -132,8 +135,8 @@ def _token_prediction(batch: Any, forced: torch.Tensor, generated: Any, x_len: i
     return Prediction(
         kind="tokens", input=source, target=target, teacher_forced=tf_ids,
         free_running=free_ids,
-        teacher_forced_mismatch=_mismatch(tf_ids, target),
-        free_running_mismatch=_mismatch(free_ids, target),
+        teacher_forced_mismatch=mismatch_mask(tf_ids, target),
+        free_running_mismatch=mismatch_mask(free_ids, target),
         input_text=decode(source, source_vocab) if source_vocab else None,
         target_text=decode(target, vocab), teacher_forced_text=decode(tf_ids, vocab),
         free_running_text=decode(free_ids, vocab), **common)
