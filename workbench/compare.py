@@ -61,6 +61,8 @@ from workbench.events import (
     RunStarted,
     StepMetrics,
 )
+from workbench.jsonsafe import json_safe as _json_safe
+from workbench.smoothing import smooth
 
 log = logging.getLogger(__name__)
 
@@ -837,24 +839,6 @@ def _common_keys(curves: Sequence[dict[int, Any]]) -> np.ndarray:
     return np.array(sorted(common), dtype=np.int64)
 
 
-def smooth(values: Sequence[float], weight: float) -> np.ndarray:
-    """TensorBoard's debiased EMA (as the loss plot draws it); non-finite values pass
-    through and do not count; weight 0 returns the values."""
-    raw = np.asarray(values, dtype=np.float64)
-    if weight <= 0.0:
-        return raw.copy()
-    out = np.empty_like(raw)
-    last, count = 0.0, 0
-    for i, value in enumerate(raw.tolist()):
-        if not math.isfinite(value):
-            out[i] = value
-            continue
-        last = last * weight + (1.0 - weight) * value
-        count += 1
-        out[i] = last / (1.0 - weight**count)
-    return out
-
-
 # --- gradient profiles ------------------------------------------------------------------------------
 
 
@@ -939,13 +923,6 @@ def _quiet_nan_warnings():
 def _iso(timestamp: float) -> str:
     return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
         timespec="seconds")
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, numpy -> Python, paths -> str (strict JSON), as run records."""
-    from workbench.runs import _clean
-
-    return _clean(value)
 
 
 def _fmt(value: Any) -> str:

@@ -48,6 +48,7 @@ from workbench.events import (
     RunStatus,
     StepMetrics,
 )
+from workbench.jsonsafe import json_safe
 
 RUN_FORMAT = 1
 STALE_AFTER_SECONDS = 30.0
@@ -113,23 +114,6 @@ def _iso(timestamp: float) -> str:
     return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
         timespec="seconds"
     )
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy -> Python, tuples -> lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _float(value: Any) -> float:
@@ -379,7 +363,7 @@ class RunRecorder:
                  "threads": event.threads, "device": event.device, "pid": os.getpid()}
             ],
         }
-        atomic_write_json(self.run_dir / RUN_JSON, _clean(meta))
+        atomic_write_json(self.run_dir / RUN_JSON, json_safe(meta))
         with contextlib.suppress(ConfigError):
             RunConfig.from_dict(config).save(self.run_dir / CONFIG_TOML)
         previous = _read_json(self.run_dir / STATUS_JSON) or {}
@@ -395,7 +379,7 @@ class RunRecorder:
     def _on_step(self, event: StepMetrics) -> None:
         record = {"type": "step", **asdict(event)}
         with self._lock:
-            self._pending.append(json.dumps(_clean(record)))
+            self._pending.append(json.dumps(json_safe(record)))
             self._pending_steps += 1
             self._update_status(step=event.step, epoch=event.epoch, seconds=event.seconds,
                                 sequences=event.sequences)
@@ -406,7 +390,7 @@ class RunRecorder:
 
     def _on_epoch(self, event: EpochMetrics) -> None:
         with self._lock:
-            self._pending.append(json.dumps(_clean({"type": "epoch", **asdict(event)})))
+            self._pending.append(json.dumps(json_safe({"type": "epoch", **asdict(event)})))
             best = self._status.get("best_val_loss")
             if math.isfinite(event.val_loss) and (best is None or event.val_loss < best):
                 self._status["best_val_loss"] = event.val_loss
@@ -462,7 +446,7 @@ class RunRecorder:
             now = time.time()
             status = dict(self._status, heartbeat=now, heartbeat_iso=_iso(now),
                           pid=os.getpid(), host=socket.gethostname(), run_id=self.run_id)
-            atomic_write_json(self.run_dir / STATUS_JSON, _clean(status))
+            atomic_write_json(self.run_dir / STATUS_JSON, json_safe(status))
 
     def _start_heartbeat(self) -> None:
         if self._beat_thread is not None:
@@ -531,7 +515,7 @@ class RunInfo:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["path"] = str(self.path)
-        return _clean(out)
+        return json_safe(out)
 
 
 def _run_info(path: Path, stale_after: float) -> RunInfo | None:
@@ -763,7 +747,7 @@ class Run:
             raise RunError("a run's name cannot be empty")
         meta = _read_json(self.path / RUN_JSON) or dict(self.meta)
         meta["name"] = name
-        atomic_write_json(self.path / RUN_JSON, _clean(meta))
+        atomic_write_json(self.path / RUN_JSON, json_safe(meta))
         self.meta = meta
 
     def delete(self) -> None:
@@ -815,7 +799,7 @@ class Run:
             "decoder_grad_norms": probe.decoder_grad_norms[-1] if probe is not None else None,
             "started": self.meta.get("created_iso"),
         }
-        return _clean(out)
+        return json_safe(out)
 
 
 def _step_event(record: dict[str, Any]) -> StepMetrics:

@@ -16,7 +16,6 @@ throttled timer (see style.RedrawThrottle), so 100k steps stay cheap.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from PySide6 import QtCore, QtWidgets
 
 from ui.plots import style
 from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
+from workbench.smoothing import DebiasedEma, smooth  # noqa: F401 - smooth: re-exported
 
 DEFAULT_SMOOTHING = 0.9
 MAX_SMOOTHING = 0.999
@@ -68,47 +68,28 @@ class GrowingArray:
         self._size = 0
 
 
-class DebiasedEma:
-    """TensorBoard's smoothing (PR #639): an exponential moving average divided by
-    its bias (1 - weight**n), so early values are not pulled towards zero.
-    Non-finite inputs (a diverged step) pass through unchanged and do not count."""
+class SmoothedLoss:
+    """A run's smoothed training loss, kept in step with its raw buffer: only the
+    values not yet smoothed are smoothed at each redraw."""
 
     def __init__(self, weight: float = DEFAULT_SMOOTHING) -> None:
-        self.weight = float(weight)
+        self._ema = DebiasedEma(weight)
         self.smoothed = GrowingArray()
-        self._last = 0.0
-        self._count = 0
+
+    @property
+    def weight(self) -> float:
+        return self._ema.weight
 
     def reset(self, weight: float | None = None) -> None:
-        if weight is not None:
-            self.weight = float(weight)
+        self._ema.reset(weight)
         self.smoothed.clear()
-        self._last = 0.0
-        self._count = 0
 
     def catch_up(self, raw: np.ndarray) -> np.ndarray:
         """Smooth the values of `raw` not yet smoothed; return all smoothed values."""
-        w = self.weight
         start = len(self.smoothed)
         if start < raw.size:
-            out = np.empty(raw.size - start)
-            last, count = self._last, self._count
-            for i, value in enumerate(raw[start:].tolist()):
-                if not math.isfinite(value):
-                    out[i] = value
-                    continue
-                last = last * w + (1.0 - w) * value
-                count += 1
-                out[i] = last / (1.0 - w**count) if w < 1.0 else last
-            self._last, self._count = last, count
-            self.smoothed.extend(out)
+            self.smoothed.extend(self._ema.update(raw[start:]))
         return self.smoothed.view
-
-
-def smooth(values: Iterable[float], weight: float) -> np.ndarray:
-    """The bias-corrected EMA of `values` (a convenience for one-off use)."""
-    raw = np.asarray(list(values), dtype=np.float64)
-    return DebiasedEma(weight).catch_up(raw).copy()
 
 
 @dataclass
@@ -117,7 +98,7 @@ class _RunData:
 
     steps: GrowingArray = field(default_factory=GrowingArray)
     losses: GrowingArray = field(default_factory=GrowingArray)
-    ema: DebiasedEma = field(default_factory=DebiasedEma)
+    ema: SmoothedLoss = field(default_factory=SmoothedLoss)
     val_steps: GrowingArray = field(default_factory=lambda: GrowingArray(64))
     val_tf: GrowingArray = field(default_factory=lambda: GrowingArray(64))
     val_fr: GrowingArray = field(default_factory=lambda: GrowingArray(64))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from workbench.errors import WorkbenchError
+from workbench.jsonsafe import json_safe
 
 EXIT_USER_ERROR = 2
 
@@ -28,21 +26,6 @@ def run_handler(func: Callable[[Any], int], args: Any) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON values: NaN and infinities become None, numpy becomes Python."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def dumps(value: Any) -> str:

@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=cmd_compare)
 
     listing = subparsers.add_parser("comparisons", help="list saved comparisons")
-    train_cli._runs_dir_arg(listing)
+    train_cli.add_runs_dir_arg(listing)
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(func=cmd_comparisons)
 
@@ -67,7 +67,7 @@ def _train_parser() -> argparse.ArgumentParser:
     """The `train` parser exactly as workbench.cli.train builds it, as a parent parser,
     so compare takes the same flags with no copy of the argparse block."""
     subparsers = argparse.ArgumentParser(add_help=False).add_subparsers()
-    train_cli._register_train(subparsers)
+    train_cli.register_train(subparsers)
     return subparsers.choices["train"]
 
 
@@ -114,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config = train_cli.config_from_args(args)
     progress = train_cli.ConsoleProgress(0, enabled=not args.no_progress)
     console = QueueConsole(progress, enabled=not args.no_progress)
-    with train_cli._open_dataset(config) as dataset:
+    with train_cli.open_dataset(config) as dataset:
         runner = ComparisonRunner(config, args.cells, args.seeds, listeners=[console, progress],
                                   runs_dir=args.runs_dir, name=args.name, dataset=dataset,
                                   thread_policy="cli")

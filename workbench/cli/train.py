@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import math
 import shutil
 import signal
@@ -48,27 +47,27 @@ EXIT_OK, EXIT_RUN_FAILED = 0, 1
 
 def register(subparsers: Any) -> None:
     """Add train, runs, show, export, evaluate and predict."""
-    _register_train(subparsers)
+    register_train(subparsers)
     runs = subparsers.add_parser("runs", help="list recorded runs")
-    _runs_dir_arg(runs)
+    add_runs_dir_arg(runs)
     runs.add_argument("--json", action="store_true", help="print a JSON list")
     runs.set_defaults(func=cmd_runs)
 
     show = subparsers.add_parser("show", help="one run's summary")
     show.add_argument("run", metavar="RUN", help="run id or run folder")
-    _runs_dir_arg(show)
+    add_runs_dir_arg(show)
     show.add_argument("--json", action="store_true", help="print the same object as train --json")
     show.set_defaults(func=cmd_show)
 
     export = subparsers.add_parser("export", help="a run's metrics as a tidy CSV")
     export.add_argument("run", metavar="RUN")
-    _runs_dir_arg(export)
+    add_runs_dir_arg(export)
     export.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write")
     export.set_defaults(func=cmd_export)
 
     evaluate = subparsers.add_parser("evaluate", help="score a run's checkpoint on a split")
     evaluate.add_argument("run", metavar="RUN")
-    _runs_dir_arg(evaluate)
+    add_runs_dir_arg(evaluate)
     evaluate.add_argument("--data", metavar="FILE", help="dataset (default: the run's)")
     evaluate.add_argument("--split", default="val", help="split to score (default: val)")
     evaluate.add_argument("--checkpoint", choices=("best", "latest"), default=None,
@@ -78,7 +77,7 @@ def register(subparsers: Any) -> None:
 
     predict = subparsers.add_parser("predict", help="write a run's generated outputs to HDF5")
     predict.add_argument("run", metavar="RUN")
-    _runs_dir_arg(predict)
+    add_runs_dir_arg(predict)
     predict.add_argument("--data", required=True, metavar="FILE")
     predict.add_argument("--out", required=True, metavar="FILE.h5")
     predict.add_argument("--split", default=None,
@@ -87,12 +86,12 @@ def register(subparsers: Any) -> None:
     predict.set_defaults(func=cmd_predict)
 
 
-def _runs_dir_arg(parser: argparse.ArgumentParser) -> None:
+def add_runs_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", metavar="DIR", default=None,
                         help="runs folder (default: $SEQUENCE_WORKBENCH_HOME/runs or the user's data folder)")
 
 
-def _register_train(subparsers: Any) -> None:
+def register_train(subparsers: Any) -> None:
     p = subparsers.add_parser("train", help="train a model (a new run, or --resume one)",
                               description="Train an encoder-decoder and record the run.")
     source = p.add_argument_group("what to train")
@@ -129,7 +128,7 @@ def _register_train(subparsers: Any) -> None:
     system = p.add_argument_group("system")
     system.add_argument("--threads", help="torch threads (0: automatic)")
     system.add_argument("--device", help="cpu, cuda or auto")
-    _runs_dir_arg(system)
+    add_runs_dir_arg(system)
     p.add_argument("--json", action="store_true",
                    help="end with one JSON line describing the run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -169,7 +168,7 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     return config.replace(**changes).validate()
 
 
-def _open_dataset(config: RunConfig, data: str | None = None):
+def open_dataset(config: RunConfig, data: str | None = None):
     from workbench.datasets import SequenceDataset
 
     path = Path(data or config.data)
@@ -240,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         return _resume(args)
     config = config_from_args(args)
-    with _open_dataset(config) as dataset:
+    with open_dataset(config) as dataset:
         run_dir = create_run_dir(config.cell, args.runs_dir)
         try:
             recorder = RunRecorder(run_dir, name=args.name)
@@ -272,7 +271,7 @@ def _resume(args: argparse.Namespace) -> int:
         moved["data"] = str(Path(moved["data"]).expanduser().resolve())
     if moved:
         config = config.replace(**moved)
-    with _open_dataset(config) as dataset:
+    with open_dataset(config) as dataset:
         recorder = RunRecorder(run.path)
         progress = ConsoleProgress(0, enabled=not args.no_progress)
         trainer = Trainer(config, dataset, [recorder, progress], run_id=run.run_id,
@@ -342,41 +341,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-STEP_METRICS = ("loss", "grad_norm", "learning_rate", "teacher_forcing", "sequences_per_second")
-EPOCH_METRICS = ("val_loss", "val_loss_free_running", "token_accuracy", "sequence_accuracy",
-                 "train_loss")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.runs import open_run
+    from workbench.exports import write_metrics_csv
 
-    run = open_run(args.run, args.runs_dir)
-    seed = run.config_dict().get("training", {}).get("seed", "")
     out = Path(args.csv)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["run", "cell", "seed", "step", "metric", "value"])
-        for event in run.step_metrics():
-            for metric in STEP_METRICS:
-                writer.writerow([run.run_id, run.cell, seed, event.step, metric,
-                                 _csv_value(getattr(event, metric))])
-        for event in run.epoch_metrics():
-            writer.writerow([run.run_id, run.cell, seed, event.step, "epoch", event.epoch])
-            for metric in EPOCH_METRICS:
-                value = getattr(event, metric)
-                if value is not None:
-                    name = "epoch_train_loss" if metric == "train_loss" else metric
-                    writer.writerow([run.run_id, run.cell, seed, event.step, name,
-                                     _csv_value(value)])
+    write_metrics_csv([args.run], out, runs_dir=args.runs_dir)
     print(f"wrote {out}", file=sys.stderr)
     return EXIT_OK
-
-
-def _csv_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 # --- evaluate and predict -------------------------------------------------------------------------
@@ -396,7 +368,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from workbench.training import BatchConverter, evaluate
 
     run, config, model, normalization, state, which = _load_for_inference(args)
-    with _open_dataset(config, args.data) as dataset:
+    with open_dataset(config, args.data) as dataset:
         split = dataset.split(args.split)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
@@ -429,7 +401,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     run, config, model, normalization, state, which = _load_for_inference(args)
     out = Path(args.out)
-    with _open_dataset(config, args.data) as dataset:
+    with open_dataset(config, args.data) as dataset:
         names = [args.split] if args.split else list(dataset.summary.splits)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
