@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+# Qt tests never need a screen; without this a run outside `make test` aborts in Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _workbench_home(tmp_path_factory):
