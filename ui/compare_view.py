@@ -40,6 +40,7 @@ from ui.plots.trajectory_plot import fit_pca
 from workbench import compare
 from workbench.compare import Comparison, RunData
 from workbench.events import EpochMetrics, ProbeEvent, RunFinished, RunStarted, StepMetrics
+from workbench.smoothing import smooth
 
 LIVE_REDRAW_MS = 500  # the figures are recomputed from every run: at most twice a second
 DEFAULT_SMOOTHING = 0.6
@@ -247,7 +248,7 @@ def safe_loss_bands(runs: list[RunData], smoothing: float,
             common = sorted(set.intersection(*({s.step for s in run} for run in steps)))
             if not common:
                 continue
-            per_seed = np.array([compare.smooth([{s.step: s.loss for s in run}[t] for t in common],
+            per_seed = np.array([smooth([{s.step: s.loss for s in run}[t] for t in common],
                                                 smoothing) for run in steps])
             empty = _empty_band(len(members))
             out[cell] = compare.LossBand(cell, tuple(r.run_id for r in members),

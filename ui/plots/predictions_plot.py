@@ -624,7 +624,7 @@ class CheckpointPredictor(QtCore.QObject):
 
 def _demo_prediction(kind: str, index: int = 0) -> Any:
     """A Prediction of made-up values (the standalone demo; no model needed)."""
-    from workbench.predictions import Prediction, _mismatch
+    from workbench.predictions import Prediction, mismatch_mask
 
     rng = np.random.default_rng(index)
     if kind == "tokens":
@@ -641,8 +641,8 @@ def _demo_prediction(kind: str, index: int = 0) -> Any:
             return ("" if all(len(w) == 1 for w in words) else " ").join(words)
 
         return Prediction("tokens", "val", index, "demo", source, target, forced, free, 0.42,
-                          teacher_forced_mismatch=_mismatch(forced, target),
-                          free_running_mismatch=_mismatch(free, target), input_text=text(source),
+                          teacher_forced_mismatch=mismatch_mask(forced, target),
+                          free_running_mismatch=mismatch_mask(free, target), input_text=text(source),
                           target_text=text(target), teacher_forced_text=text(forced),
                           free_running_text=text(free))
     t = np.linspace(0, 4 * np.pi, 50)
