@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput headless, per round (sequences/s)",
          f"{each(head_speeds, ',.0f')} ({head_threads} torch thread(s))", ""),
         ("GUI / headless, per round (median)",
-         f"{each(ratios, '.2f')} ({sorted(ratios)[len(ratios) // 2]:.2f})", ">= 0.85"),
+         f"{each(ratios, '.2f')} ({statistics.median(ratios):.2f})", ">= 0.85"),
         ("event batches reaching the GUI per second", f"{each(rates, '.1f')} "
          f"({steps} steps in all)", "<= ~20"),
     ]

@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.trajectory_plot = TrajectoryPlot()
         self.runs_panel = RunsPanel(self.runs_index)
         self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot)
+        self._held_events: dict[Any, list[Event]] = {plot: [] for plot in self.plots}
 
         self._build_docks()
         self._build_actions()
@@ -155,6 +156,11 @@ class MainWindow(QMainWindow):
                                     "Every run in the runs directory")
         self.docks = (self.data_dock, self.model_dock, self.loss_dock, self.gradient_dock,
                       self.trajectory_dock, self.runs_dock)
+        self._plot_docks = (self.loss_dock, self.gradient_dock, self.trajectory_dock)
+        self._dock_shown: dict[QDockWidget, bool] = {}
+        for plot, dock in zip(self.plots, self._plot_docks):
+            dock.visibilityChanged.connect(
+                lambda visible, p=plot, d=dock: self._on_plot_dock_visibility(p, d, visible))
         self._default_layout()
 
     def _default_layout(self) -> None:
@@ -438,10 +444,9 @@ class MainWindow(QMainWindow):
 
     def _start(self, factory: Any, history: list[Event] | None = None) -> None:
         self._replayed_run_id = None
-        for plot in self.plots:
-            plot.clear()
-            if history:
-                plot.add_events(history)
+        self._clear_plots()
+        if history:
+            self._feed_plots(history)
         self.run_label.setText("Starting…")
         self.session.start(factory)
 
@@ -458,8 +463,7 @@ class MainWindow(QMainWindow):
             elif isinstance(event, ListenerError):
                 self.statusBar().showMessage(
                     f"Recording problem ({event.listener}): {event.message}", 10000)
-        for plot in self.plots:
-            plot.add_events(events)
+        self._feed_plots(events)
         if self._live_run_id and time.monotonic() - self._live_row_shown >= LIVE_ROW_INTERVAL_S:
             self._show_live_row()
 
@@ -529,6 +533,36 @@ class MainWindow(QMainWindow):
                 "Train a new model on the dataset with the settings of the Model panel "
                 "(Ctrl+Return)")
 
+    # --- feeding the plots --------------------------------------------------------------
+    def _clear_plots(self) -> None:
+        self._held_events = {plot: [] for plot in self.plots}
+        for plot in self.plots:
+            plot.clear()
+
+    def _feed_plots(self, events: list[Event] | tuple) -> None:
+        """Give events to the plots. While the window is on screen, a plot the user
+        cannot see (a tab behind another, a closed dock) gets them when it is shown:
+        it does no work for nobody. Live and replayed runs both come through here."""
+        for plot, dock in zip(self.plots, self._plot_docks):
+            if self.isVisible() and not self._dock_shown.get(dock, True):
+                self._held_events[plot].extend(events)
+            else:
+                self._release_held(plot)
+                plot.add_events(events)
+
+    def _release_held(self, plot: Any) -> None:
+        held = self._held_events.get(plot)
+        if held:
+            self._held_events[plot] = []
+            plot.add_events(held)
+
+    def _on_plot_dock_visibility(self, plot: Any, dock: QDockWidget, visible: bool) -> None:
+        # A dock behind another tab is moved off-screen, not hidden: isVisible() stays
+        # True, so what counts is this signal.
+        self._dock_shown[dock] = visible
+        if visible:
+            self._release_held(plot)
+
     # --- runs: replay, overlays ---------------------------------------------------------
     def _run_events(self, run_id: str) -> list[Event]:
         """The recorded history of a run (cached while its step count is unchanged)."""
@@ -553,9 +587,8 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             errors.show_error(self, exc, title="Cannot replay this run")
             return False
-        for plot in self.plots:
-            plot.clear()
-            plot.add_events(events)
+        self._clear_plots()
+        self._feed_plots(events)
         self._replayed_run_id = run_id
         row = self.runs_index.row(run_id)
         self.run_label.setText(f"Showing: {row.name if row else run_id} ({row.status if row else ''})")

@@ -90,7 +90,10 @@ def test_a_run_started_with_the_controls_fills_all_three_panels(qtbot, window, d
     assert window.gradient_plot.probe_count >= 1
     x, _y = window.gradient_plot.latest_curve.getData()
     assert len(x) == T_IN + T_OUT
-    assert window.trajectory_plot.probe_count >= 1
+    # the trajectory's tab is behind the gradient's: it gets its events when shown
+    assert window.trajectory_plot.probe_count == 0
+    window.trajectory_dock.raise_()
+    qtbot.waitUntil(lambda: window.trajectory_plot.probe_count >= 1, timeout=5000)
     assert window.trajectory_plot.current_path().shape == (T_IN + T_OUT, 2)
     assert "Completed" in window.controls.progress.format()
     assert window.runs_index.rows[0].status == "completed"
