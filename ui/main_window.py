@@ -463,7 +463,7 @@ class MainWindow(QMainWindow):
             elif isinstance(event, ListenerError):
                 self.statusBar().showMessage(
                     f"Recording problem ({event.listener}): {event.message}", 10000)
-        self._feed_plots(events)
+        self._feed_plots(events, live=True)
         if self._live_run_id and time.monotonic() - self._live_row_shown >= LIVE_ROW_INTERVAL_S:
             self._show_live_row()
 
@@ -539,15 +539,21 @@ class MainWindow(QMainWindow):
         for plot in self.plots:
             plot.clear()
 
-    def _feed_plots(self, events: list[Event] | tuple) -> None:
-        """Give events to the plots. While the window is on screen, a plot the user
-        cannot see (a tab behind another, a closed dock) gets them when it is shown:
-        it does no work for nobody. Live and replayed runs both come through here."""
+    def _feed_plots(self, events: list[Event] | tuple, *, live: bool = False) -> None:
+        """Give events to the plots. Live events go one by one through `add_event`,
+        whose redraw each plot throttles (a burst costs one redraw, and the gradient
+        and trajectory plots ignore step metrics); a history goes through `add_events`,
+        drawn at once. While the window is on screen, a plot the user cannot see (a
+        tab behind another, a closed dock) gets its events when it is shown."""
         for plot, dock in zip(self.plots, self._plot_docks):
             if self.isVisible() and not self._dock_shown.get(dock, True):
                 self._held_events[plot].extend(events)
+                continue
+            self._release_held(plot)
+            if live:
+                for event in events:
+                    plot.add_event(event)
             else:
-                self._release_held(plot)
                 plot.add_events(events)
 
     def _release_held(self, plot: Any) -> None:
