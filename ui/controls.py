@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from ui.worker import TrainingSession
 from workbench.events import RunFinished, RunStarted, RunStatus, StepMetrics
+
+DISPLAY_MS = 250  # how often the progress bar and the ETA / speed read-outs change
 
 
 def format_duration(seconds: float | None) -> str:
@@ -102,6 +104,18 @@ class TrainingControls(QWidget):
         self.eta_label.setToolTip("Estimated time left in this run")
         self.speed_label = QLabel("", self)
         self.speed_label.setToolTip("Training throughput: sequences per second")
+        # Fixed widths: a changing text never re-lays out (and repaints) the status bar.
+        metrics = self.fontMetrics()
+        self.eta_label.setMinimumWidth(metrics.horizontalAdvance("ETA 00 h 00 min") + 8)
+        self.speed_label.setMinimumWidth(metrics.horizontalAdvance("000,000 sequences/s") + 8)
+        for label in (self.eta_label, self.speed_label):
+            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # Progress read-outs change a few times a second at most, whatever the step rate.
+        self._pending_step: StepMetrics | None = None
+        self._display_timer = QTimer(self)
+        self._display_timer.setSingleShot(True)
+        self._display_timer.setInterval(DISPLAY_MS)
+        self._display_timer.timeout.connect(self._on_display_due)
 
         session.state_changed.connect(self._on_state_changed)
         session.events_ready.connect(self._on_events)
@@ -166,7 +180,16 @@ class TrainingControls(QWidget):
         self.speed_label.setText("")
 
     def _show_step(self, event: StepMetrics) -> None:
+        """Note the newest step; the read-outs show it at most every DISPLAY_MS."""
         self._step, self._epoch = event.step, event.epoch
+        self._pending_step = event
+        if not self._display_timer.isActive():
+            self._display_timer.start()
+
+    def _on_display_due(self) -> None:
+        event, self._pending_step = self._pending_step, None
+        if event is None:
+            return
         if self._total:
             self.progress.setValue(min(event.step, self._total))
         if self._state == "running":
@@ -178,6 +201,8 @@ class TrainingControls(QWidget):
             self.eta_label.setText(f"ETA {format_duration(eta)}")
 
     def _on_run_finished(self, event: RunFinished) -> None:
+        self._display_timer.stop()
+        self._pending_step = None
         words = {"completed": "Completed", "stopped": "Stopped", "diverged": "Diverged",
                  "failed": "Failed"}
         self.progress.setFormat(f"{words.get(event.status, event.status.title())} at step "

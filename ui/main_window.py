@@ -62,6 +62,7 @@ from workbench.events import (
 
 CLOSE_WAIT_MS = 500
 LOAD_DELAY_MS = 50
+PLOT_UPDATE_MS = 250  # live plots update 4 times a second (see _plot_timer)
 LIVE_ROW_INTERVAL_S = 1.0  # how often the live run's line in the Runs panel updates  # lets the window paint before the first dataset is opened  # how long closing waits for a stopping run before saying so
 DATASET_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
@@ -106,6 +107,13 @@ class MainWindow(QMainWindow):
         self.runs_panel = RunsPanel(self.runs_index)
         self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot)
         self._held_events: dict[Any, list[Event]] = {plot: [] for plot in self.plots}
+        # Live events reach the plots PLOT_UPDATE_MS apart: painting a plot is Python
+        # work that holds the GIL, and each redraw slows the training thread a little.
+        self._live_for_plots: list[Event] = []
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.setInterval(PLOT_UPDATE_MS)
+        self._plot_timer.timeout.connect(self._on_plot_update_due)
 
         self._build_docks()
         self._build_actions()
@@ -463,7 +471,9 @@ class MainWindow(QMainWindow):
             elif isinstance(event, ListenerError):
                 self.statusBar().showMessage(
                     f"Recording problem ({event.listener}): {event.message}", 10000)
-        self._feed_plots(events, live=True)
+        self._live_for_plots.extend(events)
+        if not self._plot_timer.isActive():
+            self._plot_timer.start()
         if self._live_run_id and time.monotonic() - self._live_row_shown >= LIVE_ROW_INTERVAL_S:
             self._show_live_row()
 
@@ -493,6 +503,8 @@ class MainWindow(QMainWindow):
                                      title="Training failed")
 
     def _on_run_finished(self, result: RunFinished | None) -> None:
+        self._plot_timer.stop()
+        self._on_plot_update_due()  # the last events at once
         self.runs_index.live_run_id = None
         self.runs_index.refresh()
         if result is not None:
@@ -534,7 +546,14 @@ class MainWindow(QMainWindow):
                 "(Ctrl+Return)")
 
     # --- feeding the plots --------------------------------------------------------------
+    def _on_plot_update_due(self) -> None:
+        events, self._live_for_plots = self._live_for_plots, []
+        if events:
+            self._feed_plots(events, live=True)
+
     def _clear_plots(self) -> None:
+        self._live_for_plots = []
+        self._plot_timer.stop()
         self._held_events = {plot: [] for plot in self.plots}
         for plot in self.plots:
             plot.clear()
