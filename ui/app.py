@@ -70,12 +70,13 @@ def run_app(path: str | os.PathLike[str] | None = None) -> int:
 
 
 def _quit_on_ctrl_c(app: QApplication, window) -> None:
-    """Ctrl+C in the terminal closes the window (which stops a run cleanly)."""
+    """Ctrl+C (or SIGTERM) closes the window: a run stops cleanly, settings are saved."""
 
-    def on_sigint(*_args) -> None:
+    def on_signal(*_args) -> None:
         window.close()
 
-    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     # The interpreter only runs signal handlers between bytecodes: wake it up.
     timer = QTimer(app)
     timer.timeout.connect(lambda: None)

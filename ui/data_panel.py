@@ -321,6 +321,7 @@ class DataPanel(QWidget):
         pbox.addWidget(self.preview_stack, 1)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([170, 400])  # the tree shows a few arrays without scrolling
 
         self.split_combo.currentIndexChanged.connect(self._on_split_changed)
         self.index_spin.valueChanged.connect(self._on_index_changed)

@@ -12,7 +12,10 @@ arrangement is saved):
 
 The window owns the objects the panels show (`DatasetDocument`, `TrainingSession`,
 `RunsIndex`) and connects them; it holds no training logic. A live run's events
-and a replayed run's events reach the plots through the same `add_events`.
+and a replayed run's events reach the same plots (`_feed_plots`). Live events come
+from the worker at most ~20 times a second and reach the plots 4 times a second
+(PLOT_UPDATE_MS): pyqtgraph paints in Python, holding the GIL the training thread
+needs between torch calls (measured: benchmarks/bench_ui.py).
 """
 
 from __future__ import annotations
