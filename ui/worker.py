@@ -3,7 +3,10 @@
 One `TrainingWorker` QObject is moved to one QThread (superqt's pattern):
 `thread.started -> worker.run`, `worker.finished -> thread.quit` and
 `worker.deleteLater`. Stop and pause are the Trainer's own thread-safe requests,
-read between steps; the thread is never terminated.
+read between steps; the thread is never terminated. The session keeps its Python
+references to the worker and the QThread until the thread has wholly ended (the
+worker's deferred delete runs in the thread's last moments), so no object is
+deleted twice or while its thread runs.
 
 The worker is the Trainer's listener. Events arrive in the training thread at any
 rate; the worker buffers them and emits them in order as one tuple at most every
@@ -182,6 +185,7 @@ class TrainingSession(QObject):
         self._interval = interval
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
+        self._retired: list[TrainingWorker] = []  # finished, until their thread has ended
         self._state = "idle"
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(max(10, int(interval * 1000)))
@@ -259,15 +263,26 @@ class TrainingSession(QObject):
 
     def _on_worker_finished(self, result: RunFinished | None) -> None:
         self._flush_timer.stop()
-        self._worker = None  # deleted by deleteLater in its thread
+        # Qt deletes the worker (deleteLater) in its thread as the thread ends. Until
+        # then this reference must live: dropping the last Python reference while Qt
+        # deletes the object in the other thread would delete it twice.
+        if self._worker is not None:
+            self._retired.append(self._worker)
+        self._worker = None
         self.finished.emit(result)
 
     def _on_thread_finished(self) -> None:
         thread, self._thread = self._thread, None
-        self._worker = None
         self._flush_timer.stop()
         if thread is not None:
-            thread.deleteLater()
+            # `finished` is emitted before the thread's last clean-up (the worker's
+            # deferred delete); wait() returns once that is done, so the worker is gone
+            # and the QThread may be released.
+            thread.wait()
+        if self._worker is not None:  # finished arrived without the worker's signal
+            self._retired.append(self._worker)
+            self._worker = None
+        self._retired.clear()
         self._set_state("idle")
 
     def _set_state(self, state: str) -> None:
