@@ -166,3 +166,14 @@ def test_a_bug_is_reported_with_its_traceback(qtbot, session):
     (failure,) = session.failures
     assert not failure.user_error
     assert "ZeroDivisionError" in failure.traceback
+
+
+def test_many_short_runs_in_a_row_end_cleanly(qtbot, session):
+    """Regression: dropping the last reference to a worker while Qt deleted it in its
+    thread (deleteLater) deleted it twice and crashed; the session now keeps it until
+    the thread has ended."""
+    for _ in range(25):
+        session.start(lambda listener: FakeTrainer(listener, steps=3, step_seconds=0.0))
+        _wait_idle(qtbot, session)
+        assert session._retired == []
+    assert [r.status for r in session.results] == ["completed"] * 25
