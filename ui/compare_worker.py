@@ -10,7 +10,9 @@ Queue events and a run's end are forwarded at once.
 
 Cancel is the runner's thread-safe `request_cancel()` (the current run stops after
 its step, with a checkpoint; the rest are skipped); the thread is never terminated.
-Closing the window calls `CompareSession.shutdown(timeout)`: cancel, then wait.
+Closing the window calls `CompareSession.shutdown(timeout)`: cancel, then wait. The
+session keeps its references to the worker and the QThread until the thread has
+wholly ended, so nothing is deleted twice.
 
 Signals carry plain data only: the frozen event dataclasses, a saved Comparison,
 a WorkerFailure.
@@ -169,6 +171,7 @@ class CompareSession(QObject):
         self._interval = interval
         self._thread: QThread | None = None
         self._worker: CompareWorker | None = None
+        self._retired: list[CompareWorker] = []  # finished, until their thread has ended
         self._state = "idle"
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(max(10, int(interval * 1000)))
@@ -239,15 +242,23 @@ class CompareSession(QObject):
 
     def _on_worker_finished(self, result: object) -> None:
         self._flush_timer.stop()
+        # Qt deletes the worker (deleteLater) in its thread as the thread ends; until
+        # then the Python reference lives, or the object would be deleted twice (the
+        # fix ui.worker.TrainingSession has too).
+        if self._worker is not None:
+            self._retired.append(self._worker)
         self._worker = None
         self.finished.emit(result)
 
     def _on_thread_finished(self) -> None:
         thread, self._thread = self._thread, None
-        self._worker = None
         self._flush_timer.stop()
         if thread is not None:
-            thread.deleteLater()
+            thread.wait()  # returns once the thread's last clean-up (the worker's delete) is done
+        if self._worker is not None:
+            self._retired.append(self._worker)
+            self._worker = None
+        self._retired.clear()
         self._set_state("idle")
 
     def _set_state(self, state: str) -> None:
