@@ -136,6 +136,12 @@ def make_window(data: Path, hidden: int, runs_dir: Path):
     assert window.open_dataset(data)
     window.model_panel.set_values({"cell": "lstm", "hidden": hidden, "batch_size": 32,
                                    "epochs": 1000, "probe_every": None, "layers": 1})
+    from PySide6.QtWidgets import QApplication
+
+    settle = time.perf_counter() + 1.0  # first layout and paint, before any measurement
+    while time.perf_counter() < settle:
+        QApplication.processEvents()
+        time.sleep(0.01)
     return window
 
 
@@ -215,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0,
                         help="length of each training measurement (default 15)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds of (idle, GUI run, headless run) (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (idle, GUI run, headless run) (default 3)")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--steps", type=int, default=100, help="T_in (T_out is 10)")
     parser.add_argument("--skip-startup", action="store_true")
