@@ -25,6 +25,7 @@ window cancels the queue and waits for it to stop.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -750,10 +751,22 @@ class CompareView(QtWidgets.QWidget):
         self.add_events(batch)
 
     def _on_session_finished(self, comparison: Comparison | None) -> None:
-        """The queue ended: show the saved comparison (its records are complete)."""
+        """The queue ended: show the saved comparison (its records are complete) and let
+        go of the session, so that the next comparison it runs is not drawn here."""
+        self._detach_session()
         if comparison is not None:
             self.set_comparison(comparison)
         self.progress.cancel_button.setEnabled(False)
+
+    def _detach_session(self) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        for signal, slot in ((session.event, self._on_session_event),
+                             (session.finished, self._on_session_finished),
+                             (session.state_changed, self._on_session_state_changed)):
+            with contextlib.suppress(RuntimeError, TypeError):
+                signal.disconnect(slot)
 
     def _on_session_state_changed(self, state: str) -> None:
         if state == "cancelling":

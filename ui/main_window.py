@@ -6,9 +6,17 @@ arrangement is saved):
     toolbar:  Open | New from task | Train  Pause  Stop  [progress: epoch, step]
     left:     Data (arrays, summary, sample preview)
     top:      Loss                        right: Model and training settings
-    bottom:   Gradient per time step | Hidden trajectory
-              Runs (every run in the runs directory)
+    bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions
+              Runs (every run in the runs directory; Comparisons reopens saved ones)
     status:   messages | run name | ETA | sequences/s
+
+Predictions never touch a training model from the GUI thread: during a run a
+`LivePredictor` (a Trainer listener) predicts the chosen validation sample in the
+training thread, between steps, and sends it down the worker's event stream; for a
+finished or replayed run a `CheckpointPredictor` loads the run's best checkpoint
+into a model of its own in a background thread. "Compare Cells…" runs a queue of
+runs (ui.compare_worker) shown in a CompareView window; only one of a run and a
+comparison trains at a time.
 
 The window owns the objects the panels show (`DatasetDocument`, `TrainingSession`,
 `RunsIndex`) and connects them; it holds no training logic. A live run's events
@@ -42,11 +50,16 @@ from PySide6.QtWidgets import (
 )
 
 from ui import errors
+from ui.compare_dialog import choose_comparison
+from ui.compare_view import CompareView
+from ui.compare_worker import CompareSession, runner_factory
 from ui.controls import TrainingControls
 from ui.data_panel import DataPanel, DatasetDocument
 from ui.model_panel import ModelPanel
+from ui.plots.gates_plot import GatesPlot
 from ui.plots.gradient_plot import GradientPlot
 from ui.plots.loss_plot import LossPlot
+from ui.plots.predictions_plot import CheckpointPredictor, LivePredictor, PredictionsPlot
 from ui.plots.trajectory_plot import TrajectoryPlot
 from ui.runs_panel import RunsIndex, RunsPanel
 from ui.settings import AppSettings
@@ -94,10 +107,15 @@ class MainWindow(QMainWindow):
         self._overlay_cache: dict[str, tuple[int, list[Event]]] = {}
         self._live_progress: list[Event] = []
         self._live_row_shown = 0.0
+        self._live_predictor: LivePredictor | None = None
+        self._prediction_run_id: str | None = None  # the finished run the predictions show
+        self.compare_views: list[CompareView] = []
 
         # the objects the panels show
         self.document = DatasetDocument(self)
         self.session = TrainingSession(self)
+        self.compare_session = CompareSession(self)
+        self.checkpoint_predictor = CheckpointPredictor(self.runs_dir, self)
         self.runs_index = RunsIndex(self.runs_dir, self)
 
         # the panels
@@ -107,8 +125,11 @@ class MainWindow(QMainWindow):
         self.loss_plot = LossPlot()
         self.gradient_plot = GradientPlot()
         self.trajectory_plot = TrajectoryPlot()
+        self.gates_plot = GatesPlot()
+        self.predictions_plot = PredictionsPlot()
         self.runs_panel = RunsPanel(self.runs_index)
-        self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot)
+        self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot, self.gates_plot,
+                      self.predictions_plot)
         self._held_events: dict[Any, list[Event]] = {plot: [] for plot in self.plots}
         # Live events reach the plots PLOT_UPDATE_MS apart: painting a plot is Python
         # work that holds the GIL, and each redraw slows the training thread a little.
@@ -163,11 +184,19 @@ class MainWindow(QMainWindow):
         self.trajectory_dock = self._dock(
             "Hidden-state trajectory", "trajectoryDock", self.trajectory_plot,
             "The hidden state of a few samples moving through time (projected to 2-D)")
+        self.gates_dock = self._dock(
+            "Gates", "gatesDock", self.gates_plot,
+            "LSTM and GRU: how open each gate is at each time step, and how often saturated")
+        self.predictions_dock = self._dock(
+            "Predictions", "predictionsDock", self.predictions_plot,
+            "One validation sample: the target, the teacher-forced and the generated output")
         self.runs_dock = self._dock("Runs", "runsDock", self.runs_panel,
                                     "Every run in the runs directory")
         self.docks = (self.data_dock, self.model_dock, self.loss_dock, self.gradient_dock,
-                      self.trajectory_dock, self.runs_dock)
-        self._plot_docks = (self.loss_dock, self.gradient_dock, self.trajectory_dock)
+                      self.trajectory_dock, self.gates_dock, self.predictions_dock,
+                      self.runs_dock)
+        self._plot_docks = (self.loss_dock, self.gradient_dock, self.trajectory_dock,
+                            self.gates_dock, self.predictions_dock)
         self._dock_shown: dict[QDockWidget, bool] = {}
         for plot, dock in zip(self.plots, self._plot_docks):
             dock.visibilityChanged.connect(
@@ -185,6 +214,8 @@ class MainWindow(QMainWindow):
         # Side by side the two need ~1000 px: tabbed, the window fits a laptop screen.
         # Drag a tab out to see both at once; the arrangement is saved.
         self.tabifyDockWidget(self.gradient_dock, self.trajectory_dock)
+        self.tabifyDockWidget(self.trajectory_dock, self.gates_dock)
+        self.tabifyDockWidget(self.gates_dock, self.predictions_dock)
         self.gradient_dock.raise_()
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs_dock,
                            Qt.Orientation.Vertical)
@@ -222,8 +253,22 @@ class MainWindow(QMainWindow):
         self.task_action.setToolTip("Generate a dataset from a built-in task (Ctrl+N)")
         self.task_action.triggered.connect(self.new_dataset_from_task)
         self.export_action = QAction("&Export Plots…", self)
-        self.export_action.setToolTip("Save the three plots as PNG (or SVG) files")
+        self.export_action.setToolTip("Save the plots as PNG (or SVG) files")
         self.export_action.triggered.connect(self._on_export_clicked)
+        self.export_metrics_action = QAction("Export &Metrics of Ticked Runs (CSV)…", self)
+        self.export_metrics_action.setToolTip(
+            "One tidy CSV (run, cell, seed, step, metric, value) of the runs ticked in the "
+            "Runs panel (or the selected run)")
+        self.export_metrics_action.triggered.connect(self._on_export_metrics_clicked)
+        self.export_config_action = QAction("Export Run &Config (TOML)…", self)
+        self.export_config_action.setToolTip(
+            "The selected run's settings as TOML: python main.py train --config FILE re-runs it")
+        self.export_config_action.triggered.connect(self._on_export_config_clicked)
+        self.compare_action = QAction("&Compare Cells…", self)
+        self.compare_action.setToolTip(
+            "Train the Model panel's settings with several cells and seeds, one run after "
+            "another, and compare them")
+        self.compare_action.triggered.connect(self.compare_cells)
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
@@ -247,6 +292,8 @@ class MainWindow(QMainWindow):
         menu.addAction(self.task_action)
         menu.addSeparator()
         menu.addAction(self.export_action)
+        menu.addAction(self.export_metrics_action)
+        menu.addAction(self.export_config_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
         self._fill_recent_menu()
@@ -255,6 +302,8 @@ class MainWindow(QMainWindow):
         menu.addAction(self.controls.train_action)
         menu.addAction(self.controls.pause_action)
         menu.addAction(self.controls.stop_action)
+        menu.addSeparator()
+        menu.addAction(self.compare_action)
 
         menu = self.menuBar().addMenu("&View")
         for dock in self.docks:
@@ -274,10 +323,13 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.task_action)
         toolbar.addSeparator()
         toolbar.addWidget(self.controls)
+        toolbar.addSeparator()
+        toolbar.addAction(self.compare_action)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
         self.toolbar = toolbar
         # Named for a newcomer: the toolbar shows short labels, the menus the full ones.
-        for action, short in ((self.open_action, "Open…"), (self.task_action, "New from Task…")):
+        for action, short in ((self.open_action, "Open…"), (self.task_action, "New from Task…"),
+                              (self.compare_action, "Compare Cells…")):
             toolbar.widgetForAction(action).setText(short)
 
     def _build_status_bar(self) -> None:
@@ -301,7 +353,14 @@ class MainWindow(QMainWindow):
         self.runs_panel.replay_requested.connect(self._on_replay_requested)
         self.runs_panel.overlays_changed.connect(self._on_overlays_changed)
         self.runs_panel.resume_requested.connect(self.resume_run)
+        self.runs_panel.comparison_requested.connect(self.open_comparison)
         self.document.changed.connect(self._on_dataset_changed)
+        self.predictions_plot.sample_changed.connect(self._on_prediction_sample_changed)
+        self.checkpoint_predictor.predicted.connect(self._on_checkpoint_predicted)
+        self.checkpoint_predictor.failed.connect(self._on_checkpoint_prediction_failed)
+        self.compare_session.event.connect(self._on_compare_events)
+        self.compare_session.failed.connect(self._on_compare_failed)
+        self.compare_session.state_changed.connect(self._on_session_state)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._on_about_to_quit)
@@ -383,6 +442,8 @@ class MainWindow(QMainWindow):
     def _on_dataset_changed(self) -> None:
         name = Path(self.document.path).name if self.document.path else ""
         self.setWindowTitle(f"{name} – Sequence Workbench" if name else "Sequence Workbench")
+        summary = self.document.summary
+        self.predictions_plot.set_sample_count(summary.splits.get("val", 0) if summary else 0)
         self._update_train_enabled()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
@@ -413,7 +474,7 @@ class MainWindow(QMainWindow):
     # --- training -----------------------------------------------------------------------
     def train(self) -> None:
         """Start a new run on the current dataset with the Model panel's settings."""
-        if self.session.is_running():
+        if self.session.is_running() or self.compare_session.is_running():
             return
         if self.document.path is None or self.document.summary is None:
             errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
@@ -433,13 +494,14 @@ class MainWindow(QMainWindow):
         except (OSError, WorkbenchError) as exc:
             errors.show_error(self, exc, title="Cannot create the run folder")
             return
-        self._start(_new_run_factory(config, run_dir))
+        self._start(_new_run_factory(config, run_dir, self._new_live_predictor()))
 
     def resume_run(self, run_id: str) -> None:
         """Continue a stopped or crashed run from its latest checkpoint."""
-        if self.session.is_running():
+        if self.session.is_running() or self.compare_session.is_running():
             errors.show_message(self, "A run is in progress",
-                                "Stop the current run before resuming another.", level="info")
+                                "Stop the current run (or comparison) before resuming a run.",
+                                level="info")
             return
         try:
             run = self.runs_index.open(run_id)
@@ -451,7 +513,14 @@ class MainWindow(QMainWindow):
         except WorkbenchError as exc:
             errors.show_error(self, exc, title="Cannot resume this run")
             return
-        self._start(_resume_factory(config, run.path, run.run_id, state), history)
+        self._start(_resume_factory(config, run.path, run.run_id, state,
+                                    self._new_live_predictor()), history)
+
+    def _new_live_predictor(self) -> LivePredictor:
+        """The Trainer listener that predicts the chosen sample in the training thread."""
+        self._live_predictor = LivePredictor(self.predictions_plot.sample_index)
+        self._prediction_run_id = None
+        return self._live_predictor
 
     def _start(self, factory: Any, history: list[Event] | None = None) -> None:
         self._replayed_run_id = None
@@ -508,6 +577,9 @@ class MainWindow(QMainWindow):
     def _on_run_finished(self, result: RunFinished | None) -> None:
         self._plot_timer.stop()
         self._on_plot_update_due()  # the last events at once
+        # Other samples of the finished run now come from its best checkpoint.
+        self._live_predictor = None
+        self._prediction_run_id = self._live_run_id
         self.runs_index.live_run_id = None
         self.runs_index.refresh()
         if result is not None:
@@ -535,9 +607,10 @@ class MainWindow(QMainWindow):
         self._update_train_enabled()
 
     def _update_train_enabled(self) -> None:
-        idle = self.session.state == "idle"
+        idle = self.session.state == "idle" and self.compare_session.state == "idle"
         ready = self.document.summary is not None and self.model_panel.is_valid()
         self.controls.train_action.setEnabled(idle and ready and not self._close_pending)
+        self.compare_action.setEnabled(idle and ready and not self._close_pending)
         if not self.model_panel.is_valid():
             reason = "; ".join(self.model_panel.errors().values())
             self.controls.train_action.setToolTip(f"Fix the settings first: {reason}")
@@ -618,6 +691,8 @@ class MainWindow(QMainWindow):
         self._clear_plots()
         self._feed_plots(events)
         self._replayed_run_id = run_id
+        self._prediction_run_id = run_id
+        self._request_checkpoint_prediction()
         row = self.runs_index.row(run_id)
         self.run_label.setText(f"Showing: {row.name if row else run_id} ({row.status if row else ''})")
         return True
@@ -644,6 +719,98 @@ class MainWindow(QMainWindow):
             for plot in overlaid:
                 plot.set_overlay(run_id, label, events, color)
 
+    # --- predictions ----------------------------------------------------------------------
+    def _on_prediction_sample_changed(self, index: int) -> None:
+        """Another validation sample: the live run predicts it at its next step (in the
+        training thread); a finished or replayed run, with its checkpoint."""
+        if self._live_predictor is not None and self.session.is_running():
+            self._live_predictor.request(index)
+        else:
+            self._request_checkpoint_prediction(index)
+
+    def _request_checkpoint_prediction(self, index: int | None = None) -> None:
+        if self._prediction_run_id is None:
+            return
+        if index is None:
+            index = self.predictions_plot.sample_index
+        self.checkpoint_predictor.request(self._prediction_run_id, index)
+
+    def _on_checkpoint_predicted(self, prediction: Any) -> None:
+        if prediction.prediction.run_id == self._prediction_run_id:
+            self.predictions_plot.show_prediction(prediction)
+
+    def _on_checkpoint_prediction_failed(self, message: str) -> None:
+        self.predictions_plot.show_message(f"No prediction for this run.\n\n{message}")
+
+    # --- comparisons --------------------------------------------------------------------
+    def compare_cells(self) -> None:
+        """Ask which cells and seeds, then train them one after another and show the
+        comparison in its own window."""
+        if self.session.is_running() or self.compare_session.is_running():
+            errors.show_message(self, "Training in progress",
+                                "Stop the current run or comparison first.", level="info")
+            return
+        if self.document.path is None or self.document.summary is None:
+            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
+                                level="warning")
+            return
+        try:
+            config = self.model_panel.run_config(self.document.path, self.document.inputs,
+                                                 self.document.targets)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot compare with these settings")
+            return
+        choice = choose_comparison(self, config)
+        if choice is None:
+            return
+        self.settings.set_model_settings(self.model_panel.values())
+        view = self._show_compare_view(CompareView(session=self.compare_session))
+        self.compare_session.start(runner_factory(config, choice.cells, choice.seeds,
+                                                  runs_dir=self.runs_dir))
+        view.progress.label.setText(f"Starting {choice.runs} runs…")
+        self._update_train_enabled()
+
+    def open_comparison(self, comparison_id: str) -> CompareView | None:
+        """Reopen a saved comparison in its own window."""
+        from workbench.compare import open_comparison
+
+        try:
+            comparison = open_comparison(comparison_id, self.runs_dir)
+            view = CompareView()
+            view.set_comparison(comparison)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title="Cannot open this comparison")
+            return None
+        return self._show_compare_view(view)
+
+    def _show_compare_view(self, view: CompareView) -> CompareView:
+        view.setParent(self, Qt.WindowType.Window)
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view.destroyed.connect(lambda _obj=None, v=view: self._forget_compare_view(v))
+        view.resize(min(1500, max(900, self.width())), min(950, max(700, self.height())))
+        self.compare_views.append(view)
+        view.show()
+        return view
+
+    def _forget_compare_view(self, view: CompareView) -> None:
+        with contextlib.suppress(ValueError):
+            self.compare_views.remove(view)
+
+    def _on_compare_events(self, events: tuple) -> None:
+        from workbench.compare import ComparisonFinished, QueuedRunFinished, QueuedRunStarted
+
+        if any(isinstance(e, (QueuedRunStarted, QueuedRunFinished, ComparisonFinished))
+               for e in events):
+            self.runs_index.refresh()  # the comparison's runs appear in the Runs panel
+
+    def _on_compare_failed(self, failure: WorkerFailure) -> None:
+        if failure.user_error:
+            errors.show_message(self, "The comparison could not run", failure.message,
+                                level="warning")
+        else:
+            errors.report_unexpected(self, failure.message, failure.traceback,
+                                     title="The comparison failed")
+
     # --- export, help -------------------------------------------------------------------
     def _on_export_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export the plots into")
@@ -657,7 +824,8 @@ class MainWindow(QMainWindow):
         folder = Path(folder)
         written = []
         for plot, name in ((self.loss_plot, "loss"), (self.gradient_plot, "gradient"),
-                           (self.trajectory_plot, "trajectory")):
+                           (self.trajectory_plot, "trajectory"), (self.gates_plot, "gates"),
+                           (self.predictions_plot, "predictions")):
             path = folder / f"{name}{suffix}"
             try:
                 plot.export(path)
@@ -665,6 +833,60 @@ class MainWindow(QMainWindow):
                 errors.show_error(self, exc, title=f"Could not export the {name} plot")
                 continue
             written.append(path)
+        return written
+
+    def _export_run_ids(self) -> list[str]:
+        """The runs an export is about: the ticked ones, else the selected one."""
+        ticked = list(self.runs_panel.overlays())
+        if ticked:
+            return ticked
+        selected = self.runs_panel.selected_run_id() or self._replayed_run_id
+        return [selected] if selected else []
+
+    def _on_export_metrics_clicked(self) -> None:
+        run_ids = self._export_run_ids()
+        if not run_ids:
+            errors.show_message(self, "No runs to export",
+                                "Tick runs in the Runs panel (or select one) first.", level="info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export the metrics of the runs",
+                                              "metrics.csv", "CSV files (*.csv)")
+        if path:
+            self.export_metrics(run_ids, path if path.lower().endswith(".csv") else path + ".csv")
+
+    def export_metrics(self, run_ids: list[str], path: str | Path) -> int:
+        """Write the metrics of `run_ids` to one tidy CSV; the number of rows written."""
+        from workbench.exports import write_metrics_csv
+
+        try:
+            rows = write_metrics_csv(run_ids, path, runs_dir=self.runs_dir)
+        except (OSError, WorkbenchError) as exc:
+            errors.show_error(self, exc, title="Could not export the metrics")
+            return 0
+        self.statusBar().showMessage(f"Saved the metrics of {len(run_ids)} run(s) in {path}", 8000)
+        return rows
+
+    def _on_export_config_clicked(self) -> None:
+        run_id = self.runs_panel.selected_run_id() or self._replayed_run_id
+        if not run_id:
+            errors.show_message(self, "No run selected", "Select a run in the Runs panel first.",
+                                level="info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export the run's config", f"{run_id}.toml",
+                                              "TOML files (*.toml)")
+        if path:
+            self.export_config(run_id, path if path.lower().endswith(".toml") else path + ".toml")
+
+    def export_config(self, run_id: str, path: str | Path) -> Path | None:
+        """Write a run's config as TOML (what `train --config` re-runs)."""
+        from workbench.exports import export_config
+
+        try:
+            written = export_config(run_id, path, runs_dir=self.runs_dir)
+        except (OSError, WorkbenchError) as exc:
+            errors.show_error(self, exc, title="Could not export the config")
+            return None
+        self.statusBar().showMessage(f"Saved the config of {run_id} in {written}", 8000)
         return written
 
     def _on_folders_clicked(self) -> None:
@@ -686,19 +908,25 @@ class MainWindow(QMainWindow):
 
     # --- closing ------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        """Stop a run first (it saves its checkpoint), wait for its thread, then close."""
-        if self.session.is_running():
+        """Stop a run or a comparison first (it saves its checkpoint), wait for its
+        thread, then close."""
+        if self.session.is_running() or self.compare_session.is_running():
             if not self._close_pending:
                 self._close_pending = True
                 self.session.stop()
-                if not self.session.wait(CLOSE_WAIT_MS):
+                self.compare_session.cancel()
+                if not (self.session.wait(CLOSE_WAIT_MS)
+                        and self.compare_session.wait(CLOSE_WAIT_MS)):
                     self._show_finishing()
                     event.ignore()
                     return
-            elif not self.session.wait(0):
+            elif not (self.session.wait(0) and self.compare_session.wait(0)):
                 event.ignore()
                 return
         self.save_settings()
+        self.checkpoint_predictor.close()
+        for view in list(self.compare_views):
+            view.close()
         self.document.close()
         event.accept()
 
@@ -715,10 +943,13 @@ class MainWindow(QMainWindow):
         if self.session.is_running():
             self.session.stop()
             self.session.wait(60_000)
+        if self.compare_session.is_running():
+            self.compare_session.shutdown(60_000)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Stop any run and wait for its thread (tests, scripts)."""
-        return self.session.shutdown(timeout_ms)
+        """Stop any run or comparison and wait for its thread (tests, scripts)."""
+        compared = self.compare_session.shutdown(timeout_ms)
+        return self.session.shutdown(timeout_ms) and compared
 
 
 def default_size(widget: QWidget) -> QSize:
@@ -764,8 +995,9 @@ def _open_dataset(config: Any) -> Any:
                                 split_seed=config.split_seed, val_fraction=config.val_fraction)
 
 
-def _new_run_factory(config: Any, run_dir: Path):
-    """Builds a new run's Trainer in the training thread (opening the data there)."""
+def _new_run_factory(config: Any, run_dir: Path, predictor: LivePredictor | None = None):
+    """Builds a new run's Trainer in the training thread (opening the data there);
+    `predictor` predicts a validation sample in that thread, after the GUI listener."""
 
     def factory(listener: Any) -> _ClosingTrainer:
         from workbench.runs import RunRecorder
@@ -775,7 +1007,10 @@ def _new_run_factory(config: Any, run_dir: Path):
         try:
             dataset = _open_dataset(config)
             recorder = RunRecorder(run_dir)
-            trainer = Trainer(config, dataset, [recorder, listener], thread_policy="gui")
+            trainer = Trainer(config, dataset, _listeners(recorder, listener, predictor),
+                              thread_policy="gui")
+            if predictor is not None:
+                predictor.bind(listener, trainer)
         except BaseException:
             if dataset is not None:
                 dataset.close()
@@ -787,7 +1022,12 @@ def _new_run_factory(config: Any, run_dir: Path):
     return factory
 
 
-def _resume_factory(config: Any, run_dir: Path, run_id: str, state: Any):
+def _listeners(recorder: Any, listener: Any, predictor: LivePredictor | None) -> list[Any]:
+    return [recorder, listener] + ([predictor] if predictor is not None else [])
+
+
+def _resume_factory(config: Any, run_dir: Path, run_id: str, state: Any,
+                    predictor: LivePredictor | None = None):
     """Builds the Trainer that continues a recorded run."""
 
     def factory(listener: Any) -> _ClosingTrainer:
@@ -797,8 +1037,10 @@ def _resume_factory(config: Any, run_dir: Path, run_id: str, state: Any):
         dataset = _open_dataset(config)
         try:
             recorder = RunRecorder(run_dir)
-            trainer = Trainer(config, dataset, [recorder, listener], run_id=run_id,
-                              resume=state, thread_policy="gui")
+            trainer = Trainer(config, dataset, _listeners(recorder, listener, predictor),
+                              run_id=run_id, resume=state, thread_policy="gui")
+            if predictor is not None:
+                predictor.bind(listener, trainer)
         except BaseException:
             dataset.close()
             raise

@@ -7,7 +7,9 @@ progress folded in by the window. `RunsPanel` shows it as a table. Selecting a
 row asks for a replay (`replay_requested`); ticking rows asks for overlays
 (`overlays_changed`, each run with its own colour); Resume asks the window to
 continue a stopped or crashed run. Renaming edits the display name in place
-(the id and folder never change); Delete asks first.
+(the id and folder never change); Delete asks first. The Comparisons button lists
+the comparisons saved in the runs directory (workbench.compare) and asks the
+window to reopen one (`comparison_requested`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -156,6 +160,7 @@ class RunsPanel(QWidget):
     replay_requested = Signal(str)  # run id of a selected run
     overlays_changed = Signal(object)  # dict run id -> colour of the ticked runs, in order
     resume_requested = Signal(str)  # run id
+    comparison_requested = Signal(str)  # comparison id of a saved comparison to reopen
 
     def __init__(self, index: RunsIndex, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -187,6 +192,15 @@ class RunsPanel(QWidget):
         layout.addWidget(self.table, 1)
 
         buttons = QHBoxLayout()
+        self.comparisons_button = QToolButton(self)
+        self.comparisons_button.setText("Comparisons")
+        self.comparisons_button.setToolTip("Reopen a saved comparison of cells "
+                                           "(Training ▸ Compare Cells… makes one)")
+        self.comparisons_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.comparisons_menu = QMenu(self.comparisons_button)
+        self.comparisons_menu.aboutToShow.connect(self._on_comparisons_menu_shown)
+        self.comparisons_button.setMenu(self.comparisons_menu)
+        buttons.addWidget(self.comparisons_button)
         buttons.addStretch(1)
         self.setToolTip(f"Runs folder: {index.runs_dir}")
         self.refresh_button = QPushButton("Refresh", self)
@@ -360,6 +374,28 @@ class RunsPanel(QWidget):
         run_id = self.selected_run_id()
         if run_id:
             self.replay_requested.emit(run_id)
+
+    def comparison_entries(self) -> list[tuple[str, str]]:
+        """(comparison id, menu label) of the saved comparisons, newest first."""
+        from workbench.compare import list_comparisons
+
+        out = []
+        for comparison in reversed(list_comparisons(self.index.runs_dir)):
+            created = comparison.created_iso[:16].replace("T", " ")
+            out.append((comparison.comparison_id,
+                        f"{comparison.name} · {len(comparison.run_ids)} runs · "
+                        f"{comparison.status} · {created}"))
+        return out
+
+    def _on_comparisons_menu_shown(self) -> None:
+        self.comparisons_menu.clear()
+        entries = self.comparison_entries()
+        for comparison_id, label in entries:
+            action = self.comparisons_menu.addAction(label)
+            action.triggered.connect(
+                lambda _checked=False, c=comparison_id: self.comparison_requested.emit(c))
+        if not entries:
+            self.comparisons_menu.addAction("No saved comparisons yet").setEnabled(False)
 
     def _on_resume_clicked(self) -> None:
         run_id = self.selected_run_id()

@@ -264,3 +264,60 @@ def test_closing_the_view_during_a_comparison_stops_it(qtbot, session, saved):
     assert not session.is_running() or session.wait(5000)
     qtbot.waitUntil(lambda: bool(session.results), timeout=10_000)
     assert session.results[0].status == "cancelled"
+
+
+# -- in the main window --------------------------------------------------------------------
+
+
+def _window(qtbot, tmp_path, data, monkeypatch):
+    from ui import errors
+    from ui.main_window import MainWindow
+    from ui.settings import AppSettings, open_settings
+
+    monkeypatch.setattr(errors, "show_message", lambda *a, **k: pytest.fail(f"dialog: {a[1:]}"))
+    window = MainWindow(AppSettings(open_settings(tmp_path / "settings.ini")),
+                        runs_dir=tmp_path / "runs", load_dataset=False)
+    qtbot.addWidget(window)
+    assert window.open_dataset(data)
+    window.model_panel.set_values({"hidden": 8, "batch_size": 16, "epochs": 1, "cell": "gru"})
+    return window
+
+
+def test_compare_cells_from_the_window_and_reopen_it_from_the_runs_panel(qtbot, tmp_path, saved,
+                                                                         monkeypatch):
+    import ui.main_window as main_window_module
+    from ui.compare_dialog import CompareChoice
+
+    window = _window(qtbot, tmp_path, saved[3] / "reverse.h5", monkeypatch)
+    asked = []
+
+    def choose(parent, config):
+        asked.append(config)
+        return CompareChoice(("rnn-tanh", "lstm"), (config.seed,))
+
+    monkeypatch.setattr(main_window_module, "choose_comparison", choose)
+    assert window.compare_action.isEnabled()
+    window.compare_action.trigger()
+    assert asked[0].hidden == 8  # the dialog inherits the Model panel's settings
+    assert not window.controls.train_action.isEnabled()  # one thing trains at a time
+    (view,) = window.compare_views
+    qtbot.waitUntil(lambda: not window.compare_session.is_running(), timeout=60_000)
+    qtbot.waitUntil(lambda: view.comparison is not None, timeout=5000)
+    assert view.table.column_values("cell") == ["rnn-tanh", "lstm"]
+    assert window.controls.train_action.isEnabled()
+    assert len(window.runs_index.rows) == 2  # the comparison's runs are in the Runs panel
+    entries = window.runs_panel.comparison_entries()
+    assert len(entries) == 1 and "rnn-tanh vs lstm" in entries[0][1]
+    window.runs_panel.comparison_requested.emit(entries[0][0])
+    assert len(window.compare_views) == 2
+    reopened = window.compare_views[-1]
+    assert reopened.comparison.comparison_id == view.comparison.comparison_id
+    assert not reopened.progress.isVisible()
+    # exports: the ticked runs' metrics to one CSV, a run's config to TOML
+    run_ids = [row.run_id for row in window.runs_index.rows]
+    assert window.export_metrics(run_ids, tmp_path / "metrics.csv") > 0
+    assert {line.split(",")[1] for line in (tmp_path / "metrics.csv").read_text().splitlines()[1:]} \
+        == {"rnn-tanh", "lstm"}
+    written = window.export_config(run_ids[0], tmp_path / "run.toml")
+    assert "[model]" in written.read_text()
+    window.shutdown(10_000)

@@ -57,6 +57,9 @@ FREE_RUNNING_COLOR = "#E69F00"  # orange, solid: what it produces on its own
 MISMATCH_COLOR = "#C0392B"  # red: a wrong token
 MISMATCH_BACKGROUND = "#FADBD8"
 MISSING_TOKEN = "∅"  # a step the generated sequence never reached
+NO_PREDICTION = ("No prediction yet.\n\nDuring training the chosen validation sample is "
+                 "predicted at the start and after every epoch; for a finished run, with its "
+                 "best checkpoint.")
 
 ROWS = (("input", "Input"), ("target", "Target"), ("teacher_forced", "Teacher-forced"),
         ("free_running", "Generated (free-running)"))
@@ -147,9 +150,7 @@ class PredictionsPlot(QtWidgets.QWidget):
         self._build_controls()
         self._build_continuous()
         self._build_tokens()
-        self.empty = QtWidgets.QLabel(
-            "No prediction yet.\n\nDuring training the sample is predicted after every epoch; "
-            "for a finished run, from its best checkpoint.")
+        self.empty = QtWidgets.QLabel(NO_PREDICTION)
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet(f"background: {style.BACKGROUND}; color: #666666;")
@@ -318,6 +319,16 @@ class PredictionsPlot(QtWidgets.QWidget):
         self.token_view.clear()
         self.token_summary.setText("")
         self.info_label.setText("")
+        self.empty.setText(NO_PREDICTION)
+        self.stack.setCurrentWidget(self.empty)
+
+    def redraw_now(self) -> None:
+        """Panels share one API: this panel draws at once, nothing is pending."""
+
+    def show_message(self, text: str) -> None:
+        """Show `text` instead of a prediction (e.g. why none can be made)."""
+        self.prediction = None
+        self.empty.setText(text)
         self.stack.setCurrentWidget(self.empty)
 
     def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
