@@ -34,7 +34,6 @@ running queued runs and sending their events back, delivered in queue order) wou
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import logging
 import math
@@ -62,6 +61,7 @@ from workbench.events import (
     StepMetrics,
 )
 from workbench.jsonsafe import json_safe as _json_safe
+from workbench.runs import iso_time
 from workbench.smoothing import smooth
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ class ComparisonRunner:
             "comparison_id": self.comparison_id,
             "name": self.name or " vs ".join(self.cells),
             "created": now,
-            "created_iso": _iso(now),
+            "created_iso": iso_time(now),
             "finished_iso": None,
             "status": "running",
             "message": "",
@@ -350,7 +350,7 @@ class ComparisonRunner:
         self._save()
 
     def _finish(self, status: str, message: str, completed: int) -> None:
-        self.record.update(status=status, message=message, finished_iso=_iso(time.time()))
+        self.record.update(status=status, message=message, finished_iso=iso_time(time.time()))
         for entry in self.record["runs"]:
             if entry["status"] == "planned":
                 entry["status"] = "skipped"
@@ -918,11 +918,6 @@ def _quiet_nan_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def _iso(timestamp: float) -> str:
-    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
-        timespec="seconds")
 
 
 def _fmt(value: Any) -> str:

@@ -110,7 +110,9 @@ def create_run_dir(cell: str, runs_dir: str | Path | None = None) -> Path:
 # --- small helpers ----------------------------------------------------------------------
 
 
-def _iso(timestamp: float) -> str:
+def iso_time(timestamp: float) -> str:
+    """A Unix time as local ISO 8601 to the second, with its UTC offset (run and comparison
+    records use it)."""
     return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).astimezone().isoformat(
         timespec="seconds"
     )
@@ -351,7 +353,7 @@ class RunRecorder:
             "name": self.name or existing.get("name") or default_display_name(model),
             "cell": model.get("cell", ""),
             "created": existing.get("created", now),
-            "created_iso": existing.get("created_iso", _iso(now)),
+            "created_iso": existing.get("created_iso", iso_time(now)),
             "parameters": event.parameters,
             "dataset": event.dataset,
             "threads": event.threads,
@@ -359,7 +361,7 @@ class RunRecorder:
             "model_config": event.model_config,
             "normalization": event.normalization,
             "segments": list(existing.get("segments", [])) + [
-                {"started": _iso(now), "from_step": event.resumed_from_step,
+                {"started": iso_time(now), "from_step": event.resumed_from_step,
                  "threads": event.threads, "device": event.device, "pid": os.getpid()}
             ],
         }
@@ -371,7 +373,7 @@ class RunRecorder:
                             epoch=previous.get("epoch", 0) if event.resumed_from_step else 0,
                             seconds=previous.get("seconds", 0.0) if event.resumed_from_step else 0.0,
                             best_val_loss=previous.get("best_val_loss") if event.resumed_from_step else None,
-                            message="", started=_iso(now))
+                            message="", started=iso_time(now))
         self._metrics = open(self.run_dir / METRICS_JSONL, "ab")  # noqa: SIM115 - kept open
         self.write_status()
         self._start_heartbeat()
@@ -408,7 +410,7 @@ class RunRecorder:
 
     def _on_finished(self, event: RunFinished) -> None:
         self._update_status(status=event.status, message=event.message, step=event.step,
-                            epoch=event.epoch, seconds=event.seconds, finished=_iso(time.time()))
+                            epoch=event.epoch, seconds=event.seconds, finished=iso_time(time.time()))
         self.flush(fsync=True)
         self.close()
         self.write_status()
@@ -444,7 +446,7 @@ class RunRecorder:
         """Rewrite status.json atomically with a fresh heartbeat."""
         with self._lock:
             now = time.time()
-            status = dict(self._status, heartbeat=now, heartbeat_iso=_iso(now),
+            status = dict(self._status, heartbeat=now, heartbeat_iso=iso_time(now),
                           pid=os.getpid(), host=socket.gethostname(), run_id=self.run_id)
             atomic_write_json(self.run_dir / STATUS_JSON, json_safe(status))
 

@@ -149,3 +149,17 @@ def test_resumed_recording_drops_records_after_the_checkpoint(tmp_path):
     steps = open_run(run_dir).step_metrics()
     assert [s.step for s in steps] == [1, 2, 3, 4] and steps[-1].loss == 0.25
     assert not list((run_dir / "probes").glob("*.h5"))  # the step-5 probe went too
+
+
+def test_runs_and_comparisons_write_times_with_one_helper():
+    """One ISO-time helper: a comparison's times read exactly like a run's."""
+    import datetime as dt
+
+    from workbench import compare, runs
+
+    assert compare.iso_time is runs.iso_time
+    assert not hasattr(compare, "_iso")
+    text = runs.iso_time(1_795_613_412.9)
+    parsed = dt.datetime.fromisoformat(text)
+    assert parsed.utcoffset() is not None  # local time with its offset
+    assert parsed.timestamp() == 1_795_613_412  # to the second
