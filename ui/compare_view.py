@@ -172,7 +172,7 @@ class QueueProgress(QtWidgets.QWidget):
             self.bar.setValue(1000 if event.status == "completed" else self.bar.value())
             self.cancel_button.setEnabled(False)
             self.label.setText(f"Comparison {event.status}: {event.completed} of "
-                               f"{event.planned} runs completed"
+                               f"{event.planned} runs trained to the end"
                                + (f" ({event.message})" if event.message else ""))
 
     def set_cancelling(self) -> None:
@@ -390,31 +390,44 @@ class GradientProfilesPlot(QtWidgets.QWidget):
         layout.addWidget(self.plot_widget, 1)
 
     def set_runs(self, runs: list[RunData], cells: Sequence[str]) -> None:
+        """Draw each cell's profile; curves are made once per cell and then updated
+        (a live comparison redraws twice a second)."""
         self.profiles = compare.gradient_profiles(runs, cells=cells) if runs else {}
-        for curve in [*self.mean_curves.values(), *(c for cs in self.seed_curves.values() for c in cs)]:
-            self.plot_item.removeItem(curve)
-        self.mean_curves, self.seed_curves = {}, {}
+        legend = self.plot_item.legend
+        for cell in list(self.mean_curves):
+            if cell not in self.profiles or self.profiles[cell].per_seed.size == 0:
+                self.plot_item.removeItem(self.mean_curves.pop(cell))
+                for curve in self.seed_curves.pop(cell, []):
+                    self.plot_item.removeItem(curve)
         t_in = None
         for cell, profile in self.profiles.items():
             if profile.per_seed.size == 0:
                 continue
             color = style.cell_color(cell)
-            seeds = []
-            for row in profile.per_seed:
-                curve = pg.PlotDataItem(np.arange(1, row.size + 1, dtype=np.float64), row,
-                                        pen=pg.mkPen(style.with_alpha(color, 0.3), width=1),
+            seeds = self.seed_curves.setdefault(cell, [])
+            while len(seeds) < profile.per_seed.shape[0]:
+                curve = pg.PlotDataItem(pen=pg.mkPen(style.with_alpha(color, 0.3), width=1),
                                         connect="finite")
                 self.plot_item.addItem(curve)
                 seeds.append(curve)
-            self.seed_curves[cell] = seeds
+            for curve, row in zip(seeds, profile.per_seed):
+                curve.setData(np.arange(1, row.size + 1, dtype=np.float64), row)
+            if cell not in self.mean_curves:
+                curve = pg.PlotDataItem(pen=pg.mkPen(color, width=2.5), symbol="o", symbolSize=5,
+                                        symbolBrush=color, symbolPen=None, connect="finite")
+                curve.setZValue(5)
+                self.plot_item.addItem(curve)
+                self.mean_curves[cell] = curve
             mean = profile.mean
-            curve = self.plot_item.plot(np.arange(1, mean.size + 1, dtype=np.float64), mean,
-                                        pen=pg.mkPen(color, width=2.5), symbol="o", symbolSize=5,
-                                        symbolBrush=color, symbolPen=None, connect="finite",
-                                        name=_legend_name(cell, len(profile.run_ids)))
-            curve.setZValue(5)
-            self.mean_curves[cell] = curve
+            self.mean_curves[cell].setData(np.arange(1, mean.size + 1, dtype=np.float64), mean)
             t_in = t_in or profile.encoder_mean.size
+        # The legend names each cell with its number of seeds, in the cells' order.
+        names = [(self.mean_curves[c], _legend_name(c, len(self.profiles[c].run_ids)))
+                 for c in self.profiles if c in self.mean_curves]
+        if [label for _c, label in names] != style.legend_labels(self.plot_item):
+            legend.clear()
+            for curve, label in names:
+                legend.addItem(curve, label)
         if t_in:
             self.separator.setPos(t_in + 0.5)
         self.separator.setVisible(bool(t_in))
@@ -435,14 +448,36 @@ class TrajectoryGrid(QtWidgets.QWidget):
         self.plot_widget.setMinimumHeight(200)
         self.items: dict[str, pg.PlotItem] = {}
         self.paths: dict[str, list[np.ndarray]] = {}  # cell -> per sample (T, 2) drawn points
+        self._drawn: dict[str, tuple[str, int] | None] = {}  # cell -> (run id, probe step) shown
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot_widget, 1)
 
     def set_runs(self, runs: list[RunData], cells: Sequence[str]) -> None:
+        """One plot per cell (the grid is rebuilt only when the cells change); a cell's
+        plot is redrawn only when its probe changes."""
+        if list(cells) != list(self.items):
+            self._build(cells)
+        for cell, item in self.items.items():
+            run = next((r for r in runs if r.cell == cell and r.probe is not None), None)
+            key = (run.run_id, run.probe.step) if run is not None else None
+            if key == self._drawn.get(cell):
+                continue
+            self._drawn[cell] = key
+            item.clear()
+            color = style.cell_color(cell)
+            if run is None:
+                self.paths.pop(cell, None)
+                style.set_title(item, f"{cell}: no probe yet")
+                continue
+            self.paths[cell] = self._draw(item, run.probe, color)
+            style.set_title(item, f"<span style='color:{color}'><b>{cell}</b></span> "
+                                  f"(seed {run.seed}, step {run.probe.step:,})")
+
+    def _build(self, cells: Sequence[str]) -> None:
         grid: pg.GraphicsLayout = self.plot_widget.ci
         grid.clear()
-        self.items, self.paths = {}, {}
+        self.items, self.paths, self._drawn = {}, {}, {}
         title = grid.addLabel("Hidden-state trajectories, top layer: PCA of the first seed's "
                               "latest probe (solid: encoder, dashed: decoder, ★ start, "
                               "◆ handover)", color=style.FOREGROUND, size="10pt",
@@ -450,19 +485,11 @@ class TrajectoryGrid(QtWidgets.QWidget):
         title.setMinimumWidth(0)
         grid.nextRow()
         for cell in cells:
-            run = next((r for r in runs if r.cell == cell and r.probe is not None), None)
             item = grid.addPlot()
             style.style_plot_item(item, bottom="PC 1", left="PC 2")
             item.setAspectLocked(True)
             item.getAxis("left").setWidth(36)
             self.items[cell] = item
-            color = style.cell_color(cell)
-            if run is None:
-                style.set_title(item, f"{cell}: no probe yet")
-                continue
-            self.paths[cell] = self._draw(item, run.probe, color)
-            style.set_title(item, f"<span style='color:{color}'><b>{cell}</b></span> "
-                                  f"(seed {run.seed}, step {run.probe.step:,})")
 
     @staticmethod
     def _draw(item: pg.PlotItem, probe: ProbeEvent, color: str) -> list[np.ndarray]:
@@ -560,11 +587,23 @@ class ComparisonTableWidget(QtWidgets.QTableWidget):
             self.sortItems(sort_column, sort_order)
         self.resizeColumnsToContents()
         self.resizeRowsToContents()
-        # Tall enough for every row (five cells at most) without scrolling.
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Tall enough for every row (five cells at most) without scrolling; room for a
+        horizontal scroll bar only when the columns are wider than the table."""
         rows = sum(self.rowHeight(r) for r in range(self.rowCount()))
-        height = (self.horizontalHeader().sizeHint().height() + rows + 2 * self.frameWidth()
-                  + self.horizontalScrollBar().sizeHint().height())
-        self.setFixedHeight(min(max(height, 100), 320))
+        columns = sum(self.columnWidth(c) for c in range(self.columnCount())
+                      if not self.isColumnHidden(c))
+        scrollbar = (self.horizontalScrollBar().sizeHint().height()
+                     if columns > self.width() - 2 * self.frameWidth() else 0)
+        height = self.horizontalHeader().sizeHint().height() + rows + 2 * self.frameWidth() + scrollbar
+        self.setFixedHeight(min(max(height, 60), 320))
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
 
     def column_values(self, key: str) -> list[Any]:
         """What a column holds, top to bottom as shown (numbers, or the cell names)."""

@@ -185,7 +185,7 @@ def test_live_events_give_the_same_table_as_the_saved_comparison(qtbot, saved, v
     assert live.cells == list(CELLS)
     for key in ("parameters", "best_val_loss", "vanishing_ratio", "token_accuracy"):
         np.testing.assert_allclose(live.table.column_values(key), view.table.column_values(key))
-    assert "4 of 4 runs completed" in live.progress.label.text()
+    assert "4 of 4 runs trained to the end" in live.progress.label.text()
 
 
 def test_exports_the_table_to_csv_and_each_plot(view, tmp_path):

@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from ui.plots.gates_plot import GatesPlot, gate_color, gate_label  # noqa: E402
-from ui.plots.style import legend_labels  # noqa: E402
 from workbench.events import ProbeEvent, RunStarted  # noqa: E402
 
 T_IN, T_OUT, LAYERS = 7, 4, 2
@@ -43,8 +42,8 @@ def test_one_curve_per_gate_over_every_time_step(qtbot, cell, gates):
     plot.add_events([_started(cell), *probes])
     assert plot.stack.currentWidget() is plot.plot_widget
     assert plot.gates == list(gates)
-    assert legend_labels(plot.saturation_item) == [gate_label(g) for g in gates]
-    assert "forget gate f" in legend_labels(plot.saturation_item) or cell == "gru"
+    assert [label.text for _s, label in plot.legend.items] == [gate_label(g) for g in gates]
+    assert "forget gate f" in [label.text for _s, label in plot.legend.items] or cell == "gru"
     latest = probes[-1]
     for gate in gates:
         x, y = plot.mean_curves[gate].getOriginalDataset()
@@ -131,3 +130,16 @@ def test_export_png(qtbot, tmp_path):
     plot.export(tmp_path / "gates.png")
     png = (tmp_path / "gates.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_a_wide_short_panel_puts_the_plots_side_by_side(qtbot):
+    plot = GatesPlot()
+    qtbot.addWidget(plot)
+    plot.add_events([_started("lstm"), _probe(100, ("i", "f", "o"))])
+    plot.show()
+    plot.resize(1200, 300)  # a dock under the loss plot
+    qtbot.waitUntil(lambda: plot.side_by_side, timeout=2000)
+    assert plot.mean_item.getAxis("bottom").isVisible()
+    plot.resize(700, 700)
+    qtbot.waitUntil(lambda: not plot.side_by_side, timeout=2000)
+    assert not plot.mean_item.getAxis("bottom").isVisible()  # one shared time axis, below

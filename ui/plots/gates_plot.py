@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.plots import style
 from workbench.events import ProbeEvent, RunFinished, RunStarted
@@ -58,14 +58,33 @@ VANILLA_CELLS = ("rnn-tanh", "rnn-relu", "rnn-sigmoid")
 
 LABEL_GATE_MEAN = "mean activation"
 LABEL_GATE_SATURATION = "saturated fraction"
-TITLE_GATE_MEAN = "Mean gate activation per time step (0 = closed, 1 = open)"
-TITLE_GATE_SATURATION = (f"Fraction of saturated activations (below {SATURATION_LOW:g} or above "
-                         f"{SATURATION_HIGH:g}: the gate passes almost no gradient)")
+TITLE_GATE_MEAN = "Mean activation (0 = closed, 1 = open)"
+# Saturated: where a sigmoid is flat, so almost no gradient passes through the gate.
+TITLE_GATE_SATURATION = f"Saturated fraction (below {SATURATION_LOW:g} or above {SATURATION_HIGH:g})"
 NO_GATES_NOTICE = (
     "Vanilla RNNs have no gates.\n\n"
     "The {cell} cell overwrites its whole hidden state at every step, "
     "h_t = act(W_ih x_t + W_hh h_(t-1) + b): nothing decides what to keep. "
     "LSTM and GRU cells add sigmoid gates that do; train one to see them here.")
+
+
+def never_widen(label: pg.LabelItem) -> pg.LabelItem:
+    """Let a layout make `label` narrower than its text (the text is then clipped at
+    the sides, not the plots pushed out of view). pyqtgraph resets a LabelItem's
+    minimum to its text's width on every resize (LabelItem.updateMin), so setting
+    the minimum once is not enough: the instance's updateMin is wrapped instead."""
+    original = label.updateMin
+
+    def update_min() -> None:
+        original()
+        label.setMinimumWidth(0)
+        hint = getattr(label, "_sizeHint", None)
+        if hint is not None:
+            hint[QtCore.Qt.SizeHint.MinimumSize] = (0, hint[QtCore.Qt.SizeHint.MinimumSize][1])
+
+    label.updateMin = update_min
+    update_min()
+    return label
 
 
 def gate_label(name: str) -> str:
@@ -172,10 +191,9 @@ class GatesPlot(QtWidgets.QWidget):
         bar.addWidget(self.probe_label)
         bar.addWidget(QtWidgets.QLabel("Layer"))
         bar.addWidget(self.layer_combo)
-        top = QtWidgets.QVBoxLayout()
-        top.addLayout(bar)
-        top.addWidget(self.cursor_label)
-        self._controls = top
+        bar.addSpacing(12)
+        bar.addWidget(self.cursor_label, 1)
+        self._controls = bar
 
     def _separator(self, label: bool) -> pg.InfiniteLine:
         opts = {"position": 0.06, "color": style.FOREGROUND, "anchors": [(0.5, 1.0), (0.5, 1.0)],
@@ -188,10 +206,11 @@ class GatesPlot(QtWidgets.QWidget):
     def _build_plots(self) -> None:
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground(style.BACKGROUND)
-        self.plot_widget.setMinimumSize(320, 300)
+        self.plot_widget.setMinimumSize(320, 200)
+        self.side_by_side = False  # the two plots stacked (False) or side by side (True)
         layout: pg.GraphicsLayout = self.plot_widget.ci
         self.title_label = layout.addLabel("Gates", color=style.FOREGROUND, size="11pt")
-        self.title_label.setMinimumWidth(0)  # a long title never widens the plots
+        never_widen(self.title_label)  # a long title never widens the plots
         layout.nextRow()
         self.mean_item: pg.PlotItem = layout.addPlot()
         layout.nextRow()
@@ -213,11 +232,15 @@ class GatesPlot(QtWidgets.QWidget):
             item.getAxis("left").setStyle(textFillLimits=[(0, 0.9)])
             item.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
             item.titleLabel.setText(item.titleLabel.text, size="9pt", color=style.FOREGROUND)
+            never_widen(item.titleLabel)  # a long title never pushes a plot out of view
         # A faint reference at 0.5 (a gate half open) on the activation plot.
         half = pg.InfiniteLine(0.5, angle=0, movable=False,
                                pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine))
         self.mean_item.addItem(half, ignoreBounds=True)
-        self.legend = style.add_legend(self.saturation_item, below=True, columns=4)
+        # One legend for both plots, in its own row under them (either arrangement).
+        self.legend = pg.LegendItem(colCount=5, horSpacing=20)
+        self.legend.setLabelTextColor(style.FOREGROUND)
+        layout.addItem(self.legend, 3, 0)
         self.separator = self._separator(label=True)
         self.saturation_separator = self._separator(label=False)
         for item, sep in ((self.mean_item, self.separator),
@@ -250,6 +273,37 @@ class GatesPlot(QtWidgets.QWidget):
                 item.addItem(curve)
                 store[gate] = curve
             self.legend.addItem(self.mean_curves[gate], gate_label(gate))
+
+    def _arrange(self, side_by_side: bool) -> None:
+        """Stack the two plots (sharing one time axis) in a tall panel; put them side by
+        side in a wide, short one (a dock under the loss plot), where stacked they
+        would be too flat to read."""
+        if side_by_side == self.side_by_side:
+            return
+        self.side_by_side = side_by_side
+        layout: pg.GraphicsLayout = self.plot_widget.ci
+        for item in (self.title_label, self.mean_item, self.saturation_item, self.legend):
+            layout.removeItem(item)
+        if side_by_side:
+            layout.addItem(self.title_label, 0, 0, 1, 2)
+            layout.addItem(self.mean_item, 1, 0)
+            layout.addItem(self.saturation_item, 1, 1)
+            layout.addItem(self.legend, 2, 0, 1, 2)
+            self.mean_item.showAxis("bottom")
+        else:
+            layout.addItem(self.title_label, 0, 0)
+            layout.addItem(self.mean_item, 1, 0)
+            layout.addItem(self.saturation_item, 2, 0)
+            layout.addItem(self.legend, 3, 0)
+            self.mean_item.hideAxis("bottom")
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        QtCore.QTimer.singleShot(0, self._on_resized)
+
+    def _on_resized(self) -> None:
+        size = self.plot_widget.size()
+        self._arrange(size.width() > 2.2 * size.height())
 
     # -- public API --------------------------------------------------------------
 
@@ -442,9 +496,9 @@ class GatesPlot(QtWidgets.QWidget):
             sep.setVisible(True)
         total = frame.t_in + frame.t_out
         self.mean_item.setXRange(0.5, total + 0.5, padding=0.01)
-        self.saturation_item.setLabel(
-            "bottom", f"time step (encoder 1–{frame.t_in}, decoder {frame.t_in + 1}–{total})",
-            color=style.FOREGROUND)
+        axis = f"time step (encoder 1–{frame.t_in}, decoder {frame.t_in + 1}–{total})"
+        for item in (self.mean_item, self.saturation_item):
+            item.setLabel("bottom", axis, color=style.FOREGROUND)
         layers = frame.layers
         where = f"layer {layer + 1} of {layers}" if layers > 1 else "one layer"
         cell = self._cell.upper() if self._cell in ("lstm", "gru") else (self._cell or "gated cell")
