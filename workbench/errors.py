@@ -24,5 +24,12 @@ class RunError(WorkbenchError):
     """A run record is missing, unreadable, or cannot do what was asked (e.g. resume)."""
 
 
+class OutputError(WorkbenchError, OSError):
+    """A file cannot be written where asked (the path is a folder, no permission, disk full).
+
+    Also an OSError, so code that tolerates failed writes (``except OSError``) still does.
+    """
+
+
 class CheckpointError(RunError):
     """A checkpoint could not be loaded safely."""

@@ -201,3 +201,55 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(waves, runs_dir, capsys):
     assert result["status"] == "stopped"
     run = open_run(result["run_dir"])
     assert run.load_checkpoint("latest")["position"]["step"] == result["steps"]
+
+
+@pytest.fixture(scope="module")
+def waves_run(waves, tmp_path_factory):
+    """A recorded tiny run on the sine-like waves (1 feature in, 1 out): (runs_dir, run_id)."""
+    runs = tmp_path_factory.mktemp("runs")
+    config = tiny_config(waves, steps=3)
+    run_dir = create_run_dir("gru", runs)
+    with open_dataset(config) as dataset:
+        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    return runs, run_dir.name
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    return err[0]
+
+
+@pytest.mark.parametrize("command", ["export", "predict"])
+def test_writing_onto_a_folder_exits_2_naming_it(waves, waves_run, tmp_path, capsys, command):
+    runs, run_id = waves_run
+    folder = tmp_path / "somedir"
+    folder.mkdir()
+    args = {"export": ["export", run_id, "--csv", str(folder)],
+            "predict": ["predict", run_id, "--data", str(waves), "--out", str(folder)]}[command]
+    assert main([*args, "--runs-dir", str(runs)]) == 2
+    line = _one_error_line(capsys)
+    assert str(folder) in line and "folder" in line
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_os_errors_and_memory_errors_are_one_line_exit_2(capsys):
+    from workbench.cli.common import run_handler
+
+    def denied(_args):
+        raise PermissionError(13, "Permission denied", "/srv/locked.csv")
+
+    assert run_handler(denied, None) == 2
+    assert _one_error_line(capsys) == "error: cannot read or write /srv/locked.csv: Permission denied"
+
+    def is_a_folder(_args):
+        raise IsADirectoryError(21, "Is a directory", "/tmp/somedir")
+
+    assert run_handler(is_a_folder, None) == 2
+    assert "/tmp/somedir: Is a directory" in _one_error_line(capsys)
+
+    def huge(_args):
+        raise MemoryError("Unable to allocate 745 GiB for an array")
+
+    assert run_handler(huge, None) == 2
+    assert "out of memory: Unable to allocate 745 GiB" in _one_error_line(capsys)

@@ -345,6 +345,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from workbench.exports import write_metrics_csv
 
     out = Path(args.csv)
+    common.check_output_file(out, "--csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_metrics_csv([args.run], out, runs_dir=args.runs_dir)
     print(f"wrote {out}", file=sys.stderr)
@@ -399,8 +400,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from workbench.atomic import atomic_path
     from workbench.training import BatchConverter
 
-    run, config, model, normalization, state, which = _load_for_inference(args)
     out = Path(args.out)
+    common.check_output_file(out, "--out")
+    run, config, model, normalization, state, which = _load_for_inference(args)
     with open_dataset(config, args.data) as dataset:
         names = [args.split] if args.split else list(dataset.summary.splits)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
