@@ -34,10 +34,11 @@ class Prediction:
     teacher_forced and free_running (T_out, F_out), all in the data's own units;
     teacher_forced_error / free_running_error (T_out,): mean over features of the
     absolute error per step. Tokens: input (T_in,), target (T_out,) ids (ending with
-    the end id), teacher_forced (T_out,) argmax ids, free_running (generated, up to
-    and including its end id, at most T_out + 1 steps); *_text the decoded strings;
-    *_mismatch (T_out,) True where the output differs from the target (a generated
-    sequence that ended early counts its missing steps as wrong). Losses are the
+    the end id), teacher_forced (T_out,) argmax ids, free_running (generated up to
+    and including its end id, for at most as many steps as the file's padded target
+    length, so a sample shorter than the padding can get a longer output); *_text the
+    decoded strings; *_mismatch (T_out,) True where the output differs from the target
+    (a generated sequence that ended early counts its missing steps as wrong). Losses are the
     sample's loss as trained (normalised units for continuous targets).
     """
 

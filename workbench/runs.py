@@ -5,7 +5,7 @@ A runs directory holds one folder per run, named by its id (see docs/run-format.
     run.json           who the run is: id, display name, cell, created, parameters,
                        dataset summary, threads, device, normalization (atomic rewrite)
     config.toml        the RunConfig it trains with (atomic rewrite)
-    status.json        status + heartbeat, rewritten atomically at least every 5 s
+    status.json        status + heartbeat, rewritten atomically every 2 s (HEARTBEAT_SECONDS)
     metrics.jsonl      append-only JSON lines: step, epoch and probe records
     probes/step-NNNNNNNNN.h5   one probe per file, written whole and renamed in
     checkpoints/latest.pt, best.pt   state dicts + plain metadata (atomic)

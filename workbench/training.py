@@ -506,7 +506,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             what = "the loss" if not math.isfinite(loss_value) else "the gradient norm"
             bad = loss_value if not math.isfinite(loss_value) else norm_value
-            raise _Diverged(f"diverged at step {step}: {what} is {bad}; "
+            raise _Diverged(f"diverged at step {step} (not applied): {what} is {bad}; "
                             f"the last good checkpoint is kept (step {self._last_saved_step})")
         if config.clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), config.clip, total_norm)

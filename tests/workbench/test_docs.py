@@ -27,3 +27,18 @@ def test_dataset_format_example_writes_a_file_the_reader_accepts(tmp_path, monke
         assert (summary.targets.kind, summary.targets.steps, summary.targets.features) == (
             "continuous", 5, 2)
         assert sum(summary.splits.values()) == 500
+
+
+def test_the_heartbeat_interval_is_stated_as_it_is():
+    """Every place that says how often status.json is rewritten says HEARTBEAT_SECONDS."""
+    from workbench import runs
+
+    texts = {"docs/run-format.md": (DOCS / "run-format.md").read_text(encoding="utf-8"),
+             "workbench/runs.py": runs.__doc__}
+    stated = []
+    for name, text in texts.items():
+        for line in text.splitlines():
+            if "status.json" in line or "heartbeat" in line:
+                stated += [(name, float(n)) for n in re.findall(r"every (\d+(?:\.\d+)?) s\b", line)]
+    assert stated, "the interval is documented somewhere"
+    assert all(value == runs.HEARTBEAT_SECONDS for _, value in stated), stated

@@ -138,3 +138,35 @@ def test_an_index_outside_the_split_is_a_dataset_error(reverse):
         n = len(dataset.split("val"))
         with pytest.raises(DatasetError, match=f"sample {n} is not in the val split"):
             predict_sample(model, dataset, "val", n)
+
+
+def test_free_running_output_is_at_most_the_padded_target_length(tmp_path):
+    """A model that never says "end" generates exactly the file's padded target length,
+    as the Prediction docstring says (not one step more)."""
+    from tests.workbench.data_helpers import write_tokens
+    from workbench.predictions import Prediction
+
+    data = write_tokens(tmp_path / "tokens.h5", n=30, t_in=5)
+    config = tiny_config(data, cell="gru")
+    with open_dataset(config) as dataset:
+        model = _model(config, dataset)
+        padded = dataset.summary.targets.steps
+        end = model.config.target.end_id
+
+        def never_end(module, inputs, output):
+            output = output.clone()
+            output[..., end] = -1e9
+            return output
+
+        handle = model.head.register_forward_hook(never_end)
+        try:
+            lengths = [predict_sample(model, dataset, "val", i).free_running.shape[0]
+                       for i in range(len(dataset.split("val")))]
+            targets = [len(predict_sample(model, dataset, "val", i).target)
+                       for i in range(len(dataset.split("val")))]
+        finally:
+            handle.remove()
+    assert set(lengths) == {padded} and min(targets) < padded
+    assert "at most as many steps as the file's padded target length" in " ".join(
+        Prediction.__doc__.split())
+    assert "T_out + 1" not in Prediction.__doc__

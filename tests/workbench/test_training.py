@@ -241,6 +241,8 @@ def test_nan_ends_the_run_as_diverged_and_keeps_the_last_good_checkpoint(
     # the NaN shows in step 9's loss, or, when a checkpoint is due first, in the weights
     assert "step 9" in finished.message if checkpoint_seconds else "step 8" in finished.message
     assert finished.step == 8
+    if checkpoint_seconds:  # step 9 was refused: the message says so beside "steps: 8"
+        assert "diverged at step 9 (not applied): the loss is nan" in finished.message
     run = open_run(run_dir)
     assert run.status == "diverged"
     state = run.load_checkpoint("latest")
