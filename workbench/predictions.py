@@ -11,8 +11,11 @@ prediction, as in use), side by side.
 - Tokens: the id sequences, the decoded strings (the file's vocabulary) and a boolean
   mask of the target steps the model got wrong.
 
-Looking changes nothing: the model runs in eval mode without gradients, its
-training mode is restored, and torch's global random state is saved and restored.
+Looking changes nothing: the model runs in eval mode (no dropout) without
+gradients and draws no random number, and its training mode is restored. torch's
+global generator is deliberately not saved and restored around the prediction: the
+GUI predicts in a background thread while training runs in another, and restoring
+the process-wide generator would rewind the draws training made meanwhile.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def predict_sample(model: Any, dataset: Any, split: str, index: int,
     """Predict sample `index` of `split` of an open SequenceDataset with a Seq2Seq.
 
     `normalization` is the run's (continuous data; None for tokens): what the model
-    was trained on. The model, its mode and the global RNG are left as they were.
+    was trained on. The model, its mode and the global RNG are left as they were
+    (eval mode draws nothing; see the module docstring for why nothing is restored).
     """
     from workbench.training import BatchConverter
 
@@ -111,7 +115,7 @@ def predict_sample(model: Any, dataset: Any, split: str, index: int,
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.no_grad():
             forced = model(t.src, t.tgt, t.src_lengths, t.tgt_lengths, teacher_forcing=1.0)
             loss = float(model.loss(forced, t.tgt, t.tgt_lengths, reduction="none")[0])
             generated = model.generate(t.src, int(t.tgt.shape[1]), t.src_lengths)

@@ -170,3 +170,42 @@ def test_free_running_output_is_at_most_the_padded_target_length(tmp_path):
     assert "at most as many steps as the file's padded target length" in " ".join(
         Prediction.__doc__.split())
     assert "T_out + 1" not in Prediction.__doc__
+
+
+def test_predicting_draws_nothing_and_rewinds_no_other_threads_draws(waves):
+    """The GUI predicts in one thread while training draws dropout masks in another.
+
+    Prediction itself draws nothing (a dropout model in train mode leaves the global
+    generator as it was and gets its mode back), and draws another thread makes while
+    a prediction runs stay made: nothing saves and restores the global generator.
+    """
+    import threading
+
+    config = tiny_config(waves, cell="lstm", layers=2, dropout=0.5)
+    with open_dataset(config) as dataset:
+        norm = dataset.normalization()
+        model = _model(config, dataset).train()
+        torch.manual_seed(123)
+        before = torch.get_rng_state()
+        predict_sample(model, dataset, "val", 0, norm)
+        assert model.training  # restored
+        assert torch.equal(torch.get_rng_state(), before)  # eval mode: no dropout draws
+
+        def training_thread_draws(module, inputs, output):  # while the prediction runs
+            if not calls:
+                worker = threading.Thread(target=lambda: calls.append(torch.rand(4)))
+                worker.start()
+                worker.join()
+
+        calls: list[torch.Tensor] = []
+        torch.manual_seed(7)
+        handle = model.encoder.register_forward_hook(training_thread_draws)
+        try:
+            predict_sample(model, dataset, "val", 1, norm)
+        finally:
+            handle.remove()
+        after = torch.get_rng_state()
+    torch.manual_seed(7)
+    torch.rand(4)
+    assert len(calls) == 1
+    assert torch.equal(after, torch.get_rng_state())  # the other thread's draw was kept
