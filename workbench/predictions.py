@@ -100,8 +100,9 @@ def predict_sample(model: Any, dataset: Any, split: str, index: int,
     was trained on. The model, its mode and the global RNG are left as they were
     (eval mode draws nothing; see the module docstring for why nothing is restored).
     """
-    from workbench.training import BatchConverter
+    from workbench.training import BatchConverter, check_compatible
 
+    check_compatible(model.config, dataset.summary)
     data = dataset.split(split)
     if not 0 <= index < len(data):
         raise DatasetError(f"{dataset.summary.path}: sample {index} is not in the {split} "

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from workbench.config import RunConfig, resolve_device, resolve_threads
-from workbench.errors import CheckpointError, ConfigError
+from workbench.errors import CheckpointError, ConfigError, RunError
 from workbench.events import (
     EpochMetrics,
     Event,
@@ -199,6 +199,36 @@ def build_model_config(config: RunConfig, summary: Any):
     return Seq2SeqConfig(cell=config.cell, hidden=config.hidden, layers=config.layers,
                          dropout=config.dropout, source=side(summary.inputs),
                          target=side(summary.targets))
+
+
+def _describe_side(kind: str, features: int | None, vocab_size: int | None) -> str:
+    if kind == "tokens":
+        return f"tokens with a vocabulary of {vocab_size}"
+    return f"continuous values with {features} feature{'s' if features != 1 else ''} per step"
+
+
+def check_compatible(model_config: Any, summary: Any, path: Any | None = None) -> None:
+    """Refuse data a trained model cannot read: RunError naming the file, the side and both.
+
+    Compares each side's kind, features (continuous) and vocabulary size (tokens) of
+    the dataset `summary` with the model's Seq2SeqConfig. Every inference path (the
+    CLI's evaluate and predict, predictions in the GUI) calls it before running the
+    model, so a mismatched file is a one-line message, not a shape error from torch.
+    """
+    where = path if path is not None else summary.path
+    sides = (("inputs", summary.inputs, model_config.source),
+             ("targets", summary.targets, model_config.target))
+    for name, spec, side in sides:
+        if spec.kind == side.kind and (
+            (side.kind == "tokens" and spec.vocab_size == side.vocab_size)
+            or (side.kind == "continuous" and spec.features == side.features)
+        ):
+            continue
+        raise RunError(
+            f"{where}: its {name} do not fit the run's model: the file holds "
+            f"{_describe_side(spec.kind, spec.features, spec.vocab_size)}, the model was "
+            f"trained on {_describe_side(side.kind, side.features, side.vocab_size)}"
+        )
 
 
 class BatchConverter:
@@ -661,6 +691,12 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Load a checkpoint's weights, optimizer, RNG states and position."""
+        if isinstance(state.get("model_config"), dict):
+            from models.seq2seq import Seq2SeqConfig
+
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # load_state_dict judges
+                recorded = Seq2SeqConfig.from_dict(state["model_config"])
+                check_compatible(recorded, self.summary)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

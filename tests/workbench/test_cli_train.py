@@ -253,3 +253,67 @@ def test_os_errors_and_memory_errors_are_one_line_exit_2(capsys):
 
     assert run_handler(huge, None) == 2
     assert "out of memory: Unable to allocate 745 GiB" in _one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    """A recorded tiny token run (vocabulary of 8): (runs_dir, run_id, data)."""
+    runs = tmp_path_factory.mktemp("runs")
+    data = write_reverse(tmp_path_factory.mktemp("data") / "reverse.h5")
+    config = tiny_config(data, steps=3)
+    run_dir = create_run_dir("gru", runs)
+    with open_dataset(config) as dataset:
+        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    return runs, run_dir.name, data
+
+
+@pytest.fixture(scope="module")
+def other_files(tmp_path_factory):
+    """Files that do not fit the runs above: copy tokens, 2-feature sine, a bigger vocabulary."""
+    from workbench.tasks import generate
+
+    folder = tmp_path_factory.mktemp("other")
+    return {
+        "copy": generate("copy", folder / "copy.h5", n=20, length=3, delay=2),
+        "sine2": generate("sine", folder / "sine2.h5", n=20, input_steps=6, target_steps=3,
+                          features=2),
+        "reverse12": generate("reverse", folder / "reverse12.h5", n=20, length=5, vocab=9),
+    }
+
+
+@pytest.mark.parametrize(
+    ("run", "command", "file", "words"),
+    [("waves", "predict", "copy", ["inputs", "tokens with a vocabulary of 12",
+                                   "continuous values with 1 feature per step"]),
+     ("waves", "evaluate", "sine2", ["inputs", "2 features per step", "1 feature per step"]),
+     ("reverse", "evaluate", "reverse12", ["inputs", "vocabulary of 12", "vocabulary of 8"]),
+     ("reverse", "predict", "sine2", ["inputs", "2 features", "vocabulary of 8"])],
+)
+def test_data_that_does_not_fit_the_run_exits_2_naming_file_side_and_shapes(
+    waves_run, reverse_run, other_files, tmp_path, capsys, run, command, file, words
+):
+    runs, run_id = (waves_run if run == "waves" else reverse_run[:2])
+    path = other_files[file]
+    args = [command, run_id, "--runs-dir", str(runs), "--data", str(path)]
+    if command == "predict":
+        args += ["--out", str(tmp_path / "pred.h5")]
+    assert main(args) == 2
+    line = _one_error_line(capsys)
+    assert str(path) in line and "do not fit the run's model" in line
+    for word in words:
+        assert word in line, (word, line)
+    assert not (tmp_path / "pred.h5").exists()
+
+
+def test_resuming_on_a_file_that_does_not_fit_exits_2(waves, other_files, runs_dir, capsys):
+    config = tiny_config(waves, steps=8)
+    run_dir = create_run_dir("gru", runs_dir)
+    stopper = _StopAt(2)
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
+        stopper.trainer = trainer
+        assert trainer.run().status == "stopped"
+    assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir),
+                 "--data", str(other_files["sine2"]), "--no-progress"]) == 2
+    line = _one_error_line(capsys)
+    assert str(other_files["sine2"]) in line and "2 features per step" in line

@@ -209,3 +209,17 @@ def test_predicting_draws_nothing_and_rewinds_no_other_threads_draws(waves):
     torch.rand(4)
     assert len(calls) == 1
     assert torch.equal(after, torch.get_rng_state())  # the other thread's draw was kept
+
+
+def test_a_file_that_does_not_fit_the_run_is_a_run_error(waves, reverse, tmp_path):
+    from workbench.errors import RunError
+
+    config = tiny_config(waves, steps=2)
+    run_dir = create_run_dir("gru", tmp_path)
+    with open_dataset(config) as dataset:
+        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    with open_dataset(tiny_config(reverse)) as tokens:
+        with pytest.raises(RunError, match=f"{reverse}: its inputs do not fit the run's model: "
+                           "the file holds tokens with a vocabulary of 8, the model was "
+                           "trained on continuous values with 1 feature per step"):
+            predict_from_run(run_dir, tokens, 0)

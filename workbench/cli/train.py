@@ -178,6 +178,16 @@ def open_dataset(config: RunConfig, data: str | None = None):
                                 split_seed=config.split_seed, val_fraction=config.val_fraction)
 
 
+@contextlib.contextmanager
+def open_inference_data(config: RunConfig, data: str | None, model: Any) -> Iterator[Any]:
+    """The dataset to evaluate or predict on, refused (RunError) if the model can't read it."""
+    from workbench.training import check_compatible
+
+    with open_dataset(config, data) as dataset:
+        check_compatible(model.config, dataset.summary, data or config.data)
+        yield dataset
+
+
 class ConsoleProgress:
     """A tqdm bar on stderr: epoch, step, loss, sequences/s and ETA."""
 
@@ -369,7 +379,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from workbench.training import BatchConverter, evaluate
 
     run, config, model, normalization, state, which = _load_for_inference(args)
-    with open_dataset(config, args.data) as dataset:
+    with open_inference_data(config, args.data, model) as dataset:
         split = dataset.split(args.split)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
@@ -403,7 +413,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     common.check_output_file(out, "--out")
     run, config, model, normalization, state, which = _load_for_inference(args)
-    with open_dataset(config, args.data) as dataset:
+    with open_inference_data(config, args.data, model) as dataset:
         names = [args.split] if args.split else list(dataset.summary.splits)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
