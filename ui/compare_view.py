@@ -682,7 +682,7 @@ class CompareView(QtWidgets.QWidget):
         self.resize(1400, 900)
 
         if session is not None:
-            session.event.connect(self._on_session_event)
+            session.events_ready.connect(self._on_session_event)
             session.finished.connect(self._on_session_finished)
             session.state_changed.connect(self._on_session_state_changed)
         if comparison is not None:
@@ -801,7 +801,7 @@ class CompareView(QtWidgets.QWidget):
         session, self.session = self.session, None
         if session is None:
             return
-        for signal, slot in ((session.event, self._on_session_event),
+        for signal, slot in ((session.events_ready, self._on_session_event),
                              (session.finished, self._on_session_finished),
                              (session.state_changed, self._on_session_state_changed)):
             with contextlib.suppress(RuntimeError, TypeError):

@@ -358,7 +358,7 @@ class MainWindow(QMainWindow):
         self.predictions_plot.sample_changed.connect(self._on_prediction_sample_changed)
         self.checkpoint_predictor.predicted.connect(self._on_checkpoint_predicted)
         self.checkpoint_predictor.failed.connect(self._on_checkpoint_prediction_failed)
-        self.compare_session.event.connect(self._on_compare_events)
+        self.compare_session.events_ready.connect(self._on_compare_events)
         self.compare_session.failed.connect(self._on_compare_failed)
         self.compare_session.state_changed.connect(self._on_session_state)
         app = QApplication.instance()

@@ -207,7 +207,7 @@ def test_exports_the_table_to_csv_and_each_plot(view, tmp_path):
 def session(qtbot):
     s = CompareSession()
     s.received, s.started_runs, s.results, s.failures = [], [], [], []
-    s.event.connect(s.received.extend)
+    s.events_ready.connect(s.received.extend)
     s.run_started.connect(s.started_runs.append)
     s.finished.connect(s.results.append)
     s.failed.connect(s.failures.append)

@@ -14,13 +14,26 @@ from workbench.errors import DatasetError
 from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
 
 
-class FakeTrainer:
-    """Emits `steps` StepMetrics (an EpochMetrics every 100) as a Trainer does."""
+class FakeClock:
+    """A monotonic clock that moves only when told (the worker's `clock`)."""
 
-    def __init__(self, listener, steps: int = 400, step_seconds: float = 0.0005) -> None:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeTrainer:
+    """Emits `steps` StepMetrics (an EpochMetrics every 100) as a Trainer does. With a
+    `clock`, each step advances it by `step_seconds` instead of sleeping."""
+
+    def __init__(self, listener, steps: int = 400, step_seconds: float = 0.0005,
+                 clock: FakeClock | None = None) -> None:
         self.listener = listener
         self.steps = steps
         self.step_seconds = step_seconds
+        self.clock = clock
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -44,7 +57,10 @@ class FakeTrainer:
             if self._stop.is_set():
                 status = "stopped"
                 break
-            time.sleep(self.step_seconds)
+            if self.clock is not None:
+                self.clock.now += self.step_seconds
+            else:
+                time.sleep(self.step_seconds)
             self.steps_done = step
             self.listener.on_event(StepMetrics(step, 1, 1.0 / step, 1.0, 1e-3, 1.0, 100.0, 0.0))
             if step % 100 == 0:
@@ -54,9 +70,8 @@ class FakeTrainer:
         return finished
 
 
-@pytest.fixture
-def session(qtbot):
-    s = TrainingSession()
+def _recording(s: TrainingSession) -> TrainingSession:
+    """`s` with lists of what it emitted: received events, batches, results, failures."""
     received: list = []
     batches: list = []
     results: list = []
@@ -65,6 +80,25 @@ def session(qtbot):
     s.finished.connect(results.append)
     s.failed.connect(failures.append)
     s.received, s.batches, s.results, s.failures = received, batches, results, failures
+    return s
+
+
+@pytest.fixture
+def session(qtbot):
+    s = _recording(TrainingSession())
+    yield s
+    s.shutdown(5000)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def clocked_session(qtbot, clock):
+    """A session whose worker batches by `clock`, which only the test moves."""
+    s = _recording(TrainingSession(clock=clock))
     yield s
     s.shutdown(5000)
 
@@ -73,26 +107,47 @@ def _wait_idle(qtbot, session, timeout=10_000):
     qtbot.waitUntil(lambda: not session.is_running(), timeout=timeout)
 
 
-def test_every_event_arrives_in_order_in_few_batches(qtbot, session):
-    trainers = []
-
-    def factory(listener):
-        trainers.append(FakeTrainer(listener, steps=600, step_seconds=0.0005))
-        return trainers[0]
-
-    started = time.monotonic()
-    session.start(factory)
+def test_every_event_arrives_in_order_in_few_batches(qtbot, clocked_session, clock):
+    """600 steps of 1 ms (on the worker's clock) reach the GUI in order, none dropped,
+    coalesced into batches at most 50 ms of that clock apart: ~12, not 600."""
+    session = clocked_session
+    session.start(lambda listener: FakeTrainer(listener, steps=600, step_seconds=0.001,
+                                               clock=clock))
     _wait_idle(qtbot, session)
-    elapsed = time.monotonic() - started
     steps = [e.step for e in session.received if isinstance(e, StepMetrics)]
     assert steps == list(range(1, 601))  # none dropped, in order
     assert len([e for e in session.received if isinstance(e, EpochMetrics)]) == 6
     assert isinstance(session.received[0], RunStarted)
     assert isinstance(session.received[-1], RunFinished)
     assert session.results[0].status == "completed"
-    # at most ~20 batches a second (plus the final flush), whatever the step rate
-    assert len(session.batches) <= elapsed / 0.05 + 3
-    assert len(session.batches) < 600 / 5
+    # 0.6 s of steps: one batch per 50 ms, the first event and the end at once
+    assert 2 <= len(session.batches) <= 600 * 0.001 / 0.05 + 3
+
+
+def test_events_wait_for_the_interval_and_a_quiet_run_is_flushed(qtbot, clocked_session, clock):
+    """Between two intervals the events are held; when the trainer goes quiet (paused)
+    what it sent reaches the GUI once the interval has passed."""
+    session = clocked_session
+    box = []
+
+    def factory(listener):
+        box.append(FakeTrainer(listener, steps=100_000, step_seconds=0.0, clock=clock))
+        box[0].request_pause()  # holds before its first step
+        return box[0]
+
+    session.start(factory)
+    qtbot.waitUntil(lambda: bool(session.received))  # RunStarted, the first event: at once
+    worker = session._worker
+    worker.on_event(StepMetrics(1, 1, 1.0, 1.0, 1e-3, 1.0, 100.0, 0.0))
+    worker.on_event(StepMetrics(2, 1, 0.5, 1.0, 1e-3, 1.0, 100.0, 0.0))
+    qtbot.wait(200)  # several flush ticks, but no time has passed on the worker's clock
+    assert [type(e) for e in session.received] == [RunStarted]
+    clock.now += 0.06  # past the 50 ms interval
+    qtbot.waitUntil(lambda: len(session.received) == 3, timeout=2000)  # the timer's flush
+    assert [e.step for e in session.received[1:]] == [1, 2]
+    assert len(session.batches) == 2  # both steps in one batch
+    session.stop()
+    _wait_idle(qtbot, session)
 
 
 def test_stop_mid_run_ends_stopped_and_thread_gone(qtbot, session):
