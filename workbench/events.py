@@ -25,6 +25,7 @@ class RunStarted:
     device: str = "cpu"  # where it trains ("cpu" or "cuda", never "auto")
     model_config: dict[str, Any] = field(default_factory=dict)  # Seq2SeqConfig.to_dict()
     normalization: dict[str, Any] | None = None  # Normalization.to_dict(); None for tokens
+    warning: str = ""  # e.g. a resume whose thread count differs: no longer bit-identical
 
 
 @dataclass(frozen=True)

@@ -362,7 +362,8 @@ class RunRecorder:
             "normalization": event.normalization,
             "segments": list(existing.get("segments", [])) + [
                 {"started": iso_time(now), "from_step": event.resumed_from_step,
-                 "threads": event.threads, "device": event.device, "pid": os.getpid()}
+                 "threads": event.threads, "device": event.device, "pid": os.getpid(),
+                 **({"warning": event.warning} if event.warning else {})}
             ],
         }
         atomic_write_json(self.run_dir / RUN_JSON, json_safe(meta))

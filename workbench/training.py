@@ -38,7 +38,12 @@ torch's global generator seeded from `seed` when the run starts, teacher forcing
 draws from its own generator, and data order is a function of (seed, epoch). All
 of it, with the optimizer state and the position in the epoch, is in each
 checkpoint, so a resumed run goes on exactly as if never stopped (on CPU, with
-the same torch thread count, which the run records).
+the same torch thread count, which the run records). A resume with threads = 0
+(automatic) therefore takes the recorded count, whatever the thread policy of the
+process that resumes (the CLI's "cli" and the GUI's "gui" would resolve it
+differently); an explicit other count is allowed, with a warning in `RunStarted`
+and the run record that the continuation is no longer bit-identical (float sums in
+torch's kernels are split per thread: LSTM H256 losses differ between 1 and 2).
 """
 
 from __future__ import annotations
@@ -285,7 +290,9 @@ class Trainer:
             (str(lst.run_id) for lst in self.listeners if getattr(lst, "run_id", None)), None
         ) or _new_run_id(config.cell)
         self.checkpoint_seconds = checkpoint_seconds
-        self.threads = resolve_threads(config.threads, config.hidden, policy=thread_policy)
+        self.threads, self.warning = _threads_for(config, resume, thread_policy)
+        if self.warning:
+            log.warning("%s", self.warning)
         self.device = resolve_device(config.device)
         self._resume = resume
         self._stop = threading.Event()
@@ -465,6 +472,7 @@ class Trainer:
             device=self.device,
             model_config=self.model_config.to_dict(),
             normalization=self.normalization.to_dict() if self.normalization is not None else None,
+            warning=self.warning,
         )
 
     def _loop(self) -> tuple[str, str]:
@@ -831,6 +839,24 @@ def probe_event(result: Any, step: int, epoch: int, seconds: float) -> ProbeEven
                          for k, v in (getattr(result, "spectral_radius", None) or {}).items()},
         seconds=seconds,
     )
+
+
+def _threads_for(config: RunConfig, resume: ResumeState | None,
+                 policy: str) -> tuple[int, str]:
+    """(torch threads, warning): a resume keeps the recorded count unless told otherwise."""
+    recorded = None
+    if resume is not None:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            recorded = int(resume.checkpoint["trainer"]["threads"])
+    if recorded is not None and recorded > 0 and config.threads == 0:
+        return recorded, ""
+    threads = resolve_threads(config.threads, config.hidden, policy=policy)
+    if recorded is not None and recorded > 0 and threads != recorded:
+        return threads, (
+            f"resumed with {threads} torch thread{'s' if threads != 1 else ''} where the run "
+            f"so far used {recorded}: the continuation is no longer bit-identical to an "
+            f"uninterrupted run (threads = 0 keeps the recorded count)")
+    return threads, ""
 
 
 def _new_run_id(cell: str) -> str:

@@ -317,3 +317,21 @@ def test_resuming_on_a_file_that_does_not_fit_exits_2(waves, other_files, runs_d
                  "--data", str(other_files["sine2"]), "--no-progress"]) == 2
     line = _one_error_line(capsys)
     assert str(other_files["sine2"]) in line and "2 features per step" in line
+
+
+def test_resume_with_other_threads_warns_that_it_is_no_longer_bit_identical(waves, runs_dir,
+                                                                           capsys):
+    config = tiny_config(waves, steps=6, threads=1)
+    run_dir = create_run_dir("gru", runs_dir)
+    stopper = _StopAt(2)
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
+        stopper.trainer = trainer
+        assert trainer.run().status == "stopped"
+    assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir), "--threads", "2",
+                 "--no-progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "used 1" in warnings[0] and "bit-identical" in warnings[0]
+    assert json.loads(captured.out.strip().splitlines()[-1])["threads"] == 2
+    assert "warning" in open_run(run_dir).meta["segments"][-1]

@@ -209,6 +209,40 @@ def test_resume_with_a_bigger_budget_matches_a_longer_run(waves, tmp_path):
     assert state_equal(resumed.model.state_dict(), straight.model.state_dict())
 
 
+def _stopped_at(config, run_dir, step, **kwargs):
+    """Train `config` in `run_dir` until `step`, stopped there; the Trainer and its events."""
+    stopper, recording = _StopAt(step), RecordingListener()
+    state = open_run(run_dir).resume_state() if (run_dir / "run.json").exists() else None
+    with open_dataset(config) as dataset:
+        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper, recording],
+                          run_id=run_dir.name, resume=state, **kwargs)
+        stopper.trainer = trainer
+        assert trainer.run().status == "stopped"
+    return trainer, recording
+
+
+def test_a_resume_keeps_the_recorded_threads_whatever_the_thread_policy(waves, tmp_path,
+                                                                        monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # "cli" resolves to 2 threads, "gui" to 1
+    config = tiny_config(waves, hidden=128, threads=0, steps=6)  # automatic threads
+    run_dir = create_run_dir("gru", tmp_path)
+    first, _ = _stopped_at(config, run_dir, 2, thread_policy="cli")  # started in the CLI
+    assert first.threads == 2
+    # resumed in the GUI: the recorded count, not the GUI's own automatic choice
+    second, recording = _stopped_at(config, run_dir, 4, thread_policy="gui")
+    started = recording.of_type(RunStarted)[0]
+    assert second.threads == 2 and started.threads == 2 and started.warning == ""
+    # an explicit other count is allowed, and the record says what that costs
+    third, recording = _stopped_at(config.replace(threads=1), run_dir, 5, thread_policy="gui")
+    warning = recording.of_type(RunStarted)[0].warning
+    assert third.threads == 1 and "no longer bit-identical" in warning and "used 2" in warning
+    segments = open_run(run_dir).meta["segments"]
+    assert [s["threads"] for s in segments] == [2, 2, 1]
+    assert ["warning" in s for s in segments] == [False, False, True]
+
+
 # --- divergence, stop, pause, listeners ----------------------------------------------------------
 
 

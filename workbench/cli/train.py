@@ -126,7 +126,9 @@ def register_train(subparsers: Any) -> None:
     train.add_argument("--probe-samples", help="hidden-state samples per probe")
     train.add_argument("--probe-batch", help="sequences in the probe batch")
     system = p.add_argument_group("system")
-    system.add_argument("--threads", help="torch threads (0: automatic)")
+    system.add_argument("--threads", help="torch threads (0: automatic; with --resume, 0 keeps "
+                        "the run's recorded count, another count works but the continuation "
+                        "is no longer bit-identical)")
     system.add_argument("--device", help="cpu, cuda or auto")
     add_runs_dir_arg(system)
     p.add_argument("--json", action="store_true",
@@ -275,7 +277,10 @@ def _resume(args: argparse.Namespace) -> int:
     budget = {k: getattr(args, k) for k in ("epochs", "steps") if getattr(args, k) is not None}
     if budget:
         config = apply_overrides(config, argparse.Namespace(**budget))
-    # only what cannot change the run's course may differ: where the data is, threads, device
+    # what may differ on resume: where the data is (the same data, moved), the device and
+    # threads. A thread count other than the recorded one (or another device) changes the
+    # float sums, so the continuation is no longer bit-identical: the Trainer says so in a
+    # warning; without --threads (0, automatic) the recorded count is kept.
     moved = {k: getattr(args, k) for k in ("data", "threads", "device") if getattr(args, k) is not None}
     if "data" in moved:
         moved["data"] = str(Path(moved["data"]).expanduser().resolve())
@@ -286,6 +291,8 @@ def _resume(args: argparse.Namespace) -> int:
         progress = ConsoleProgress(0, enabled=not args.no_progress)
         trainer = Trainer(config, dataset, [recorder, progress], run_id=run.run_id,
                           resume=state, thread_policy="cli")
+        if trainer.warning:
+            print(f"warning: {trainer.warning}", file=sys.stderr)
         progress.total = trainer.total_steps
         with stop_on_interrupt(trainer):
             finished = trainer.run()
