@@ -747,6 +747,9 @@ def evaluate(model: Any, split: Any, convert: BatchConverter, batch_size: int, *
              normalization: Any | None = None) -> Scores:
     """Teacher-forced and free-running loss over a split; token and sequence accuracy.
 
+    The accuracies are those of the free-running output as `Seq2Seq.generate` gives it
+    (greedy, ending at the first end id) over each target's valid steps.
+
     With `normalization` (continuous targets), also the MSE in the data's own units
     (`extra["mse"]`, `extra["mse_free_running"]`).
     """
@@ -768,7 +771,8 @@ def evaluate(model: Any, split: Any, convert: BatchConverter, batch_size: int, *
                 total_free += float(model.loss(free, t.tgt, t.tgt_lengths, reduction="none").sum())
                 count += t.size
                 if tokens:
-                    ok, valid, whole = _token_hits(free.argmax(-1), t.tgt, t.tgt_lengths)
+                    generated = _as_generated(free.argmax(-1), model.config.target)
+                    ok, valid, whole = _token_hits(generated, t.tgt, t.tgt_lengths)
                     correct_tokens += ok
                     valid_tokens += valid
                     exact += whole
@@ -789,6 +793,18 @@ def evaluate(model: Any, split: Any, convert: BatchConverter, batch_size: int, *
         sequences=count,
         extra=extra,
     )
+
+
+def _as_generated(predicted: torch.Tensor, target: Any) -> torch.Tensor:
+    """Free-running ids as `Seq2Seq.generate` returns them: pad after the first end id.
+
+    The free-running forward goes on decoding after a sample's end id; generate (and so
+    the predictions panel) stops there, so a sequence that ended early is wrong at every
+    target step it did not reach, and the accuracies say the same.
+    """
+    is_end = predicted == target.end_id
+    after_end = (is_end.cumsum(dim=1) - is_end.long()) > 0
+    return predicted.masked_fill(after_end, target.pad_id)
 
 
 def _token_hits(predicted: torch.Tensor, target: torch.Tensor,

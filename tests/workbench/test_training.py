@@ -130,10 +130,73 @@ def test_teacher_forcing_schedule_clipping_and_sgd(waves):
     assert finished.status == "completed"
 
 
-def test_token_runs_report_accuracies(reverse):
-    _, recording, _ = _train(tiny_config(reverse, steps=8))
+def _accuracy_by_hand(model, config):
+    """Token and sequence accuracy on the val split from the model's own generate output:
+    what the predictions panel shows (a generated sequence that ended early is wrong at
+    every target step it did not reach)."""
+    right = valid = exact = 0
+    with open_dataset(config) as dataset:
+        split = dataset.split("val")
+        batch = split.read(np.arange(len(split)))
+    model.eval()
+    with torch.no_grad():
+        generated = model.generate(torch.from_numpy(batch.x.astype(np.int64)), batch.y.shape[1],
+                                   torch.from_numpy(batch.x_lengths))
+    for ids, length, target, target_length in zip(generated.outputs.numpy(),
+                                                  generated.lengths.numpy(), batch.y,
+                                                  batch.y_lengths):
+        out = np.full(target_length, -1)
+        n = min(int(length), int(target_length))
+        out[:n] = ids[:n]
+        hits = out == target[:target_length]
+        right += int(hits.sum())
+        valid += int(target_length)
+        exact += int(hits.all() and length == target_length)
+    return right / valid, exact / len(batch.y)
+
+
+def test_token_accuracies_are_those_of_the_models_generated_output(reverse):
+    trainer, recording, _ = _train(tiny_config(reverse, steps=8))
     last = recording.of_type(EpochMetrics)[-1]
-    assert 0.0 <= last.token_accuracy <= 1.0 and 0.0 <= last.sequence_accuracy <= 1.0
+    token, sequence = _accuracy_by_hand(trainer.model, trainer.config)
+    assert last.token_accuracy == pytest.approx(token)
+    assert last.sequence_accuracy == pytest.approx(sequence)
+
+
+def test_an_early_end_counts_the_steps_it_did_not_reach_as_wrong(reverse):
+    """A model that says "end" at its second step, and the right ids otherwise: only the
+    first step of each target is right, as generate (and the predictions panel) has it."""
+    from workbench.training import BatchConverter, evaluate
+
+    trainer, _, _ = _train(tiny_config(reverse, steps=2))
+    model = trainer.model
+    with open_dataset(trainer.config) as dataset:
+        split = dataset.split("val")
+        targets = split.read(np.arange(len(split))).y  # reverse: every target 6 long
+        answers = torch.from_numpy(targets.astype(np.int64))
+        answers[:, 1] = 2  # the end id, too early; the right id at every other step
+        state = {"t": 0}  # the decoder step the next one-step call of the head answers
+
+        def head(module, inputs, output):
+            out = torch.full_like(output, -50.0)
+            rows = torch.arange(out.shape[0])
+            if out.dim() == 3:  # the decoder's first steps in one fused call
+                steps = torch.arange(out.shape[1])
+                out[rows[:, None], steps[None, :], answers[: out.shape[0], : out.shape[1]]] = 50.0
+                state["t"] = out.shape[1]
+            else:  # one free-running step
+                out[rows, answers[: out.shape[0], state["t"]]] = 50.0
+                state["t"] += 1
+            return out
+
+        handle = model.head.register_forward_hook(head)
+        try:
+            scores = evaluate(model, split, BatchConverter(None, False, False, "cpu"),
+                              batch_size=len(split))
+        finally:
+            handle.remove()
+    assert scores.token_accuracy == pytest.approx(1 / targets.shape[1])
+    assert scores.sequence_accuracy == 0.0
 
 
 def test_epoch_budget_and_early_stopping(waves):
