@@ -218,8 +218,9 @@ def test_a_file_that_does_not_fit_the_run_is_a_run_error(waves, reverse, tmp_pat
     run_dir = create_run_dir("gru", tmp_path)
     with open_dataset(config) as dataset:
         Trainer(config, dataset, [RunRecorder(run_dir)]).run()
-    with open_dataset(tiny_config(reverse)) as tokens:
-        with pytest.raises(RunError, match=f"{reverse}: its inputs do not fit the run's model: "
-                           "the file holds tokens with a vocabulary of 8, the model was "
-                           "trained on continuous values with 1 feature per step"):
-            predict_from_run(run_dir, tokens, 0)
+    expected = (f"{reverse}: its inputs do not fit the run's model: the file holds tokens "
+                "with a vocabulary of 8, the model was trained on continuous values with 1 "
+                "feature per step")
+    with open_dataset(tiny_config(reverse)) as tokens, pytest.raises(RunError) as info:
+        predict_from_run(run_dir, tokens, 0)
+    assert str(info.value) == expected
