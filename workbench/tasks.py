@@ -41,6 +41,7 @@ from workbench.datasets import (
     SequenceDataset,
 )
 from workbench.errors import ConfigError, DatasetError
+from workbench.memory import fits, format_bytes
 
 __all__ = [
     "DEFAULT_N",
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 DEFAULT_N = 10_000
+MAX_N = 10**9  # sequences per file; memory usually refuses far fewer (see generate)
 CHUNK_BYTES = 2**20
 
 
@@ -254,6 +256,9 @@ class TaskInfo:
     target_kind: str
     options: tuple[OptionSpec, ...]
     generator: Callable[..., _TaskData] = field(repr=False)
+    # about the bytes generating n samples holds at its peak: peak_bytes(n, **options)
+    # (within ~1.1-1.8x above what tracemalloc measures at the defaults)
+    peak_bytes: Callable[..., int] | None = field(default=None, repr=False)
 
     def defaults(self) -> dict[str, int | float]:
         return {o.name: o.default for o in self.options}
@@ -275,10 +280,10 @@ TASKS: dict[str, TaskInfo] = {}
 
 
 def _register(name: str, description: str, kinds: tuple[str, str],
-              options: tuple[OptionSpec, ...]) -> Callable[[Callable[..., _TaskData]],
-                                                           Callable[..., _TaskData]]:
+              options: tuple[OptionSpec, ...], peak: Callable[..., int] | None = None,
+              ) -> Callable[[Callable[..., _TaskData]], Callable[..., _TaskData]]:
     def add(generator: Callable[..., _TaskData]) -> Callable[..., _TaskData]:
-        TASKS[name] = TaskInfo(name, description, kinds[0], kinds[1], options, generator)
+        TASKS[name] = TaskInfo(name, description, kinds[0], kinds[1], options, generator, peak)
         return generator
 
     return add
@@ -296,25 +301,52 @@ def generate(name: str, out: str | Path, *, n: int = DEFAULT_N, seed: int = 0,
     """Write `n` samples of task `name` to `out` (atomically) and return the path.
 
     Deterministic for (name, n, seed, options). ConfigError on an unknown task, an
-    unknown option or a value out of range.
+    unknown option or a value out of range, and on a request that needs more memory
+    than there is: a task builds its arrays whole, so `n` times the bytes a sample
+    needs (with the generator's float64 intermediates) is checked first, and a
+    MemoryError on the way becomes a ConfigError too.
     """
     info = get_task(name)
     values = info.resolve(options)
-    n = OptionSpec("n", int, DEFAULT_N, "", minimum=2).check(name, n)
+    n = OptionSpec("n", int, DEFAULT_N, "", minimum=2, maximum=MAX_N).check(name, n)
     seed = OptionSpec("seed", int, 0, "", minimum=0).check(name, seed)
-    data = info.generator(np.random.default_rng(seed), int(n), **values)
-    return write_dataset(
-        out,
-        data.inputs,
-        data.targets,
-        input_lengths=data.input_lengths,
-        target_lengths=data.target_lengths,
-        input_vocab=data.input_vocab,
-        target_vocab=data.target_vocab,
-        task=name,
-        description=data.description,
-        attrs={"task_options": json.dumps(values), "task_seed": seed, "task_n": n},
-    )
+    _check_memory(info, int(n), values)
+    failure = None
+    try:
+        data = info.generator(np.random.default_rng(seed), int(n), **values)
+        return write_dataset(
+            out,
+            data.inputs,
+            data.targets,
+            input_lengths=data.input_lengths,
+            target_lengths=data.target_lengths,
+            input_vocab=data.input_vocab,
+            target_vocab=data.target_vocab,
+            task=name,
+            description=data.description,
+            attrs={"task_options": json.dumps(values), "task_seed": seed, "task_n": n},
+        )
+    except MemoryError as exc:
+        failure = " ".join(str(exc).split()) or "MemoryError"
+    # raised outside `except`, so the arrays built so far are freed first
+    raise ConfigError(f"task {name!r}: out of memory generating --n {n:,} sequences "
+                      f"({failure}); ask for fewer or shorter sequences")
+
+
+def _check_memory(info: TaskInfo, n: int, values: Mapping[str, Any]) -> None:
+    if info.peak_bytes is None:
+        return
+    needed = info.peak_bytes(n, **values)
+    ok, available = fits(needed)
+    if not ok:
+        raise ConfigError(
+            f"task {info.name!r}: --n {n:,} sequences need about {format_bytes(needed)} of "
+            f"memory to generate, more than the {format_bytes(available)} available; ask "
+            "for fewer or shorter sequences")
+
+
+def _id_bytes(vocab_size: int) -> int:
+    return int(np.dtype(_id_dtype(vocab_size)).itemsize)
 
 
 def _id_dtype(vocab_size: int) -> type:
@@ -348,6 +380,9 @@ def _with_end(ids: np.ndarray) -> np.ndarray:
         OptionSpec("components", int, 3, "sinusoids summed per series", 1, 64),
         OptionSpec("noise", float, 0.1, "std of the noise added to the inputs", 0.0, 10.0),
     ),
+    # float64 series plus two float64 temporaries of its size, the float32 results
+    peak=lambda n, *, input_steps, target_steps, features, **_: (
+        28 * n * (input_steps + target_steps) * features),
 )
 def _sine(rng: np.random.Generator, n: int, *, input_steps: int, target_steps: int,
           features: int, components: int, noise: float) -> _TaskData:
@@ -379,6 +414,9 @@ def _sine(rng: np.random.Generator, n: int, *, input_steps: int, target_steps: i
         OptionSpec("delay", int, 20, "blank steps between the string and the recall", 0, 100_000),
         OptionSpec("vocab", int, 8, "distinct symbols", 1, 60_000),
     ),
+    # int64 draws, then ids, blanks, their concatenation and the targets in the id dtype
+    peak=lambda n, *, length, delay, vocab, **_: n * (
+        8 * length + _id_bytes(vocab + 4) * (2 * (length + delay) + 2 * (length + 1))),
 )
 def _copy(rng: np.random.Generator, n: int, *, length: int, delay: int,
           vocab: int) -> _TaskData:
@@ -404,6 +442,8 @@ def _copy(rng: np.random.Generator, n: int, *, length: int, delay: int,
         OptionSpec("length", int, 10, "symbols per sequence", 1, 10_000),
         OptionSpec("vocab", int, 8, "distinct symbols", 1, 60_000),
     ),
+    peak=lambda n, *, length, vocab, **_: n * (
+        8 * length + _id_bytes(vocab + 3) * (length + 2 * (length + 1))),
 )
 def _reverse(rng: np.random.Generator, n: int, *, length: int, vocab: int) -> _TaskData:
     words = make_vocab(_symbols(vocab))
@@ -423,6 +463,8 @@ def _reverse(rng: np.random.Generator, n: int, *, length: int, vocab: int) -> _T
     "pairs; the target is the sum of the two marked values (continuous, long range).",
     (CONTINUOUS, CONTINUOUS),
     (OptionSpec("length", int, 50, "steps per sequence", 2, 100_000),),
+    # float64 values and markers, their float64 stack, the float32 inputs
+    peak=lambda n, *, length, **_: n * (40 * length + 64),
 )
 def _adding(rng: np.random.Generator, n: int, *, length: int) -> _TaskData:
     values = rng.uniform(0.0, 1.0, (n, length))
@@ -449,6 +491,8 @@ def _adding(rng: np.random.Generator, n: int, *, length: int) -> _TaskData:
         OptionSpec("length", int, 10, "numbers per sequence", 1, 10_000),
         OptionSpec("max_value", int, 9, "largest number (numbers are 0..max-value)", 1, 60_000),
     ),
+    peak=lambda n, *, length, max_value, **_: n * (
+        8 * length + _id_bytes(max_value + 4) * (2 * length + 2 * (length + 1))),
 )
 def _sort(rng: np.random.Generator, n: int, *, length: int, max_value: int) -> _TaskData:
     words = make_vocab([str(v) for v in range(max_value + 1)])
@@ -498,6 +542,8 @@ def _date_vocab() -> tuple[str, ...]:
     (OptionSpec("formats", int, len(_DATE_FORMATS),
                 f"how many of the {len(_DATE_FORMATS)} date formats to mix (1: only "
                 "'25 Nov 2026')", 1, len(_DATE_FORMATS)),),
+    # Python strings and lists per sample (the texts, the ISO dates, their ids), arrays
+    peak=lambda n, **_: 512 * n,
 )
 def _dates(rng: np.random.Generator, n: int, *, formats: int) -> _TaskData:
     words = _date_vocab()

@@ -236,6 +236,47 @@ def check_compatible(model_config: Any, summary: Any, path: Any | None = None) -
         )
 
 
+def _model_words(config: RunConfig) -> str:
+    return f"cell = {config.cell}, hidden = {config.hidden}, layers = {config.layers}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def training_bytes(config: RunConfig, model_config: Any) -> tuple[int, int]:
+    """(parameters, bytes their float32 copies need while training): weights and
+    gradients, plus Adam's two moments or SGD's momentum buffer. Activations come on
+    top, so this is a lower bound of what training needs."""
+    from models.cells import parameter_count
+
+    parameters = parameter_count(model_config)
+    copies = 2 + (2 if config.optimizer == "adam" else (1 if config.momentum > 0 else 0))
+    return parameters, parameters * 4 * copies
+
+
+def check_model_memory(config: RunConfig, model_config: Any, device: str = "cpu",
+                       available: int | None = None) -> None:
+    """Refuse a model whose training state alone exceeds the memory available (ConfigError
+    naming the figures), before anything is allocated."""
+    from workbench.memory import fits, format_bytes
+
+    parameters, needed = training_bytes(config, model_config)
+    if available is None and device == "cuda":
+        with contextlib.suppress(Exception):  # no figure: no check
+            available = int(torch.cuda.mem_get_info()[0])
+    ok, available = fits(needed, available)
+    if ok:
+        return
+    what = "Adam's two moments" if config.optimizer == "adam" else "the optimizer's state"
+    where = "GPU memory free" if device == "cuda" else "memory available"
+    raise ConfigError(
+        f"{_model_words(config)}: the model has {parameters:,} parameters and needs about "
+        f"{format_bytes(needed)} for its weights, gradients and {what}, more than the "
+        f"{format_bytes(available)} of {where}; use a smaller hidden, layers or embedding")
+
+
 class BatchConverter:
     """Batches (raw numpy, data units) -> tensors on the device, normalised where continuous."""
 
@@ -364,19 +405,33 @@ class Trainer:
         from models.seq2seq import Seq2Seq
 
         self.model_config = build_model_config(self.config, self.summary)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            model = Seq2Seq(self.model_config)
-        self.model = model.to(self.device)
+        check_model_memory(self.config, self.model_config, self.device)
+        failure = None
+        try:
+            self.model, self.optimizer = self._build_model(Seq2Seq)
+        except (MemoryError, RuntimeError) as exc:
+            from workbench.memory import is_allocation_failure
+
+            if not is_allocation_failure(exc):
+                raise
+            failure = _one_line(exc)
+        if failure is not None:  # raised outside `except`, so the half-built model is freed
+            raise ConfigError(
+                f"{_model_words(self.config)}: out of memory building the model "
+                f"({failure}); use a smaller hidden, layers or embedding")
         self.parameters = sum(p.numel() for p in self.model.parameters())
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=self.config.lr)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=self.config.lr,
-                                             momentum=self.config.momentum)
         self.tf_generator = torch.Generator(device=self.device)
         self.tf_generator.manual_seed(self.config.seed + 1)
+
+    def _build_model(self, seq2seq: Any) -> tuple[Any, torch.optim.Optimizer]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            model = seq2seq(self.model_config)
+        model = model.to(self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if self.config.optimizer == "adam":
+            return model, torch.optim.Adam(params, lr=self.config.lr)
+        return model, torch.optim.SGD(params, lr=self.config.lr, momentum=self.config.momentum)
 
     # -- events ------------------------------------------------------------------------------
 

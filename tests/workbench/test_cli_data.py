@@ -144,3 +144,39 @@ def test_main_py_in_a_subprocess(tmp_path):
     missing = _run("inspect", str(tmp_path / "nope.h5"))
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.h5'}: no such file"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [(["sine", "--n", "100000000000"], ["--n", "at most 1000000000"]),
+     (["sine", "--n", "10000000"], ["--n 10,000,000 sequences", "16.8 GB", "1 GB available"]),
+     (["copy", "--n", "1000000", "--length", "5000"], ["60 GB", "1 GB available"])],
+)
+def test_a_dataset_too_big_for_memory_is_refused_naming_its_size(tmp_path, capsys, monkeypatch,
+                                                                 argv, words):
+    from workbench import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**9)
+    out = tmp_path / "big.h5"
+    assert main(["make-dataset", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    for word in words:
+        assert word in err[0], (word, err[0])
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_running_out_of_memory_while_generating_is_a_config_error(tmp_path, monkeypatch):
+    from workbench import tasks
+    from workbench.errors import ConfigError
+
+    def exhausted(rng, n, **options):
+        raise MemoryError(f"Unable to allocate 447 GiB for an array with shape ({n}, 60, 1)")
+
+    info = tasks.TASKS["sine"]
+    monkeypatch.setitem(tasks.TASKS, "sine", tasks.TaskInfo(
+        info.name, info.description, info.input_kind, info.target_kind, info.options, exhausted))
+    with pytest.raises(ConfigError, match=r"task 'sine': out of memory generating --n 1,000 "
+                                          r"sequences \(Unable to allocate"):
+        tasks.generate("sine", tmp_path / "x.h5", n=1000)
+    assert not list(tmp_path.iterdir())

@@ -335,3 +335,19 @@ def test_resume_with_other_threads_warns_that_it_is_no_longer_bit_identical(wave
     assert len(warnings) == 1 and "used 1" in warnings[0] and "bit-identical" in warnings[0]
     assert json.loads(captured.out.strip().splitlines()[-1])["threads"] == 2
     assert "warning" in open_run(run_dir).meta["segments"][-1]
+
+
+def test_a_model_too_big_for_memory_is_refused_before_it_is_built(waves, runs_dir, capsys,
+                                                                 monkeypatch):
+    from workbench import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 16 * 10**9)
+    assert main(["train", "--data", str(waves), "--cell", "lstm", "--hidden", "30000",
+                 "--steps", "1", "--no-progress", "--runs-dir", str(runs_dir)]) == 2
+    line = _one_error_line(capsys)
+    # encoder and decoder: 4 x 30000 x (1 + 30000) weights + 8 x 30000 biases each, a head
+    # of 30001: 7.2e9 parameters, 16 bytes each with gradients and Adam's two moments
+    for words in ("hidden = 30000", "7,200,750,002 parameters", "115 GB",
+                  "16 GB of memory available"):
+        assert words in line, (words, line)
+    assert list_runs(runs_dir) == []

@@ -307,6 +307,36 @@ def test_a_resume_keeps_the_recorded_threads_whatever_the_thread_policy(waves, t
     assert ["warning" in s for s in segments] == [False, False, True]
 
 
+def test_an_allocation_failure_while_building_is_a_config_error(waves, monkeypatch):
+    """torch's allocator failing (as for `--hidden 30000` where the estimate passes) is a
+    message naming what failed, not a RuntimeError traceback; other errors stay errors."""
+    import models.seq2seq
+    from workbench.errors import ConfigError
+
+    config = tiny_config(waves)
+    real = models.seq2seq.Seq2Seq.__init__
+    message = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+               "memory: you tried to allocate 68719476736 bytes. Error code 12")
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", fails)
+    with open_dataset(config) as dataset, pytest.raises(ConfigError) as info:
+        Trainer(config, dataset, [])
+    text = str(info.value)
+    assert "hidden = 8" in text and "out of memory" in text and "68719476736 bytes" in text
+    assert info.value.__context__ is None  # the half-built model is not kept alive
+
+    def bug(self, *args, **kwargs):
+        raise RuntimeError("a bug, not memory")
+
+    monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", bug)
+    with open_dataset(config) as dataset, pytest.raises(RuntimeError, match="a bug"):
+        Trainer(config, dataset, [])
+    monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", real)
+
+
 # --- divergence, stop, pause, listeners ----------------------------------------------------------
 
 
