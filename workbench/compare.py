@@ -777,11 +777,15 @@ class Band:
 
     @classmethod
     def of(cls, x: np.ndarray, per_seed: np.ndarray) -> Band:
-        per_seed = np.asarray(per_seed, dtype=np.float64).reshape(-1, len(x))
+        """`per_seed`: one row per seed, one column per x; with no common x yet (a live
+        run before its first epoch) every array is empty."""
+        x = np.asarray(x)
+        per_seed = np.asarray(per_seed, dtype=np.float64)
+        per_seed = per_seed.reshape(-1, len(x)) if len(x) else np.empty((len(per_seed), 0))
         with np.errstate(all="ignore"), _quiet_nan_warnings():
             std = (np.nanstd(per_seed, axis=0, ddof=1) if per_seed.shape[0] > 1
                    else np.full(len(x), np.nan))
-            return cls(np.asarray(x), per_seed, np.nanmean(per_seed, axis=0),
+            return cls(x, per_seed, np.nanmean(per_seed, axis=0),
                        np.nanmin(per_seed, axis=0), np.nanmax(per_seed, axis=0), std)
 
 

@@ -279,3 +279,20 @@ def test_queue_fraction_counts_done_runs_and_the_current_one():
     assert queue_fraction(0, 0, 100, 4) == 0.0
     assert queue_fraction(1, 50, 100, 4) == pytest.approx(0.375)
     assert queue_fraction(3, 100, 100, 4) == 1.0
+
+
+def test_loss_bands_of_a_live_run_before_its_first_epoch_are_empty_not_an_error():
+    """The comparison view draws bands while runs train: a cell whose run has steps but
+    no validated epoch yet gets its training band and empty validation bands."""
+    from workbench.compare import RunData, loss_bands
+    from workbench.events import RunStarted, StepMetrics
+
+    started = RunStarted("live-lstm", {"model": {"cell": "lstm"}, "training": {"seed": 0}}, 10, {})
+    steps = [StepMetrics(step=i, epoch=1, loss=1.0 / i, grad_norm=1.0, learning_rate=1e-3,
+                         teacher_forcing=1.0, sequences_per_second=10.0, seconds=0.1 * i)
+             for i in range(1, 6)]
+    run = RunData.from_events([started, *steps])
+    band = loss_bands([run], cells=[run.cell])[run.cell]
+    assert band.train.x.tolist() == [1, 2, 3, 4, 5]
+    assert band.val.x.size == 0 and band.val.mean.size == 0
+    assert band.val_free_running.per_seed.shape == (1, 0)
