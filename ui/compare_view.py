@@ -482,7 +482,7 @@ class TrajectoryGrid(QtWidgets.QWidget):
                               "latest probe (solid: encoder, dashed: decoder, ★ start, "
                               "◆ handover)", color=style.FOREGROUND, size="10pt",
                               colspan=max(1, len(cells)))
-        title.setMinimumWidth(0)
+        style.never_widen(title)  # a long title never widens the grid
         grid.nextRow()
         for cell in cells:
             item = grid.addPlot()

@@ -18,9 +18,11 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ui.plots import GradientPlot, LossPlot, TrajectoryPlot  # noqa: E402
+from ui.plots import GradientPlot, LossPlot, TrajectoryPlot, style  # noqa: E402
 from ui.plots.demo import demo_events  # noqa: E402
+from ui.plots.gates_plot import GatesPlot, demo_gates  # noqa: E402
 from ui.plots.loss_plot import smooth  # noqa: E402
+from ui.plots.predictions_plot import PredictionsPlot, _demo_prediction  # noqa: E402
 from ui.plots.style import CELL_COLORS, legend_labels  # noqa: E402
 from workbench.events import EpochMetrics, ProbeEvent, RunStarted, StepMetrics  # noqa: E402
 
@@ -350,3 +352,50 @@ def test_each_panel_runs_alone():
         out, _ = child.communicate(timeout=60)
         assert child.returncode == 0, f"{module}: {out}"
         assert "Traceback" not in out, f"{module}: an exception in a slot: {out}"
+
+
+# -- narrow panels -----------------------------------------------------------------------
+
+
+def _plot_items(panel) -> list:
+    if isinstance(panel, GatesPlot):
+        return [panel.mean_item, panel.saturation_item]
+    if isinstance(panel, PredictionsPlot):
+        return [panel.values_item, panel.error_item]
+    return [panel.plot_item]
+
+
+def _fill(panel) -> None:
+    if isinstance(panel, PredictionsPlot):
+        panel.show_prediction(_demo_prediction("continuous"))
+        return
+    events = demo_events("lstm", steps=60, steps_per_epoch=20, probe_every=20, t_in=T_IN,
+                         t_out=T_OUT, layers=2, hidden=6)
+    panel.add_events([demo_gates(e, "lstm", 0.5) if isinstance(e, ProbeEvent) else e
+                      for e in events])
+
+
+@pytest.mark.parametrize("panel_type", [LossPlot, GradientPlot, TrajectoryPlot, GatesPlot,
+                                        PredictionsPlot])
+def test_a_long_title_never_pushes_a_narrow_plot_out_of_view(qtbot, panel_type):
+    """pyqtgraph makes a title's width the plot's minimum again at every resize; a
+    300 px panel with a long title must stay 300 px, its right-hand edge in view."""
+    panel = panel_type()
+    qtbot.addWidget(panel)
+    _fill(panel)
+    panel.redraw_now()
+    panel.resize(300, 360)
+    panel.show()
+    qtbot.waitExposed(panel)
+    for item in _plot_items(panel):
+        style.set_title(item, "a long title that names the run, its cell and its state " * 3)
+    panel.resize(320, 360)  # resizes make pyqtgraph recompute the title's minimum
+    qtbot.wait(20)
+    panel.resize(300, 360)
+    qtbot.wait(20)
+    assert panel.width() <= 300
+    view_width = panel.plot_widget.width()
+    assert view_width <= 300
+    for item in _plot_items(panel):
+        assert item.sceneBoundingRect().right() <= view_width + 1
+        assert item.getViewBox().sceneBoundingRect().right() <= view_width + 1

@@ -22,7 +22,6 @@ nothing (gates of different cells are not comparable curve for curve).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,8 +29,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ui.plots import style
-from workbench.events import ProbeEvent, RunFinished, RunStarted
+from ui.plots import common, style
+from workbench.events import ProbeEvent, RunStarted
 
 # The thresholds models.probes uses (not imported: that would load torch here).
 SATURATION_LOW = 0.05
@@ -66,25 +65,6 @@ NO_GATES_NOTICE = (
     "The {cell} cell overwrites its whole hidden state at every step, "
     "h_t = act(W_ih x_t + W_hh h_(t-1) + b): nothing decides what to keep. "
     "LSTM and GRU cells add sigmoid gates that do; train one to see them here.")
-
-
-def never_widen(label: pg.LabelItem) -> pg.LabelItem:
-    """Let a layout make `label` narrower than its text (the text is then clipped at
-    the sides, not the plots pushed out of view). pyqtgraph resets a LabelItem's
-    minimum to its text's width on every resize (LabelItem.updateMin), so setting
-    the minimum once is not enough: the instance's updateMin is wrapped instead."""
-    original = label.updateMin
-
-    def update_min() -> None:
-        original()
-        label.setMinimumWidth(0)
-        hint = getattr(label, "_sizeHint", None)
-        if hint is not None:
-            hint[QtCore.Qt.SizeHint.MinimumSize] = (0, hint[QtCore.Qt.SizeHint.MinimumSize][1])
-
-    label.updateMin = update_min
-    update_min()
-    return label
 
 
 def gate_label(name: str) -> str:
@@ -137,17 +117,18 @@ class _GateFrame:
         return np.arange(1, row.size + 1, dtype=np.float64), row
 
 
-class GatesPlot(QtWidgets.QWidget):
-    """Mean activation and saturated fraction of each gate per time step, per probe."""
+class GatesPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
+    """Mean activation and saturated fraction of each gate per time step, per probe.
+
+    Overlays are not drawn (gates of different cells are not comparable curve for
+    curve): the overlay methods do nothing."""
 
     probe_shown = QtCore.Signal(int)  # index of the probe now drawn
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._frames: list[_GateFrame] = []
-        self._run_id = ""
-        self._cell: str | None = None
-        self._status = ""
+        self._run = common.RunHeader()
         self._layer = -1  # -1: the top layer, whatever the model's depth
         self.mean_curves: dict[str, pg.PlotDataItem] = {}
         self.saturation_curves: dict[str, pg.PlotDataItem] = {}
@@ -163,62 +144,37 @@ class GatesPlot(QtWidgets.QWidget):
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.plot_widget)
         self.stack.addWidget(self.notice)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.stack, 1)
-        self.resize(*style.DEFAULT_PANEL_SIZE)
+        common.panel_layout(self, self._controls, self.stack)
 
     # -- construction ------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.slider.setRange(0, 0)
-        self.slider.setEnabled(False)
-        self.slider.setToolTip("Scrub through the probes of the run (at the right end it follows new probes)")
-        self.slider.valueChanged.connect(self._on_slider_moved)
-        self.probe_label = QtWidgets.QLabel("no probe yet")
-        self.probe_label.setMinimumWidth(230)
-        self.layer_combo = QtWidgets.QComboBox()
-        self.layer_combo.addItem("layer 1", 0)
-        self.layer_combo.setEnabled(False)
-        self.layer_combo.setToolTip("Which layer's gates are shown (encoder and decoder layer alike)")
+        self._build_probe_slider()
+        self.layer_combo = common.LayerCombo(
+            "Which layer's gates are shown (encoder and decoder layer alike)")
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
         self.cursor_label = style.readout_label()
-        bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Probe"))
-        bar.addWidget(self.slider, 1)
-        bar.addWidget(self.probe_label)
-        bar.addWidget(QtWidgets.QLabel("Layer"))
-        bar.addWidget(self.layer_combo)
-        bar.addSpacing(12)
-        bar.addWidget(self.cursor_label, 1)
-        self._controls = bar
-
-    def _separator(self, label: bool) -> pg.InfiniteLine:
-        opts = {"position": 0.06, "color": style.FOREGROUND, "anchors": [(0.5, 1.0), (0.5, 1.0)],
-                "fill": pg.mkBrush(255, 255, 255, 200)}
-        return pg.InfiniteLine(angle=90, movable=False,
-                               pen=pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine),
-                               label="encoder │ decoder" if label else None,
-                               labelOpts=opts if label else None)
+        self._controls = common.control_bar(
+            "Probe", (self.slider, 1), self.probe_label, "Layer", self.layer_combo,
+            readout=self.cursor_label)
 
     def _build_plots(self) -> None:
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground(style.BACKGROUND)
-        self.plot_widget.setMinimumSize(320, 200)
+        self.plot_widget.setMinimumSize(*style.PLOT_MIN_SIZE)
         self.side_by_side = False  # the two plots stacked (False) or side by side (True)
         layout: pg.GraphicsLayout = self.plot_widget.ci
         self.title_label = layout.addLabel("Gates", color=style.FOREGROUND, size="11pt")
-        never_widen(self.title_label)  # a long title never widens the plots
+        style.never_widen(self.title_label)  # a long title never widens the plots
         layout.nextRow()
         self.mean_item: pg.PlotItem = layout.addPlot()
         layout.nextRow()
         self.saturation_item: pg.PlotItem = layout.addPlot()
-        style.style_plot_item(self.mean_item, bottom="", left=LABEL_GATE_MEAN,
-                              title=TITLE_GATE_MEAN)
+        style.style_plot_item(self.mean_item, bottom="", left=LABEL_GATE_MEAN)
         style.style_plot_item(self.saturation_item, bottom=style.LABEL_TIME_STEP,
-                              left=LABEL_GATE_SATURATION, title=TITLE_GATE_SATURATION)
+                              left=LABEL_GATE_SATURATION)
+        style.set_title(self.mean_item, TITLE_GATE_MEAN, size="9pt")
+        style.set_title(self.saturation_item, TITLE_GATE_SATURATION, size="9pt")
         self.mean_item.hideAxis("bottom")  # the shared time axis is labelled once, below
         self.saturation_item.setXLink(self.mean_item)
         for item in (self.mean_item, self.saturation_item):
@@ -231,8 +187,6 @@ class GatesPlot(QtWidgets.QWidget):
             # Label 0 and 1 too: the default text limits drop them on a short axis.
             item.getAxis("left").setStyle(textFillLimits=[(0, 0.9)])
             item.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
-            item.titleLabel.setText(item.titleLabel.text, size="9pt", color=style.FOREGROUND)
-            never_widen(item.titleLabel)  # a long title never pushes a plot out of view
         # A faint reference at 0.5 (a gate half open) on the activation plot.
         half = pg.InfiniteLine(0.5, angle=0, movable=False,
                                pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine))
@@ -241,8 +195,9 @@ class GatesPlot(QtWidgets.QWidget):
         self.legend = pg.LegendItem(colCount=5, horSpacing=20)
         self.legend.setLabelTextColor(style.FOREGROUND)
         layout.addItem(self.legend, 3, 0)
-        self.separator = self._separator(label=True)
-        self.saturation_separator = self._separator(label=False)
+        style.legend_in_row(self.legend, layout, 5)
+        self.separator = common.boundary_line(0.06)
+        self.saturation_separator = common.boundary_line(label=None)
         for item, sep in ((self.mean_item, self.separator),
                           (self.saturation_item, self.saturation_separator)):
             sep.setVisible(False)
@@ -305,39 +260,15 @@ class GatesPlot(QtWidgets.QWidget):
         size = self.plot_widget.size()
         self._arrange(size.width() > 2.2 * size.height())
 
-    # -- public API --------------------------------------------------------------
-
-    def add_event(self, event: object) -> None:
-        """Take one event; probes add a frame, RunStarted names the cell."""
-        if self._take(event):
-            self._after_events()
-
-    def add_events(self, events: Iterable[object]) -> None:
-        """Take many events (a replayed run) and draw once."""
-        changed = False
-        for event in events:
-            changed = self._take(event) or changed
-        if changed:
-            self._after_events()
-        self.redraw_now()
+    # -- public API (add_event, add_events, redraw_now: common.ProbeFrames) --------
 
     def clear(self) -> None:
         """Forget the run's probes (a new run starts)."""
         self._frames = []
-        self._run_id = self._status = ""
-        self._cell = None
+        self._run = common.RunHeader()
         self._after_events()
         self.throttle.dirty = True
         self.redraw_now()
-
-    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
-        """No-op: gates of several runs are not overlaid."""
-
-    def remove_overlay(self, key: str) -> None:
-        """No-op (see set_overlay)."""
-
-    def clear_overlays(self) -> None:
-        """No-op (see set_overlay)."""
 
     def export(self, path: str | Path) -> None:
         """Write both plots (title, legend) to PNG or SVG; for a vanilla RNN the
@@ -348,17 +279,9 @@ class GatesPlot(QtWidgets.QWidget):
     # -- settings and state --------------------------------------------------------
 
     @property
-    def probe_count(self) -> int:
-        return len(self._frames)
-
-    @property
-    def current_index(self) -> int:
-        return self.slider.value()
-
-    @property
     def has_gates(self) -> bool:
         """False when the run is a vanilla RNN (the note is shown instead of plots)."""
-        if self._cell in VANILLA_CELLS:
+        if self._run.cell in VANILLA_CELLS:
             return False
         return not self._frames or bool(self._frames[-1].means)
 
@@ -367,19 +290,9 @@ class GatesPlot(QtWidgets.QWidget):
         """The gates drawn (e.g. ["i", "f", "o"]); empty before a probe or without gates."""
         return list(self.mean_curves) if self.has_gates and self._frames else []
 
-    def show_probe(self, index: int) -> None:
-        """Show probe `index` (negative counts from the end)."""
-        if self._frames:
-            self.slider.setValue(index % len(self._frames))
-
     def set_layer(self, layer: int) -> None:
         """Show layer `layer` (0 = bottom; -1 = top)."""
-        index = self.layer_combo.count() - 1 if layer < 0 else layer
-        self.layer_combo.setCurrentIndex(min(index, self.layer_combo.count() - 1))
-
-    def redraw_now(self) -> None:
-        """Draw pending data at once instead of at the next timer tick."""
-        self.throttle.flush()
+        self.layer_combo.choose(layer)
 
     # -- handlers ----------------------------------------------------------------
 
@@ -387,58 +300,24 @@ class GatesPlot(QtWidgets.QWidget):
         if isinstance(event, ProbeEvent):
             self._frames.append(_GateFrame.of(event))
             return True
-        if isinstance(event, RunStarted):
-            self._run_id, self._status = event.run_id, ""
-            self._cell = style.cell_of(event.config)
-            return True
-        if isinstance(event, RunFinished):
-            self._status = event.status
-            return True
-        return False
+        return self._run.take_header(event)
 
     def _after_events(self) -> None:
-        count = len(self._frames)
-        following = self.slider.value() >= self.slider.maximum()  # at the end: follow new probes
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(count - 1, 0))
-        if following:
-            self.slider.setValue(max(count - 1, 0))
-        self.slider.blockSignals(False)
-        self.slider.setEnabled(count > 1 and self.has_gates)
-        self._sync_layers()
+        self._follow_probes(enabled=self.has_gates)
+        self.layer_combo.sync(self._frames[-1].layers if self._frames else 0, self._layer)
         self.stack.setCurrentWidget(self.plot_widget if self.has_gates else self.notice)
         if not self.has_gates:
-            self.notice.setText(NO_GATES_NOTICE.format(cell=self._cell or "vanilla RNN"))
+            self.notice.setText(NO_GATES_NOTICE.format(cell=self._run.cell or "vanilla RNN"))
         self.throttle.mark_dirty()
-
-    def _sync_layers(self) -> None:
-        layers = self._frames[-1].layers if self._frames else 0
-        if layers and self.layer_combo.count() != layers:
-            self.layer_combo.blockSignals(True)
-            self.layer_combo.clear()
-            for i in range(layers):
-                where = (" (top)" if i == layers - 1 and layers > 1
-                         else (" (bottom)" if i == 0 and layers > 1 else ""))
-                self.layer_combo.addItem(f"layer {i + 1}{where}", i)
-            self.layer_combo.setCurrentIndex(
-                layers - 1 if self._layer < 0 else min(self._layer, layers - 1))
-            self.layer_combo.blockSignals(False)
-        self.layer_combo.setEnabled(layers > 1)
 
     @property
     def _selected_layer(self) -> int:
-        data = self.layer_combo.currentData()
-        return int(data) if data is not None else 0
+        return self.layer_combo.layer
 
     def _on_layer_chosen(self, _index: int) -> None:
         self._layer = self._selected_layer
         self.throttle.dirty = True
         self.redraw_now()
-
-    def _on_slider_moved(self, _value: int) -> None:
-        self.throttle.dirty = True
-        self.redraw_now()  # the user is scrubbing: answer at once, one frame is cheap
-        self.probe_shown.emit(self.current_index)
 
     def describe_step(self, x: float) -> str:
         """The gate values at the time step nearest `x` of the probe shown (the readout)."""
@@ -474,7 +353,7 @@ class GatesPlot(QtWidgets.QWidget):
             self._ensure_curves([])
             self.separator.setVisible(False)
             self.saturation_separator.setVisible(False)
-            self._set_title(f"{self._cell or 'vanilla RNN'}: vanilla RNNs have no gates")
+            self._set_title(f"{self._run.cell or 'vanilla RNN'}: vanilla RNNs have no gates")
             self.probe_label.setText(f"{len(self._frames)} probes, no gates")
             return
         if not self._frames:
@@ -496,18 +375,18 @@ class GatesPlot(QtWidgets.QWidget):
             sep.setVisible(True)
         total = frame.t_in + frame.t_out
         self.mean_item.setXRange(0.5, total + 0.5, padding=0.01)
-        axis = f"time step (encoder 1–{frame.t_in}, decoder {frame.t_in + 1}–{total})"
+        axis = common.time_step_axis(frame.t_in, frame.t_out)
         for item in (self.mean_item, self.saturation_item):
             item.setLabel("bottom", axis, color=style.FOREGROUND)
         layers = frame.layers
         where = f"layer {layer + 1} of {layers}" if layers > 1 else "one layer"
-        cell = self._cell.upper() if self._cell in ("lstm", "gru") else (self._cell or "gated cell")
+        cell = self._run.cell
+        cell = cell.upper() if cell in ("lstm", "gru") else (cell or "gated cell")
         title = f"Gates of the {cell} ({where}): probe at step {frame.step:,}"
-        if self._status:
-            title += f" ({self._status})"
+        if self._run.status:
+            title += f" ({self._run.status})"
         self._set_title(title)
-        self.probe_label.setText(
-            f"probe {index + 1} of {len(self._frames)}: step {frame.step:,} (epoch {frame.epoch})")
+        self.probe_label.setText(self._probe_text(index, frame.step, frame.epoch))
 
 
 # -- standalone ------------------------------------------------------------------

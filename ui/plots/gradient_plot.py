@@ -18,15 +18,15 @@ padded steps and are left out; zeros cannot be drawn on a log axis and leave a g
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import style
-from workbench.events import ProbeEvent, RunFinished, RunStarted
+from ui.plots import common, style
+from workbench.events import ProbeEvent, RunStarted
 
 HISTORY = 20  # earlier probes drawn as fading curves behind the latest one
 
@@ -81,23 +81,14 @@ class _Probe:
 
 
 @dataclass
-class _Run:
-    probes: list[_Probe]
-    run_id: str = ""
-    cell: str | None = None
-    status: str = ""
+class _Run(common.RunHeader):
+    probes: list[_Probe] = field(default_factory=list)
 
     def add(self, event: object) -> bool:
         if isinstance(event, ProbeEvent):
             self.probes.append(_Probe.of(event))
             return True
-        if isinstance(event, RunStarted):
-            self.run_id, self.cell, self.status = event.run_id, style.cell_of(event.config), ""
-            return True
-        if isinstance(event, RunFinished):
-            self.status = event.status
-            return True
-        return False
+        return self.take_header(event)
 
 
 @dataclass
@@ -108,14 +99,14 @@ class _Overlay:
     curve: pg.PlotDataItem
 
 
-class GradientPlot(QtWidgets.QWidget):
+class GradientPlot(common.Overlays, QtWidgets.QWidget):
     """G_t against time step for the probes of a run, as fading curves or a heatmap."""
 
     view_changed = QtCore.Signal(str)  # "curves" or "heatmap"
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._run = _Run([])
+        self._run = _Run()
         self._overlays: dict[str, _Overlay] = {}
         self._layer = -1  # -1: the top layer, whatever the model's depth
         self._state = "h"
@@ -127,21 +118,15 @@ class GradientPlot(QtWidgets.QWidget):
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.plot_widget)
         self.stack.addWidget(self.heatmap_widget)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.stack, 1)
-        self.resize(*style.DEFAULT_PANEL_SIZE)
+        common.panel_layout(self, self._controls, self.stack)
 
     # -- construction ------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self.layer_combo = QtWidgets.QComboBox()
-        self.layer_combo.setToolTip("Which layer's hidden state the gradient is taken with respect to")
-        self.layer_combo.addItem("layer 1", 0)
-        self.layer_combo.setEnabled(False)
+        self.layer_combo = common.LayerCombo(
+            "Which layer's hidden state the gradient is taken with respect to")
         self.layer_combo.currentIndexChanged.connect(self._on_layer_chosen)
-        self.state_combo = QtWidgets.QComboBox()
+        self.state_combo = common.compact_combo(QtWidgets.QComboBox(), 3)
         self.state_combo.addItem("h (hidden state)", "h")
         self.state_combo.addItem("c (cell state, LSTM)", "c")
         self.state_combo.setToolTip("LSTM only: the gradient with respect to the cell state c_t")
@@ -154,23 +139,9 @@ class GradientPlot(QtWidgets.QWidget):
         self.heatmap_checkbox.setToolTip("All probes of the run as an image: probe by time step, log10 G_t")
         self.heatmap_checkbox.toggled.connect(self._on_heatmap_toggled)
         self.cursor_label = style.readout_label()
-        bar = QtWidgets.QHBoxLayout()
-        for widget in (QtWidgets.QLabel("Layer"), self.layer_combo, QtWidgets.QLabel("State"),
-                       self.state_combo, self.log_y_checkbox, self.heatmap_checkbox):
-            bar.addWidget(widget)
-        bar.addSpacing(12)
-        bar.addWidget(self.cursor_label, 1)
-        self._controls = bar
-
-    def _separator(self, position: float) -> pg.InfiniteLine:
-        """The dashed line between the last encoder step and the first decoder step,
-        labelled at `position` (0 = bottom, 1 = top of the view)."""
-        anchor = 1.0 if position < 0.5 else 0.0  # keep the label inside the view
-        return pg.InfiniteLine(
-            angle=90, movable=False, pen=pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine),
-            label="encoder │ decoder",
-            labelOpts={"position": position, "color": style.FOREGROUND, "anchors": [(0.5, anchor), (0.5, anchor)],
-                       "fill": pg.mkBrush(255, 255, 255, 200)})
+        self._controls = common.control_bar(
+            self.layer_combo, self.state_combo, self.log_y_checkbox,
+            self.heatmap_checkbox, readout=self.cursor_label)
 
     def _build_curves_view(self) -> None:
         self.plot_widget = style.make_plot_widget(
@@ -194,7 +165,7 @@ class GradientPlot(QtWidgets.QWidget):
         legend = self.plot_item.legend
         legend.addItem(self.latest_curve, "latest probe")
         legend.addItem(self._history_sample, f"earlier probes (up to {HISTORY}, fainter = older)")
-        self.separator = self._separator(0.04)  # low: a vanishing gradient leaves it free
+        self.separator = common.boundary_line(0.04)  # low: a vanishing gradient leaves it free
         self.separator.setVisible(False)
         self.plot_item.addItem(self.separator, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
@@ -202,7 +173,7 @@ class GradientPlot(QtWidgets.QWidget):
 
     def _build_heatmap_view(self) -> None:
         self.heatmap_widget = pg.PlotWidget(background=style.BACKGROUND)
-        self.heatmap_widget.setMinimumSize(320, 220)
+        self.heatmap_widget.setMinimumSize(*style.PLOT_MIN_SIZE)
         self.heatmap_item: pg.PlotItem = self.heatmap_widget.getPlotItem()
         style.style_plot_item(self.heatmap_item, bottom=style.LABEL_TIME_STEP,
                               left=style.LABEL_PROBE, title="Gradient per time step, all probes")
@@ -215,7 +186,7 @@ class GradientPlot(QtWidgets.QWidget):
         self.colorbar.getAxis("right").setTextPen(pg.mkPen(style.FOREGROUND))
         self.colorbar.getAxis("right").setPen(pg.mkPen(style.FOREGROUND))
         self.colorbar.getAxis("right").setLabel(style.LABEL_LOG_GRAD, color=style.FOREGROUND)
-        self.heatmap_separator = self._separator(0.97)
+        self.heatmap_separator = common.boundary_line(0.97)
         self.heatmap_separator.setVisible(False)
         self.heatmap_item.addItem(self.heatmap_separator, ignoreBounds=True)
         self._heatmap_mouse_proxy = pg.SignalProxy(
@@ -240,7 +211,7 @@ class GradientPlot(QtWidgets.QWidget):
 
     def clear(self) -> None:
         """Forget the current run (a new run starts); overlays stay."""
-        self._run = _Run([])
+        self._run = _Run()
         self._heatmap_rows = []
         self._after_events(True, False)
         self.throttle.dirty = True
@@ -249,12 +220,8 @@ class GradientPlot(QtWidgets.QWidget):
     def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
         """Overlay the latest probe of another run (its events) in `color` (a free
         run colour when None), with `label` in the legend. Replaces that key's overlay."""
-        if key in self._overlays:
-            self.remove_overlay(key)
-        if color is None:
-            used = [o.color for o in self._overlays.values()]
-            color = style.next_run_color([*used, style.cell_color(self._run.cell)])
-        run = _Run([])
+        color = self._claim_overlay(key, color, self._run.cell)
+        run = _Run()
         for event in events:
             run.add(event)
         curve = self.plot_item.plot(pen=pg.mkPen(color, width=2.5), symbol="s", symbolSize=4,
@@ -268,13 +235,6 @@ class GradientPlot(QtWidgets.QWidget):
         overlay = self._overlays.pop(key, None)
         if overlay is not None:
             self.plot_item.removeItem(overlay.curve)
-
-    def clear_overlays(self) -> None:
-        for key in list(self._overlays):
-            self.remove_overlay(key)
-
-    def overlay_keys(self) -> list[str]:
-        return list(self._overlays)
 
     def export(self, path: str | Path) -> None:
         """Write the visible view (curves, or heatmap with its colour bar) to PNG or SVG."""
@@ -295,8 +255,7 @@ class GradientPlot(QtWidgets.QWidget):
 
     def set_layer(self, layer: int) -> None:
         """Show layer `layer` (0 = bottom; -1 = top)."""
-        index = self.layer_combo.count() - 1 if layer < 0 else layer
-        self.layer_combo.setCurrentIndex(min(index, self.layer_combo.count() - 1))
+        self.layer_combo.choose(layer)
 
     def set_state(self, state: str) -> None:
         """"h" (hidden state) or "c" (LSTM cell state)."""
@@ -327,16 +286,7 @@ class GradientPlot(QtWidgets.QWidget):
         probes = self._run.probes
         if not probes:
             return
-        layers = probes[-1].layers
-        if self.layer_combo.count() != layers:
-            self.layer_combo.blockSignals(True)
-            self.layer_combo.clear()
-            for i in range(layers):
-                where = " (top)" if i == layers - 1 and layers > 1 else (" (bottom)" if i == 0 and layers > 1 else "")
-                self.layer_combo.addItem(f"layer {i + 1}{where}", i)
-            self.layer_combo.setCurrentIndex(layers - 1 if self._layer < 0 else min(self._layer, layers - 1))
-            self.layer_combo.blockSignals(False)
-            self.layer_combo.setEnabled(layers > 1)
+        self.layer_combo.sync(probes[-1].layers, self._layer)
         has_c = probes[-1].enc_c is not None
         self.state_combo.setEnabled(has_c)
         if not has_c and self._state == "c":
@@ -344,8 +294,7 @@ class GradientPlot(QtWidgets.QWidget):
 
     @property
     def _selected_layer(self) -> int:
-        data = self.layer_combo.currentData()
-        return int(data) if data is not None else 0
+        return self.layer_combo.layer
 
     def _on_layer_chosen(self, _index: int) -> None:
         self._layer = self._selected_layer
@@ -414,8 +363,7 @@ class GradientPlot(QtWidgets.QWidget):
             latest = probes[-1]
             self.separator.setPos(latest.t_in + 0.5)
             self.heatmap_separator.setPos(latest.t_in + 0.5)
-            axis = (f"time step (encoder 1–{latest.t_in}, "
-                    f"decoder {latest.t_in + 1}–{latest.t_in + latest.t_out})")
+            axis = common.time_step_axis(latest.t_in, latest.t_out)
             self.plot_item.setLabel("bottom", axis, color=style.FOREGROUND)
             self.heatmap_item.setLabel("bottom", axis, color=style.FOREGROUND)
         self.separator.setVisible(bool(probes))

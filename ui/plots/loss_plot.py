@@ -24,8 +24,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import style
-from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
+from ui.plots import common, style
+from workbench.events import EpochMetrics, RunStarted, StepMetrics
 from workbench.smoothing import DebiasedEma, smooth  # noqa: F401 - smooth: re-exported
 
 DEFAULT_SMOOTHING = 0.9
@@ -93,7 +93,7 @@ class SmoothedLoss:
 
 
 @dataclass
-class _RunData:
+class _RunData(common.RunHeader):
     """One run's loss history, as buffers."""
 
     steps: GrowingArray = field(default_factory=GrowingArray)
@@ -103,10 +103,7 @@ class _RunData:
     val_tf: GrowingArray = field(default_factory=lambda: GrowingArray(64))
     val_fr: GrowingArray = field(default_factory=lambda: GrowingArray(64))
     val_epochs: list[int] = field(default_factory=list)
-    run_id: str = ""
-    cell: str | None = None
     loss_label: str | None = None
-    status: str = ""
 
     def add(self, event: object) -> bool:
         """Take what this panel uses from `event`; True when anything changed."""
@@ -121,15 +118,8 @@ class _RunData:
             self.val_epochs.append(event.epoch)
             return True
         if isinstance(event, RunStarted):
-            self.run_id = event.run_id
-            self.cell = style.cell_of(event.config)
             self.loss_label = style.loss_label(event.dataset, event.config)
-            self.status = ""
-            return True
-        if isinstance(event, RunFinished):
-            self.status = event.status
-            return True
-        return False
+        return self.take_header(event)
 
 
 @dataclass
@@ -141,7 +131,7 @@ class _Overlay:
     val_curve: pg.PlotDataItem
 
 
-class LossPlot(QtWidgets.QWidget):
+class LossPlot(common.Overlays, QtWidgets.QWidget):
     """Training and validation loss of a run, live or replayed, with overlaid runs."""
 
     smoothing_changed = QtCore.Signal(float)  # the new EMA weight
@@ -155,7 +145,6 @@ class LossPlot(QtWidgets.QWidget):
         self.throttle = style.RedrawThrottle(self._redraw, parent=self)
         self._build_controls()
         self._build_plot()
-        self.resize(*style.DEFAULT_PANEL_SIZE)
 
     # -- construction ------------------------------------------------------------
 
@@ -163,7 +152,7 @@ class LossPlot(QtWidgets.QWidget):
         self.smoothing_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.smoothing_slider.setRange(0, int(MAX_SMOOTHING * 1000))
         self.smoothing_slider.setValue(int(DEFAULT_SMOOTHING * 1000))
-        self.smoothing_slider.setMinimumWidth(100)
+        self.smoothing_slider.setMinimumWidth(60)
         self.smoothing_slider.setMaximumWidth(160)
         self.smoothing_slider.setToolTip(
             "Strength of the exponential moving average of the training loss "
@@ -176,16 +165,9 @@ class LossPlot(QtWidgets.QWidget):
         self.log_y_checkbox.toggled.connect(self._on_log_y_toggled)
 
         self.cursor_label = style.readout_label()
-
-        bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Smoothing"))
-        bar.addWidget(self.smoothing_slider)
-        bar.addWidget(self.smoothing_value)
-        bar.addSpacing(12)
-        bar.addWidget(self.log_y_checkbox)
-        bar.addSpacing(12)
-        bar.addWidget(self.cursor_label, 1)
-        self._controls = bar
+        self._controls = common.control_bar(
+            "Smoothing", self.smoothing_slider, self.smoothing_value, common.READOUT_SPACING,
+            self.log_y_checkbox, readout=self.cursor_label)
 
     def _build_plot(self) -> None:
         self.plot_widget = style.make_plot_widget(
@@ -213,11 +195,7 @@ class LossPlot(QtWidgets.QWidget):
         self.plot_item.addItem(self.cursor_line, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
-
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.plot_widget, 1)
+        common.panel_layout(self, self._controls, self.plot_widget)
 
     # -- public API --------------------------------------------------------------
 
@@ -252,11 +230,7 @@ class LossPlot(QtWidgets.QWidget):
     def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
         """Overlay another run (its events) under `key`, drawn in `color` (a free run
         colour when None) with `label` in the legend. Replaces an overlay of that key."""
-        if key in self._overlays:
-            self.remove_overlay(key)
-        if color is None:
-            used = [o.color for o in self._overlays.values()]
-            color = style.next_run_color([*used, style.cell_color(self._run.cell)])
+        color = self._claim_overlay(key, color, self._run.cell)
         data = _RunData()
         data.ema.reset(self._run.ema.weight)
         for event in events:
@@ -278,14 +252,6 @@ class LossPlot(QtWidgets.QWidget):
             return
         for item in (overlay.train_curve, overlay.val_curve):
             self.plot_item.removeItem(item)  # also removes its legend entry
-
-    def clear_overlays(self) -> None:
-        """Remove every overlaid run."""
-        for key in list(self._overlays):
-            self.remove_overlay(key)
-
-    def overlay_keys(self) -> list[str]:
-        return list(self._overlays)
 
     def export(self, path: str | Path) -> None:
         """Write the plot to PNG or SVG (by the file's extension)."""

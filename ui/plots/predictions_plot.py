@@ -45,7 +45,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ui.plots import style
+from ui.plots import common, style
 from workbench.events import EpochMetrics, ListenerError, RunStarted, StepMetrics
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,9 @@ def token_summary(prediction: Any) -> str:
             f"Teacher-forced: {forced} of {n} wrong.")
 
 
-class PredictionsPlot(QtWidgets.QWidget):
-    """One validation sample: input, target, teacher-forced and generated output."""
+class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
+    """One validation sample: input, target, teacher-forced and generated output (of
+    one run: the overlay methods do nothing)."""
 
     sample_changed = QtCore.Signal(int)  # the user picked validation sample `index`
 
@@ -157,11 +158,7 @@ class PredictionsPlot(QtWidgets.QWidget):
         self.stack = QtWidgets.QStackedWidget()
         for page in (self.empty, self.plot_widget, self.tokens_page):
             self.stack.addWidget(page)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.stack, 1)
-        self.resize(*style.DEFAULT_PANEL_SIZE)
+        common.panel_layout(self, self._controls, self.stack)
 
     # -- construction ------------------------------------------------------------
 
@@ -172,24 +169,19 @@ class PredictionsPlot(QtWidgets.QWidget):
         self.sample_spin.setKeyboardTracking(False)  # typing "123" asks once, not three times
         self.sample_spin.valueChanged.connect(self._on_sample_spin_changed)
         self.count_label = QtWidgets.QLabel("")
-        self.feature_combo = QtWidgets.QComboBox()
+        self.feature_combo = common.compact_combo(QtWidgets.QComboBox(), 6)
         self.feature_combo.setToolTip("Which feature of a multi-feature target to draw")
         self.feature_combo.setVisible(False)
         self.feature_combo.currentIndexChanged.connect(self._on_feature_chosen)
         self.info_label = style.readout_label()
-        bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Validation sample"))
-        bar.addWidget(self.sample_spin)
-        bar.addWidget(self.count_label)
-        bar.addWidget(self.feature_combo)
-        bar.addSpacing(12)
-        bar.addWidget(self.info_label, 1)
-        self._controls = bar
+        self._controls = common.control_bar("Validation sample", self.sample_spin,
+                                            self.count_label, self.feature_combo,
+                                            readout=self.info_label)
 
     def _build_continuous(self) -> None:
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.plot_widget.setBackground(style.BACKGROUND)
-        self.plot_widget.setMinimumSize(320, 300)
+        self.plot_widget.setMinimumSize(style.PLOT_MIN_SIZE[0], 170)  # two plots
         layout: pg.GraphicsLayout = self.plot_widget.ci
         self.values_item: pg.PlotItem = layout.addPlot(row=0, col=0)
         self.error_item: pg.PlotItem = layout.addPlot(row=1, col=0)
@@ -229,12 +221,7 @@ class PredictionsPlot(QtWidgets.QWidget):
             self.legend.addItem(curve, label)
         self.separators = []
         for item, label in ((self.values_item, "input │ output"), (self.error_item, None)):
-            sep = pg.InfiniteLine(
-                angle=90, movable=False,
-                pen=pg.mkPen("#555555", width=1, style=QtCore.Qt.PenStyle.DashLine), label=label,
-                labelOpts={"position": 0.05, "color": style.FOREGROUND,
-                           "anchors": [(0.5, 1.0), (0.5, 1.0)],
-                           "fill": pg.mkBrush(255, 255, 255, 200)} if label else None)
+            sep = common.boundary_line(0.05, label)
             item.addItem(sep, ignoreBounds=True)
             self.separators.append(sep)
 
@@ -330,15 +317,6 @@ class PredictionsPlot(QtWidgets.QWidget):
         self.prediction = None
         self.empty.setText(text)
         self.stack.setCurrentWidget(self.empty)
-
-    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
-        """No-op: one sample of one run is shown."""
-
-    def remove_overlay(self, key: str) -> None:
-        """No-op (see set_overlay)."""
-
-    def clear_overlays(self) -> None:
-        """No-op (see set_overlay)."""
 
     def export(self, path: str | Path) -> None:
         """Write what is shown to PNG or SVG: the plots for continuous data, the token

@@ -69,6 +69,9 @@ LABEL_LOG_GRAD = "log₁₀ ‖∂L/∂hₜ‖"
 LABEL_LOG_GRAD_C = "log₁₀ ‖∂L/∂cₜ‖"
 
 DEFAULT_PANEL_SIZE = (720, 460)  # width, height in pixels
+# The least a plot may be squeezed to (in a dock): small enough that the window, with
+# every panel shown, fits a 1280 x 720 screen.
+PLOT_MIN_SIZE = (220, 150)
 REDRAW_INTERVAL_MS = 66  # at most ~15 redraws a second
 
 
@@ -146,12 +149,37 @@ def style_plot_item(plot_item: pg.PlotItem, *, bottom: str, left: str, title: st
         set_title(plot_item, title)
 
 
-def set_title(plot_item: pg.PlotItem, text: str) -> None:
-    """Set a plot's title without letting a long title widen the plot beyond its
-    widget (pyqtgraph makes the title's width a minimum, which pushes the right-hand
-    axis or colour bar out of view in a narrow panel)."""
-    plot_item.setTitle(text, color=FOREGROUND)
-    plot_item.titleLabel.setMinimumWidth(0)
+def never_widen(label: pg.LabelItem) -> pg.LabelItem:
+    """Let a layout make `label` narrower than its text (the text is then clipped at
+    the sides, not the plots pushed out of view). pyqtgraph resets a LabelItem's
+    minimum width and its minimum size hint to its text's width on every resize and
+    every new text (LabelItem.updateMin), so setting the minimum once is undone at the
+    next resize: the instance's updateMin is wrapped instead. Idempotent."""
+    if getattr(label, "_never_widen", False):
+        return label
+    original = label.updateMin
+
+    def update_min() -> None:
+        original()
+        label.setMinimumWidth(0)
+        hint = getattr(label, "_sizeHint", None)
+        if hint and QtCore.Qt.SizeHint.MinimumSize in hint:
+            hint[QtCore.Qt.SizeHint.MinimumSize] = (0, hint[QtCore.Qt.SizeHint.MinimumSize][1])
+
+    label.updateMin = update_min
+    label._never_widen = True
+    update_min()
+    return label
+
+
+def set_title(plot_item: pg.PlotItem, text: str, *, size: str | None = None) -> None:
+    """Set a plot's title (in `size`, e.g. "9pt"; pyqtgraph's 11pt by default) without
+    letting a long title widen the plot beyond its widget: pyqtgraph makes the
+    title's width a minimum, which pushes the right-hand axis or colour bar out of
+    view in a narrow panel (see never_widen)."""
+    never_widen(plot_item.titleLabel)
+    options = {"color": FOREGROUND} if size is None else {"color": FOREGROUND, "size": size}
+    plot_item.setTitle(text, **options)
 
 
 def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2) -> pg.LegendItem:
@@ -164,6 +192,7 @@ def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2)
         # Spanning to the last column, its width never pushes a colour bar out of view.
         plot_item.layout.addItem(legend, 4, 1, 1, 5)
         plot_item.layout.setRowSpacing(4, 0)
+        legend_in_row(legend, plot_item, columns)
     else:
         legend = plot_item.addLegend(offset=(-10, 10))
         legend.setBrush(pg.mkBrush(255, 255, 255, 215))
@@ -172,12 +201,35 @@ def add_legend(plot_item: pg.PlotItem, *, below: bool = False, columns: int = 2)
     return legend
 
 
+def legend_in_row(legend: pg.LegendItem, container: pg.GraphicsWidget,
+                  columns: int) -> pg.LegendItem:
+    """Make a legend that has a row of its own never widen its plot: it may be
+    narrower than its entries (min width 0), and it takes as many columns, up to
+    `columns`, as fit the width of `container` (a narrow panel gets more rows)."""
+    legend.setMinimumWidth(0)
+    spacing = 2 * 20 + 6  # horSpacing on both sides of an entry, and the margins
+
+    def reflow() -> None:
+        width = container.geometry().width()
+        if not legend.items or width <= 0:
+            return
+        widest = max(sample.boundingRect().width() + label.itemRect().width()
+                     for sample, label in legend.items) + spacing
+        fit = max(1, min(columns, int(width // widest)))
+        if fit != legend.columnCount:
+            legend.setColumnCount(fit)
+
+    container.geometryChanged.connect(reflow)
+    legend.geometryChanged.connect(reflow)  # entries added or renamed
+    return legend
+
+
 def make_plot_widget(
     *, bottom: str, left: str, title: str = "", legend_below: bool = False
 ) -> pg.PlotWidget:
     """A PlotWidget styled for the workbench: labelled axes, grid and a legend."""
     widget = pg.PlotWidget(background=BACKGROUND)
-    widget.setMinimumSize(320, 220)
+    widget.setMinimumSize(*PLOT_MIN_SIZE)
     style_plot_item(widget.getPlotItem(), bottom=bottom, left=left, title=title)
     add_legend(widget.getPlotItem(), below=legend_below)
     return widget

@@ -5,7 +5,7 @@ the encoder then the decoder. They are projected to 2D by PCA (numpy SVD) and dr
 as one path per sample: points coloured by time step (colour bar), the encoder part
 solid and the decoder part dashed, the start and the encoder-to-decoder handover
 marked. A slider scrubs through the run's probes, so the change over training can
-be watched; "lock projection" keeps the PCA basis (and the view) of the probe shown
+be watched; "lock PCA" keeps the PCA basis (and the view) of the probe shown
 when it was ticked, so that frames are comparable.
 
 Overlays are not drawn here: the overlay methods exist for the common panel API and
@@ -14,7 +14,6 @@ do nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import style
-from workbench.events import ProbeEvent, RunFinished, RunStarted
+from ui.plots import common, style
+from workbench.events import ProbeEvent
 
 
 @dataclass(frozen=True)
@@ -93,16 +92,18 @@ class _Frame:
         return self.states.shape[1]
 
 
-class TrajectoryPlot(QtWidgets.QWidget):
-    """PCA trajectories of the probe samples' hidden states, scrubbed over the probes."""
+class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
+    """PCA trajectories of the probe samples' hidden states, scrubbed over the probes.
+
+    Trajectories of several runs are not overlaid (their PCA bases differ): the
+    overlay methods do nothing."""
 
     probe_shown = QtCore.Signal(int)  # index of the probe now drawn
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._frames: list[_Frame] = []
-        self._run_id = ""
-        self._status = ""
+        self._run = common.RunHeader()
         self._locked: Projection | None = None
         self._locked_step = 0  # the probe whose PCA is locked
         self.projection: Projection | None = None  # the basis of the frame drawn last
@@ -112,37 +113,22 @@ class TrajectoryPlot(QtWidgets.QWidget):
         self.throttle = style.RedrawThrottle(self._redraw, parent=self)
         self._build_controls()
         self._build_plot()
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(self._controls)
-        layout.addWidget(self.plot_widget, 1)
-        self.resize(*style.DEFAULT_PANEL_SIZE)
+        common.panel_layout(self, self._controls, self.plot_widget)
 
     # -- construction ------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.slider.setRange(0, 0)
-        self.slider.setEnabled(False)
-        self.slider.setToolTip("Scrub through the probes of the run (at the right end it follows new probes)")
-        self.slider.valueChanged.connect(self._on_slider_moved)
-        self.probe_label = QtWidgets.QLabel("no probe yet")
-        self.probe_label.setMinimumWidth(230)
-        self.sample_combo = QtWidgets.QComboBox()
+        self._build_probe_slider()
+        self.sample_combo = common.compact_combo(QtWidgets.QComboBox(), 5)
         self.sample_combo.addItem("all samples", -1)
         self.sample_combo.currentIndexChanged.connect(self._on_sample_chosen)
-        self.lock_checkbox = QtWidgets.QCheckBox("lock projection")
+        self.lock_checkbox = QtWidgets.QCheckBox("lock PCA")
         self.lock_checkbox.setToolTip(
             "Keep the PCA axes (and the view) of the probe shown now for every probe, "
             "so that frames can be compared; unticked, each probe gets its own PCA.")
         self.lock_checkbox.toggled.connect(self._on_lock_toggled)
-        bar = QtWidgets.QHBoxLayout()
-        bar.addWidget(QtWidgets.QLabel("Probe"))
-        bar.addWidget(self.slider, 1)
-        bar.addWidget(self.probe_label)
-        bar.addWidget(self.sample_combo)
-        bar.addWidget(self.lock_checkbox)
-        self._controls = bar
+        self._controls = common.control_bar("Probe", (self.slider, 1), self.probe_label,
+                                            self.sample_combo, self.lock_checkbox)
 
     def _build_plot(self) -> None:
         self.plot_widget = style.make_plot_widget(
@@ -186,38 +172,15 @@ class TrajectoryPlot(QtWidgets.QWidget):
             self._enc_lines.append(enc)
             self._dec_lines.append(dec)
 
-    # -- public API --------------------------------------------------------------
-
-    def add_event(self, event: object) -> None:
-        """Take one event; probes add a frame, other events only set the title."""
-        if self._take(event):
-            self._after_events()
-
-    def add_events(self, events: Iterable[object]) -> None:
-        """Take many events (a replayed run) and draw once."""
-        changed = False
-        for event in events:
-            changed = self._take(event) or changed
-        if changed:
-            self._after_events()
-        self.redraw_now()
+    # -- public API (add_event, add_events, redraw_now: common.ProbeFrames) --------
 
     def clear(self) -> None:
         """Forget the run's probes (a new run starts); the lock is released."""
         self._frames = []
-        self._run_id = self._status = ""
+        self._run = common.RunHeader()
         self.lock_checkbox.setChecked(False)
         self._after_events()
         self.redraw_now()
-
-    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
-        """No-op: trajectories of several runs are not overlaid (their PCA bases differ)."""
-
-    def remove_overlay(self, key: str) -> None:
-        """No-op (see set_overlay)."""
-
-    def clear_overlays(self) -> None:
-        """No-op (see set_overlay)."""
 
     def export(self, path: str | Path) -> None:
         """Write the plot (with its legend and colour bar) to PNG or SVG."""
@@ -225,19 +188,6 @@ class TrajectoryPlot(QtWidgets.QWidget):
         style.export_item(self.plot_item, path)
 
     # -- settings ----------------------------------------------------------------
-
-    @property
-    def probe_count(self) -> int:
-        return len(self._frames)
-
-    @property
-    def current_index(self) -> int:
-        return self.slider.value()
-
-    def show_probe(self, index: int) -> None:
-        """Show probe `index` (negative counts from the end)."""
-        if self._frames:
-            self.slider.setValue(index % len(self._frames))
 
     def set_locked(self, on: bool) -> None:
         self.lock_checkbox.setChecked(on)
@@ -249,33 +199,16 @@ class TrajectoryPlot(QtWidgets.QWidget):
         frame = self._frames[self.current_index]
         return self._projection_for(frame).apply(frame.states[sample].astype(np.float64))
 
-    def redraw_now(self) -> None:
-        """Draw pending data at once instead of at the next timer tick."""
-        self.throttle.flush()
-
     # -- handlers ----------------------------------------------------------------
 
     def _take(self, event: object) -> bool:
         if isinstance(event, ProbeEvent):
             self._frames.append(_Frame.of(event))
             return True
-        if isinstance(event, RunStarted):
-            self._run_id, self._status = event.run_id, ""
-            return True
-        if isinstance(event, RunFinished):
-            self._status = event.status
-            return True
-        return False
+        return self._run.take_header(event)
 
     def _after_events(self) -> None:
-        count = len(self._frames)
-        following = self.slider.value() >= self.slider.maximum()  # at the end: follow new probes
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(count - 1, 0))
-        if following:
-            self.slider.setValue(max(count - 1, 0))
-        self.slider.blockSignals(False)
-        self.slider.setEnabled(count > 1)
+        self._follow_probes()
         samples = self._frames[-1].samples if self._frames else 0
         if self.sample_combo.count() != samples + 1:
             self.sample_combo.blockSignals(True)
@@ -289,11 +222,6 @@ class TrajectoryPlot(QtWidgets.QWidget):
         if self._locked is not None:
             self._fit_locked_view()
         self.throttle.mark_dirty()
-
-    def _on_slider_moved(self, _value: int) -> None:
-        self.throttle.dirty = True
-        self.redraw_now()  # the user is scrubbing: answer at once, one frame is cheap
-        self.probe_shown.emit(self.current_index)
 
     def _on_sample_chosen(self, _index: int) -> None:
         self.throttle.dirty = True
@@ -386,11 +314,10 @@ class TrajectoryPlot(QtWidgets.QWidget):
         basis = (f"PCA locked at step {self._locked_step:,}" if self._locked is not None
                  else "PCA of this probe")
         title = f"Hidden states, top layer ({basis}): step {frame.step:,}"
-        if self._status:
-            title += f" ({self._status})"
+        if self._run.status:
+            title += f" ({self._run.status})"
         style.set_title(self.plot_item, title)
-        self.probe_label.setText(
-            f"probe {index + 1} of {len(self._frames)}: step {frame.step:,} (epoch {frame.epoch})")
+        self.probe_label.setText(self._probe_text(index, frame.step, frame.epoch))
 
 
 if __name__ == "__main__":
