@@ -98,10 +98,6 @@ class CompareSession(ThreadedSession):
     thread_name = "comparison"
     busy_message = "a comparison is already in progress"
 
-    def start(self, factory: RunnerFactory) -> None:
-        """Run the comparison that `factory` builds (in the new thread)."""
-        super().start(factory)
-
     def cancel(self) -> None:
         """Cancel the whole queue; `finished` follows when the current step is done."""
         if self._worker is not None and self._state == "running":

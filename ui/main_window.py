@@ -476,15 +476,8 @@ class MainWindow(QMainWindow):
         """Start a new run on the current dataset with the Model panel's settings."""
         if self.session.is_running() or self.compare_session.is_running():
             return
-        if self.document.path is None or self.document.summary is None:
-            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
-                                level="warning")
-            return
-        try:
-            config = self.model_panel.run_config(self.document.path, self.document.inputs,
-                                                 self.document.targets)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title="Cannot train with these settings")
+        config = self._config_from_panels("Cannot train with these settings")
+        if config is None:
             return
         self.settings.set_model_settings(self.model_panel.values())
         from workbench.runs import create_run_dir
@@ -495,6 +488,20 @@ class MainWindow(QMainWindow):
             errors.show_error(self, exc, title="Cannot create the run folder")
             return
         self._start(_new_run_factory(config, run_dir, self._new_live_predictor()))
+
+    def _config_from_panels(self, title: str) -> Any | None:
+        """The RunConfig of the open dataset and the Model panel's settings; None, with
+        a message titled `title` (or one asking for a dataset), when there is none."""
+        if self.document.path is None or self.document.summary is None:
+            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
+                                level="warning")
+            return None
+        try:
+            return self.model_panel.run_config(self.document.path, self.document.inputs,
+                                               self.document.targets)
+        except WorkbenchError as exc:
+            errors.show_error(self, exc, title=title)
+            return None
 
     def resume_run(self, run_id: str) -> None:
         """Continue a stopped or crashed run from its latest checkpoint."""
@@ -750,15 +757,8 @@ class MainWindow(QMainWindow):
             errors.show_message(self, "Training in progress",
                                 "Stop the current run or comparison first.", level="info")
             return
-        if self.document.path is None or self.document.summary is None:
-            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
-                                level="warning")
-            return
-        try:
-            config = self.model_panel.run_config(self.document.path, self.document.inputs,
-                                                 self.document.targets)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title="Cannot compare with these settings")
+        config = self._config_from_panels("Cannot compare with these settings")
+        if config is None:
             return
         choice = choose_comparison(self, config)
         if choice is None:

@@ -90,10 +90,6 @@ class TrainingSession(ThreadedSession):
     thread_name = "training"
     busy_message = "a run is already in progress"
 
-    def start(self, factory: TrainerFactory) -> None:
-        """Run the Trainer that `factory` builds (in the new thread)."""
-        super().start(factory)
-
     def pause(self) -> None:
         if self._worker is not None and self._state == "running":
             self._worker.request_pause()
