@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -46,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import errors
+from ui.plots import style
 from workbench.datasets import ArrayInfo, Batch, DatasetSummary, SequenceDataset, list_arrays
 from workbench.errors import WorkbenchError
 
@@ -209,12 +211,24 @@ class DataPanel(QWidget):
 
     # --- construction -----------------------------------------------------------------
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
+        # In a scroll area: a short dock shrinks the panel down to its least height,
+        # then scrolls, so the window fits a small screen (sideways it never scrolls).
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll)
+        body = QWidget(scroll)
+        scroll.setWidget(body)
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 6, 6, 6)
         top = QHBoxLayout()
         self.file_label = QLabel("No dataset open", self)
         self.file_label.setObjectName("fileLabel")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.file_label.setMinimumWidth(40)  # a long name is cut (its tooltip has the path)
         top.addWidget(self.file_label, 1)
         self.open_button = QPushButton("Open…", self)
         self.open_button.setToolTip("Open an HDF5 file of sequences (Ctrl+O); you can also "
@@ -311,8 +325,8 @@ class DataPanel(QWidget):
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setMenuEnabled(False)
         # A legend would cover the curves: the title names them in their colours.
-        item.setTitle(f'<span style="color:{INPUT_COLORS[0]}">━ input</span>&nbsp;&nbsp;'
-                      f'<span style="color:{TARGET_COLORS[0]}">╍ target</span>', size="9pt")
+        style.set_title(item, f'<span style="color:{INPUT_COLORS[0]}">━ input</span>&nbsp;&nbsp;'
+                              f'<span style="color:{TARGET_COLORS[0]}">╍ target</span>', size="9pt")
         self.preview_text = QPlainTextEdit(preview_box)
         self.preview_text.setReadOnly(True)
         self.preview_text.setFont(QFont("monospace"))
@@ -322,6 +336,9 @@ class DataPanel(QWidget):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
         splitter.setSizes([170, 400])  # the tree shows a few arrays without scrolling
+        # As wide as the fields need: the panel never scrolls sideways.
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(body.minimumSizeHint().width() + bar + 2)
 
         self.split_combo.currentIndexChanged.connect(self._on_split_changed)
         self.index_spin.valueChanged.connect(self._on_index_changed)

@@ -309,3 +309,19 @@ def test_recent_files_keep_the_ten_latest(tmp_path):
         settings.add_recent_file(tmp_path / f"f{i}.h5")
     files = settings.recent_files()
     assert len(files) == 10 and files[0].endswith("f14.h5")
+
+
+def test_the_window_fits_a_1280_by_720_screen(qtbot, window):
+    """Every panel shown (the default layout): the window's minimum fits a small
+    laptop screen, and at that size every plot is still on screen."""
+    window.show()
+    qtbot.waitExposed(window)
+    least = window.minimumSizeHint().expandedTo(window.minimumSize())
+    assert least.width() <= 1280 and least.height() <= 720
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() <= 1280 and window.height() <= 720, timeout=2000)
+    for dock in (window.loss_dock, window.gradient_dock, window.runs_dock, window.data_dock,
+                 window.model_dock):
+        assert dock.isVisible() and not dock.visibleRegion().isEmpty()
+        assert dock.geometry().bottom() <= window.height()
+        assert dock.geometry().right() <= window.width()
