@@ -205,6 +205,54 @@ def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
     assert "checkpoint" in panel.info_label.text()
 
 
+def test_checkpoint_predictions_follow_a_checkpoint_written_after_the_first(qtbot, tmp_path):
+    """Regression: the predictor kept the model it loaded first for as long as the run
+    id was the same, so a run resumed and trained further was still predicted with
+    its old checkpoint."""
+    import os
+
+    import torch
+
+    from workbench.runs import RunRecorder, create_run_dir, open_run
+    from workbench.training import Trainer
+
+    config = tiny_config(write_waves(tmp_path / "waves.h5"), epochs=1, steps=None)
+    runs_dir = tmp_path / "runs"
+    run_dir = create_run_dir(config.cell, runs_dir)
+    dataset = open_dataset(config)
+    try:
+        recorder = RunRecorder(run_dir)
+        Trainer(config, dataset, [recorder]).run()
+        recorder.close()
+    finally:
+        dataset.close()
+    predictor = CheckpointPredictor(runs_dir)
+    shown: list[LivePrediction] = []
+    predictor.predicted.connect(shown.append)
+    try:
+        with qtbot.waitSignal(predictor.predicted, timeout=30_000):
+            predictor.request(run_dir.name, 1)
+        # The run goes on (as a resumed run does) and writes a later checkpoint.
+        run = open_run(run_dir.name, runs_dir)
+        path = run.checkpoint_path("best" if run.checkpoint_path("best").is_file() else "latest")
+        state = torch.load(path, weights_only=True)
+        state["position"]["step"] = int(state["position"]["step"]) + 1000
+        state["model"] = {k: v * 1.5 if v.is_floating_point() else v
+                          for k, v in state["model"].items()}
+        before = path.stat().st_mtime_ns
+        torch.save(state, path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+        os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))  # written later
+        with qtbot.waitSignal(predictor.predicted, timeout=30_000):
+            predictor.request(run_dir.name, 1)
+    finally:
+        predictor.close()
+    first, second = shown
+    assert second.step == first.step + 1000
+    assert f"step {second.step:,}" in second.note
+    assert not np.allclose(second.prediction.free_running, first.prediction.free_running)
+
+
 def test_the_window_shows_live_predictions_gates_and_checkpoint_predictions(qtbot, tmp_path,
                                                                             monkeypatch):
     from tests.workbench.train_helpers import write_reverse

@@ -527,6 +527,15 @@ class LivePredictor:
         self._sink.on_event(LivePrediction(prediction, step, epoch))
 
 
+def _file_version(path: Path) -> tuple[str, int, int]:
+    """(path, modification time in ns, size): changes when the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), -1, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
 class CheckpointPredictor(QtCore.QObject):
     """Predicts a sample with a recorded run's checkpoint, in a background thread.
 
@@ -534,7 +543,9 @@ class CheckpointPredictor(QtCore.QObject):
     `failed(str)` follow (queued to the GUI thread). Requests made while one is
     being computed are coalesced: only the latest is computed next. The model and
     the open dataset of the last run are kept (in the background thread) so that
-    stepping through samples is quick; `close()` releases them.
+    stepping through samples is quick, for as long as the checkpoint file is the
+    same (path, modification time and size): a run resumed and trained further
+    writes a new one, which the next request loads. `close()` releases them.
     """
 
     predicted = QtCore.Signal(object)  # LivePrediction
@@ -573,21 +584,22 @@ class CheckpointPredictor(QtCore.QObject):
 
     def _predict(self, run_id: str, index: int) -> LivePrediction:
         from workbench.predictions import predict_sample
+        from workbench.runs import open_run
 
-        if self._cache.get("run_id") != run_id:
+        run = open_run(run_id, self.runs_dir)
+        which = "best" if run.checkpoint_path("best").is_file() else "latest"
+        key = (run_id, *_file_version(run.checkpoint_path(which)))
+        if self._cache.get("key") != key:
             self._release()
             from workbench.datasets import SequenceDataset
-            from workbench.runs import open_run
 
-            run = open_run(run_id, self.runs_dir)
-            which = "best" if run.checkpoint_path("best").is_file() else "latest"
             model, normalization, state = run.load_model(which)
             config = run.config()
             dataset = SequenceDataset.open(config.data, config.inputs, config.targets,
                                            split_seed=config.split_seed,
                                            val_fraction=config.val_fraction)
             position = state.get("position") or {}
-            self._cache = {"run_id": run_id, "model": model, "normalization": normalization,
+            self._cache = {"key": key, "model": model, "normalization": normalization,
                            "dataset": dataset, "which": which,
                            "step": int(position.get("step", 0) or 0),
                            "epoch": int(position.get("epoch", 0) or 0)}
