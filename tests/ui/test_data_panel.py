@@ -204,10 +204,36 @@ def test_the_controls_alone_follow_a_session(qtbot):
     assert format_duration(125) == "2 min 05 s"
 
 
-@pytest.mark.parametrize("plot_type", [LossPlot, GradientPlot, TrajectoryPlot])
-def test_each_plot_alone_takes_a_demo_run(qtbot, plot_type):
+def _drawn_loss(plot: LossPlot) -> None:
+    x, _ = plot.raw_curve.getOriginalDataset()
+    assert len(x) == 60  # every step
+    vx, _ = plot.val_teacher_forced_curve.getOriginalDataset()
+    assert list(vx) == [20, 40, 60]  # one validation point per epoch, where it ended
+    assert plot.plot_item.titleLabel.text.startswith("Loss: ")
+
+
+def _drawn_gradient(plot: GradientPlot) -> None:
+    assert plot.probe_count == 4  # at steps 0, 20, 40 and 60
+    x, y = plot.latest_curve.getOriginalDataset()
+    assert list(x) == [1, 2, 3, 4, 5, 6, 7, 8]  # the latest probe: T_in + T_out steps
+    assert np.all(np.asarray(y) > 0)
+    assert sum(c.isVisible() for c in plot.history_curves) == 3  # the earlier probes, faded
+
+
+def _drawn_trajectory(plot: TrajectoryPlot) -> None:
+    assert plot.probe_count == 4 and plot.current_index == 3  # follows the newest
+    assert plot.current_path(0).shape == (8, 2)  # one 2-D point per time step
+    assert len(plot.points.data) == 3 * 8  # every sample's every step
+    assert len(plot.start_markers.data) == len(plot.handover_markers.data) == 3
+
+
+@pytest.mark.parametrize("plot_type, drawn", [(LossPlot, _drawn_loss),
+                                              (GradientPlot, _drawn_gradient),
+                                              (TrajectoryPlot, _drawn_trajectory)])
+def test_each_plot_alone_takes_a_demo_run(qtbot, plot_type, drawn):
     plot = plot_type()
     qtbot.addWidget(plot)
     plot.add_events(demo_events("lstm", steps=60, steps_per_epoch=20, probe_every=20, t_in=5,
                                 t_out=3, layers=1, hidden=6))
     plot.redraw_now()
+    drawn(plot)
