@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QStackedWidget,
@@ -48,6 +47,7 @@ from PySide6.QtWidgets import (
 
 from ui import errors
 from ui.plots import style
+from ui.widgets import fit_width_to_content, scrolling_body
 from workbench.datasets import ArrayInfo, Batch, DatasetSummary, SequenceDataset, list_arrays
 from workbench.errors import WorkbenchError
 
@@ -211,19 +211,8 @@ class DataPanel(QWidget):
 
     # --- construction -----------------------------------------------------------------
     def _build(self) -> None:
-        # In a scroll area: a short dock shrinks the panel down to its least height,
-        # then scrolls, so the window fits a small screen (sideways it never scrolls).
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer.addWidget(scroll)
-        body = QWidget(scroll)
-        scroll.setWidget(body)
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(6, 6, 6, 6)
+        # In a scroll area: a short dock shrinks the panel, whose content then scrolls.
+        scroll, _body, layout = scrolling_body(self, 6)
         top = QHBoxLayout()
         self.file_label = QLabel("No dataset open", self)
         self.file_label.setObjectName("fileLabel")
@@ -336,9 +325,7 @@ class DataPanel(QWidget):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
         splitter.setSizes([170, 400])  # the tree shows a few arrays without scrolling
-        # As wide as the fields need: the panel never scrolls sideways.
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        self.setMinimumWidth(body.minimumSizeHint().width() + bar + 2)
+        fit_width_to_content(self, scroll)  # as wide as the fields need
 
         self.split_combo.currentIndexChanged.connect(self._on_split_changed)
         self.index_spin.valueChanged.connect(self._on_index_changed)

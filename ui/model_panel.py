@@ -27,13 +27,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QScrollArea,
     QSlider,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
+from ui.widgets import fit_width_to_content, scrolling_body
 from workbench.config import FIELDS, OPTIMIZERS, RunConfig, validate_field
 from workbench.errors import ConfigError
 
@@ -146,18 +145,8 @@ class ModelPanel(QWidget):
 
     # --- construction ---------------------------------------------------------------
     def _build(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll, body, layout = scrolling_body(self, 8)
         self._scroll = scroll
-        outer.addWidget(scroll)
-        body = QWidget()
-        scroll.setWidget(body)
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(8, 8, 8, 8)
 
         model = QGroupBox("Model", body)
         form = QFormLayout(model)
@@ -261,9 +250,7 @@ class ModelPanel(QWidget):
         form.addRow("Device", self.device)
         layout.addWidget(system)
         layout.addStretch(1)
-        # As wide as the fields need (no sideways scrolling), scrolling only vertically.
-        bar = scroll.verticalScrollBar().sizeHint().width()
-        self.setMinimumWidth(max(300, body.minimumSizeHint().width() + bar + 2))
+        fit_width_to_content(self, scroll, 300)  # as wide as the fields need
 
         for widget in (self.cell, self.optimizer, self.device):
             widget.currentIndexChanged.connect(self._on_edited)

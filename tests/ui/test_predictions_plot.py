@@ -178,7 +178,8 @@ def test_live_predictions_arrive_each_epoch_and_leave_training_unchanged(tmp_pat
     assert live[0].prediction.target.shape == (6, 1)
 
 
-def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
+def _recorded_run(tmp_path):
+    """(runs_dir, run_dir) of a one-epoch run recorded with its checkpoints."""
     from workbench.runs import RunRecorder, create_run_dir
     from workbench.training import Trainer
 
@@ -192,6 +193,11 @@ def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
         recorder.close()
     finally:
         dataset.close()
+    return runs_dir, run_dir
+
+
+def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
+    runs_dir, run_dir = _recorded_run(tmp_path)
     predictor = CheckpointPredictor(runs_dir)
     panel = PredictionsPlot()
     qtbot.addWidget(panel)
@@ -213,19 +219,9 @@ def test_checkpoint_predictions_follow_a_checkpoint_written_after_the_first(qtbo
 
     import torch
 
-    from workbench.runs import RunRecorder, create_run_dir, open_run
-    from workbench.training import Trainer
+    from workbench.runs import open_run
 
-    config = tiny_config(write_waves(tmp_path / "waves.h5"), epochs=1, steps=None)
-    runs_dir = tmp_path / "runs"
-    run_dir = create_run_dir(config.cell, runs_dir)
-    dataset = open_dataset(config)
-    try:
-        recorder = RunRecorder(run_dir)
-        Trainer(config, dataset, [recorder]).run()
-        recorder.close()
-    finally:
-        dataset.close()
+    runs_dir, run_dir = _recorded_run(tmp_path)
     predictor = CheckpointPredictor(runs_dir)
     shown: list[LivePrediction] = []
     predictor.predicted.connect(shown.append)
