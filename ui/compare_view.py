@@ -41,7 +41,6 @@ from ui.plots.trajectory_plot import fit_pca
 from workbench import compare
 from workbench.compare import Comparison, RunData
 from workbench.events import EpochMetrics, ProbeEvent, RunFinished, RunStarted, StepMetrics
-from workbench.smoothing import smooth
 
 LIVE_REDRAW_MS = 500  # the figures are recomputed from every run: at most twice a second
 DEFAULT_SMOOTHING = 0.6
@@ -219,42 +218,20 @@ class _CellBand:
             plot_item.removeItem(item)
 
 
-def _empty_band(seeds: int) -> compare.Band:
-    empty = np.zeros(0)
-    return compare.Band(empty, np.zeros((seeds, 0)), empty, empty, empty, empty)
-
-
-def safe_loss_bands(runs: list[RunData], smoothing: float,
+def live_loss_bands(runs: list[RunData], smoothing: float,
                     cells: Sequence[str]) -> dict[str, compare.LossBand]:
-    """compare.loss_bands, also while a live run has no epoch (or no step) yet.
-
-    loss_bands cannot build a band over zero common epochs (Band.of reshapes an empty
-    array), which is every cell's state until its first run's first epoch. Such a cell
-    gets its training band and empty validation bands; a cell without steps, nothing.
-    """
-    if not runs:
-        return {}
-    try:
-        return compare.loss_bands(runs, smoothing, cells=cells)
-    except ValueError:
-        pass
+    """compare.loss_bands while runs train: a run still in its first epoch joins its
+    cell's bands at the end of that epoch (unless no run of the cell has an epoch
+    yet), so a new seed does not shrink its cell's curves to its first few steps.
+    A cell without steps has no band yet."""
     out: dict[str, compare.LossBand] = {}
     for cell in cells:
         members = [r for r in runs if r.cell == cell and r.steps]
-        with_epochs = [r for r in members if r.epochs]
-        if with_epochs:  # the runs still in their first epoch join at its end
-            out.update(compare.loss_bands(with_epochs, smoothing, cells=[cell]))
-        elif members:
-            steps = [r.steps for r in members]
-            common = sorted(set.intersection(*({s.step for s in run} for run in steps)))
-            if not common:
-                continue
-            per_seed = np.array([smooth([{s.step: s.loss for s in run}[t] for t in common],
-                                                smoothing) for run in steps])
-            empty = _empty_band(len(members))
-            out[cell] = compare.LossBand(cell, tuple(r.run_id for r in members),
-                                         compare.Band.of(np.array(common), per_seed), empty, empty,
-                                         np.zeros(0, dtype=np.int64))
+        members = [r for r in members if r.epochs] or members
+        if members:
+            band = compare.loss_bands(members, smoothing, cells=[cell])[cell]
+            if band.train.x.size:
+                out[cell] = band
     return out
 
 
@@ -326,7 +303,7 @@ class LossBandsPlot(QtWidgets.QWidget):
 
     def _redraw(self) -> None:
         smoothing = DEFAULT_SMOOTHING if self.loss == "train" else 0.0
-        self.bands = safe_loss_bands(self._runs, smoothing, self._cells)
+        self.bands = live_loss_bands(self._runs, smoothing, self._cells)
         for cell in list(self.curves):
             if cell not in self.bands:
                 self.curves.pop(cell).remove(self.plot_item)

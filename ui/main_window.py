@@ -547,6 +547,8 @@ class MainWindow(QMainWindow):
                 self.runs_index.refresh()
                 row = self.runs_index.row(event.run_id)
                 self.run_label.setText(f"Training: {row.name if row else event.run_id}")
+                if event.warning:  # e.g. resumed with another thread count
+                    self.statusBar().showMessage(event.warning, 15000)
             elif isinstance(event, ListenerError):
                 self.statusBar().showMessage(
                     f"Recording problem ({event.listener}): {event.message}", 10000)

@@ -321,3 +321,26 @@ def test_compare_cells_from_the_window_and_reopen_it_from_the_runs_panel(qtbot, 
     written = window.export_config(run_ids[0], tmp_path / "run.toml")
     assert "[model]" in written.read_text()
     window.shutdown(10_000)
+
+
+def test_a_new_seed_joins_its_cells_band_after_its_first_epoch():
+    """While a comparison trains, a seed that has just started must not shrink its
+    cell's curves to its first few steps: it joins at the end of its first epoch."""
+    from ui.compare_view import live_loss_bands
+    from workbench.events import RunStarted, StepMetrics
+
+    def run(run_id, steps, epochs):
+        events = [RunStarted(run_id, {"model": {"cell": "lstm"}, "training": {"seed": 0}}, 1, {})]
+        events += [StepMetrics(s, 1, 1.0 / s, 1.0, 1e-3, 1.0, 10.0, 0.1 * s)
+                   for s in range(1, steps + 1)]
+        events += [EpochMetrics(e, 10 * e, 0.5, 0.6) for e in range(1, epochs + 1)]
+        return compare.RunData.from_events(events)
+
+    finished, starting = run("seed0", 40, 4), run("seed1", 3, 0)
+    band = live_loss_bands([finished, starting], 0.0, ["lstm", "gru"])
+    assert set(band) == {"lstm"}  # no gru run has a step yet: no band
+    assert band["lstm"].run_ids == ("seed0",)
+    assert band["lstm"].train.x.size == 40 and band["lstm"].val.x.size == 4
+
+    alone = live_loss_bands([starting], 0.0, ["lstm"])["lstm"]  # nothing validated yet
+    assert alone.train.x.size == 3 and alone.val.x.size == 0

@@ -22,7 +22,7 @@ training model from the GUI thread:
   in the training thread, between steps (at the run's start, after every epoch,
   and at the next step after the user picks another sample), with the live model
   in eval mode and no gradients (workbench.predictions.predict_sample restores the
-  mode and the RNG), and sends the result down the same event stream as the
+  mode and draws no random numbers), and sends the result down the same event stream as the
   Trainer's events, as a `LivePrediction`. Training is unchanged by it (a test
   compares the losses of runs with and without it).
 - `CheckpointPredictor`, for a finished or replayed run: loads the run's best
