@@ -539,15 +539,19 @@ class RunData:
     @classmethod
     def from_run(cls, run: Any) -> RunData:
         """From a run folder (workbench.runs.Run)."""
+        from workbench.runs import effective_status
+
         status = run.status_record()
-        steps = tuple(run.step_metrics())
+        history = run.history()
+        steps = tuple(history.steps)
         config = run.config_dict()
         seconds = float(status.get("seconds") or (steps[-1].seconds if steps else 0.0))
         return cls(run_id=run.run_id, cell=run.cell,
-                   seed=config.get("training", {}).get("seed"), status=run.status,
+                   seed=config.get("training", {}).get("seed"),
+                   status=effective_status(status, stale_after=run.stale_after),
                    parameters=run.meta.get("parameters"), seconds=seconds,
                    sequences=steps[-1].sequences if steps else 0, steps=steps,
-                   epochs=tuple(run.epoch_metrics()), probe=run.last_probe(),
+                   epochs=tuple(history.epochs), probe=history.last_probe(),
                    layers=int(config.get("model", {}).get("layers", 1)))
 
     @classmethod

@@ -46,11 +46,12 @@ def csv_value(value: Any) -> str:
 def metric_rows(run: Any) -> Iterator[list[str]]:
     """The tidy rows of one run (workbench.runs.Run), in the order they were recorded."""
     seed = run.config_dict().get("training", {}).get("seed", "")
-    for event in run.step_metrics():
+    history = run.history()
+    for event in history.steps:
         for metric in STEP_METRICS:
             yield [run.run_id, run.cell, str(seed), str(event.step), metric,
                    csv_value(getattr(event, metric))]
-    for event in run.epoch_metrics():
+    for event in history.epochs:
         yield [run.run_id, run.cell, str(seed), str(event.step), "epoch", str(event.epoch)]
         for metric in EPOCH_METRICS:
             value = getattr(event, metric)

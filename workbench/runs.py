@@ -575,6 +575,22 @@ def open_run(run_id_or_path: str | Path, runs_dir: str | Path | None = None, *,
     return Run(resolve_run_dir(run_id_or_path, runs_dir), stale_after=stale_after)
 
 
+@dataclass(frozen=True)
+class RunHistory:
+    """A run's recorded metrics, as read at one moment (Run.history())."""
+
+    steps: list[StepMetrics]
+    epochs: list[EpochMetrics]
+    probe_files: list[Path]  # the probes whose files exist, oldest first
+
+    def last_probe(self) -> ProbeEvent | None:
+        """The newest probe that can be read, or None."""
+        for path in reversed(self.probe_files):
+            with contextlib.suppress(OSError, KeyError):
+                return read_probe(path)
+        return None
+
+
 @dataclass
 class Run:
     """A run folder opened for reading, replaying, resuming, renaming or deleting."""
@@ -633,15 +649,27 @@ class Run:
     def records(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path / METRICS_JSONL)
 
+    def history(self) -> RunHistory:
+        """Step and epoch metrics and probe files from one read of metrics.jsonl."""
+        steps, epochs, probe_files = [], [], []
+        for record in self.records():
+            kind = record.get("type")
+            if kind == "step":
+                steps.append(_step_event(record))
+            elif kind == "epoch":
+                epochs.append(_epoch_event(record))
+            elif kind == "probe" and (self.path / str(record.get("file"))).is_file():
+                probe_files.append(self.path / record["file"])
+        return RunHistory(steps, epochs, probe_files)
+
     def step_metrics(self) -> list[StepMetrics]:
-        return [_step_event(r) for r in self.records() if r.get("type") == "step"]
+        return self.history().steps
 
     def epoch_metrics(self) -> list[EpochMetrics]:
-        return [_epoch_event(r) for r in self.records() if r.get("type") == "epoch"]
+        return self.history().epochs
 
     def probe_files(self) -> list[Path]:
-        return [self.path / r["file"] for r in self.records()
-                if r.get("type") == "probe" and (self.path / str(r.get("file"))).is_file()]
+        return self.history().probe_files
 
     def probes(self) -> Iterator[ProbeEvent]:
         for path in self.probe_files():
@@ -649,10 +677,7 @@ class Run:
                 yield read_probe(path)
 
     def last_probe(self) -> ProbeEvent | None:
-        for path in reversed(self.probe_files()):
-            with contextlib.suppress(OSError, KeyError):
-                return read_probe(path)
-        return None
+        return self.history().last_probe()
 
     def started_event(self) -> RunStarted:
         return RunStarted(
@@ -764,9 +789,9 @@ class Run:
     def summary(self) -> dict[str, Any]:
         """The object `train --json` and `show --json` print (NaN/inf become null)."""
         status = self.status_record()
-        steps = self.step_metrics()
-        epochs = self.epoch_metrics()
-        probe = self.last_probe()
+        history = self.history()
+        steps, epochs = history.steps, history.epochs
+        probe = history.last_probe()
         config = self.config_dict()
         model = config.get("model", {})
         training = config.get("training", {})
@@ -797,7 +822,7 @@ class Run:
             "best_val_loss": min(best) if best else None,
             "seconds": seconds,
             "sequences_per_second": sequences / seconds if seconds > 0 else None,
-            "probes": len(self.probe_files()),
+            "probes": len(history.probe_files),
             "encoder_grad_norms": probe.encoder_grad_norms[-1] if probe is not None else None,
             "decoder_grad_norms": probe.decoder_grad_norms[-1] if probe is not None else None,
             "started": self.meta.get("created_iso"),

@@ -169,3 +169,22 @@ def test_runs_and_comparisons_write_times_with_one_helper():
     parsed = dt.datetime.fromisoformat(text)
     assert parsed.utcoffset() is not None  # local time with its offset
     assert parsed.timestamp() == 1_795_613_412  # to the second
+
+
+def test_summary_and_run_data_read_the_metrics_file_once(tmp_path, monkeypatch):
+    from workbench import runs as runs_module
+    from workbench.compare import RunData
+
+    run_dir = create_run_dir("gru", tmp_path)
+    recorder, _ = _record(run_dir)
+    recorder.close()
+    run = open_run(run_dir)
+    reads = []
+    real = runs_module.read_jsonl
+    monkeypatch.setattr(runs_module, "read_jsonl", lambda path: reads.append(path) or real(path))
+    summary = run.summary()
+    assert len(reads) == 1 and summary["probes"] == 1 and summary["steps"] == 5
+    reads.clear()
+    data = RunData.from_run(run)
+    assert len(reads) == 1 and len(data.steps) == 5 and data.probe is not None
+    assert data.status == run.status == "completed"
