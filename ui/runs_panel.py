@@ -2,7 +2,7 @@
 rename or delete.
 
 `RunsIndex` is the object shown: the runs directory read through
-workbench.runs (list_runs, open_run), refreshed on demand, with the live run's
+workbench.runs (open_runs, open_run), refreshed on demand, with the live run's
 progress folded in by the window. `RunsPanel` shows it as a table. Selecting a
 row asks for a replay (`replay_requested`); ticking rows asks for overlays
 (`overlays_changed`, each run with its own colour); Resume asks the window to
@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from ui import errors
 from ui.controls import format_duration
 from workbench.errors import WorkbenchError
-from workbench.runs import RESUMABLE_STATUSES, Run, list_runs, open_run
+from workbench.runs import RESUMABLE_STATUSES, Run, open_run, open_runs
 
 try:  # the shared palette of overlaid runs
     from ui.plots.style import RUN_COLORS
@@ -80,8 +80,8 @@ class RunRow:
 
 
 def _row_from_run(run: Run) -> RunRow:
-    info = run.info
     status = run.status_record()
+    info = run.info_from(status)
     sequences = status.get("sequences")
     speed = (float(sequences) / info.seconds
              if isinstance(sequences, (int, float)) and info.seconds > 0 else None)
@@ -106,13 +106,8 @@ class RunsIndex(QObject):
 
     def refresh(self) -> None:
         """Re-read the runs directory (run.json and status.json of each run)."""
-        rows = []
-        for info in list_runs(self.runs_dir):
-            try:
-                rows.append(_row_from_run(open_run(info.path)))
-            except WorkbenchError:
-                continue  # a folder being deleted or half written: skip it this time
-        self.rows = rows
+        # open_runs skips a folder being deleted or half written (no readable run.json)
+        self.rows = [_row_from_run(run) for run in open_runs(self.runs_dir)]
         self.changed.emit()
 
     def update_live(self, run_id: str, *, steps: int | None = None,

@@ -521,11 +521,8 @@ class RunInfo:
         return json_safe(out)
 
 
-def _run_info(path: Path, stale_after: float) -> RunInfo | None:
-    meta = _read_json(path / RUN_JSON)
-    if meta is None:
-        return None
-    status = _read_json(path / STATUS_JSON) or {}
+def _run_info(path: Path, meta: dict[str, Any], status: dict[str, Any],
+              stale_after: float) -> RunInfo:
     best = status.get("best_val_loss")
     return RunInfo(
         run_id=path.name,
@@ -542,19 +539,24 @@ def _run_info(path: Path, stale_after: float) -> RunInfo | None:
     )
 
 
-def list_runs(runs_dir: str | Path | None = None, *,
-              stale_after: float = STALE_AFTER_SECONDS) -> list[RunInfo]:
-    """Every run in the runs directory, oldest first (ids sort by time)."""
+def open_runs(runs_dir: str | Path | None = None, *,
+              stale_after: float = STALE_AFTER_SECONDS) -> list[Run]:
+    """Every readable run folder in the runs directory, oldest first (ids sort by time)."""
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if not root.is_dir():
         return []
-    infos = []
+    runs = []
     for path in sorted(root.iterdir()):
         if path.is_dir() and not path.name.startswith("."):
-            info = _run_info(path, stale_after)
-            if info is not None:
-                infos.append(info)
-    return infos
+            with contextlib.suppress(RunError):
+                runs.append(Run(path, stale_after=stale_after))
+    return runs
+
+
+def list_runs(runs_dir: str | Path | None = None, *,
+              stale_after: float = STALE_AFTER_SECONDS) -> list[RunInfo]:
+    """Every run in the runs directory, oldest first (ids sort by time)."""
+    return [run.info for run in open_runs(runs_dir, stale_after=stale_after)]
 
 
 def resolve_run_dir(run: str | Path, runs_dir: str | Path | None = None) -> Path:
@@ -629,9 +631,11 @@ class Run:
 
     @property
     def info(self) -> RunInfo:
-        info = _run_info(self.path, self.stale_after)
-        assert info is not None
-        return info
+        return self.info_from(self.status_record())
+
+    def info_from(self, status: dict[str, Any]) -> RunInfo:
+        """The runs list's line from a status record already read (status_record())."""
+        return _run_info(self.path, self.meta, status, self.stale_after)
 
     def config(self) -> RunConfig:
         return RunConfig.load(self.path / CONFIG_TOML)

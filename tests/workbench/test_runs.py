@@ -188,3 +188,18 @@ def test_summary_and_run_data_read_the_metrics_file_once(tmp_path, monkeypatch):
     data = RunData.from_run(run)
     assert len(reads) == 1 and len(data.steps) == 5 and data.probe is not None
     assert data.status == run.status == "completed"
+
+
+def test_listing_reads_each_runs_json_and_status_once(tmp_path, monkeypatch):
+    from workbench import runs as runs_module
+
+    for _ in range(2):
+        recorder, _ = _record(create_run_dir("gru", tmp_path))
+        recorder.close()
+    (tmp_path / "not-a-run").mkdir()
+    reads = []
+    real = runs_module._read_json
+    monkeypatch.setattr(runs_module, "_read_json", lambda path: reads.append(path.name) or real(path))
+    infos = list_runs(tmp_path)
+    assert [i.status for i in infos] == ["completed", "completed"]
+    assert sorted(reads) == ["run.json"] * 3 + ["status.json"] * 2
