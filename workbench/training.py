@@ -174,6 +174,30 @@ class ProbeClock:
         self.total_cost += cost
 
 
+class SpeedWindow:
+    """Sequences per second over the last ~SPEED_WINDOW_SECONDS of training steps,
+    kept as a running sum (add() is O(1) amortized per step)."""
+
+    def __init__(self, window: float = SPEED_WINDOW_SECONDS) -> None:
+        self.window = window
+        self._steps: deque[tuple[float, int]] = deque()
+        self._done = 0  # sequences of every step after the first kept one
+
+    def add(self, now: float, size: int) -> float:
+        """Record a step of `size` sequences ending at `now`; the speed (NaN until two
+        steps are kept or while no time has passed)."""
+        if self._steps:
+            self._done += size
+        self._steps.append((now, size))
+        while len(self._steps) > 2 and now - self._steps[1][0] >= self.window:
+            self._steps.popleft()
+            self._done -= self._steps[0][1]
+        if len(self._steps) < 2:
+            return math.nan
+        span = now - self._steps[0][0]
+        return self._done / span if span > 0 else math.nan
+
+
 # --- tensors from batches ----------------------------------------------------------------
 
 
@@ -484,7 +508,7 @@ class Trainer:
         self._paused_total = 0.0
         self._t0 = time.perf_counter()
         self._seconds_base = 0.0
-        self._speed: deque[tuple[float, int]] = deque()
+        self._speed = SpeedWindow()
         if self._resume is not None:
             self._restore(self._resume.checkpoint)
         else:
@@ -612,19 +636,8 @@ class Trainer:
         now = self._now()
         self._emit(StepMetrics(step=step, epoch=pos.epoch, loss=loss_value, grad_norm=norm_value,
                                learning_rate=self.optimizer.param_groups[0]["lr"],
-                               teacher_forcing=tf, sequences_per_second=self._speed_at(now, batch.size),
+                               teacher_forcing=tf, sequences_per_second=self._speed.add(now, batch.size),
                                seconds=now, sequences=self.progress.sequences))
-
-    def _speed_at(self, now: float, size: int) -> float:
-        """Sequences per second over the last ~2 s of training."""
-        self._speed.append((now, size))
-        while len(self._speed) > 2 and now - self._speed[1][0] >= SPEED_WINDOW_SECONDS:
-            self._speed.popleft()
-        if len(self._speed) < 2:
-            return math.nan
-        span = now - self._speed[0][0]
-        done = sum(size for _, size in list(self._speed)[1:])
-        return done / span if span > 0 else math.nan
 
     def _controls(self) -> None:
         """Honour stop and pause requests (called between steps and validation batches)."""

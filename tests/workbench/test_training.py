@@ -470,3 +470,24 @@ def test_probe_rule_keeps_probes_near_five_percent():
     clock.record(2.0, 1.0)  # an expensive one: wait 19 x its cost
     assert not clock.due(4, 2.0 + 18.9) and clock.due(5, 2.0 + 19.0)
     assert ProbeClock(every=10).due(20, 0.0) and not ProbeClock(every=10).due(21, 0.0)
+
+
+def test_speed_window_matches_a_plain_sum_over_the_window():
+    from collections import deque
+
+    from workbench.training import SpeedWindow
+
+    window, plain = SpeedWindow(2.0), deque()
+    rng = np.random.default_rng(0)
+    now = 0.0
+    for _ in range(500):
+        now += float(rng.choice([0.0, 0.01, 0.3, 1.5]))
+        size = int(rng.integers(1, 64))
+        plain.append((now, size))
+        while len(plain) > 2 and now - plain[1][0] >= 2.0:
+            plain.popleft()
+        span = now - plain[0][0]
+        expected = (sum(s for _, s in list(plain)[1:]) / span
+                    if len(plain) >= 2 and span > 0 else math.nan)
+        got = window.add(now, size)
+        assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
