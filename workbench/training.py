@@ -566,8 +566,6 @@ class Trainer:
                         f"early stopping: no better validation loss for {self.config.patience} "
                         f"epochs (best {self.progress.best_val_loss:.6g})"
                     )
-                if self._budget_done():
-                    return "completed", self._done_message()
             if self._budget_done():
                 return "completed", self._done_message()
             pos.epoch += 1
