@@ -245,17 +245,8 @@ class Recurrent(nn.Module):
         Returns (output (B, T, H) top layer h_t, zero at padded steps; final state
         (layers, B, H), or (h, c) for an LSTM, each sample's own last valid step).
         """
-        self._check_input(x)
-        batch, steps = x.shape[0], x.shape[1]
-        lens = _as_lengths(lengths, batch, steps, f"Recurrent({self.cell})")
         zero_start = hx is None
-        if hx is None:
-            hx = self.zero_state(batch, x)
-        else:
-            self._check_state(hx, batch)
-        if lens is not None:
-            # zero the padding, so that a NaN or a huge value there cannot reach a gradient
-            x = _zero_padded(x, step_mask(lens, steps, x.device))  # type: ignore[arg-type]
+        x, hx, lens = self._prepare(x, hx, lengths)
         if self.force_unrolled or (self.cell == "rnn-sigmoid" and not self._sigmoid_on_tanh(x)):
             trace = self._unroll(x, hx, lens, keep=False)
             return trace.output, trace.state
@@ -419,6 +410,14 @@ class Recurrent(nn.Module):
     ) -> RecurrentTrace:
         """The instrumented path: same arguments and results as forward(), plus every
         per-step h_t, c_t and gate activation in the autograd graph."""
+        x, hx, lens = self._prepare(x, hx, lengths)
+        return self._unroll(x, hx, lens, keep=True)
+
+    def _prepare(
+        self, x: Tensor, hx: StackState | None, lengths: object
+    ) -> tuple[Tensor, StackState, Tensor | None]:
+        """forward() and unroll()'s checks: x and hx checked (hx zeros when None), the
+        lengths as a tensor (None when all are T), x's padded steps zeroed."""
         self._check_input(x)
         batch, steps = x.shape[0], x.shape[1]
         lens = _as_lengths(lengths, batch, steps, f"Recurrent({self.cell})")
@@ -427,8 +426,9 @@ class Recurrent(nn.Module):
         else:
             self._check_state(hx, batch)
         if lens is not None:
+            # zero the padding, so that a NaN or a huge value there cannot reach a gradient
             x = _zero_padded(x, step_mask(lens, steps, x.device))  # type: ignore[arg-type]
-        return self._unroll(x, hx, lens, keep=True)
+        return x, hx, lens
 
     def _unroll(self, x: Tensor, hx: StackState, lens: Tensor | None, keep: bool) -> RecurrentTrace:
         """Layer by layer, step by step. keep=False drops the per-step records (the
