@@ -276,10 +276,6 @@ class RunConfig:
                 out[spec.section][name] = value
         return out
 
-    def to_flat_dict(self) -> dict[str, Any]:
-        """Every field at the top level, None included."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: str | Path | None = None) -> RunConfig:
         """Build and validate a config from a nested (TOML) or flat dict.
