@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         self._live_run_id: str | None = None
         self._replayed_run_id: str | None = None
         self._overlay_cache: dict[str, tuple[int, list[Event]]] = {}
+        # run id -> (events, colour, label) the overlaid plots were last given
+        self._overlays_drawn: dict[str, tuple[list[Event], str, str]] = {}
         self._live_progress: list[Event] = []
         self._live_row_shown = 0.0
         self._live_predictor: LivePredictor | None = None
@@ -717,6 +719,8 @@ class MainWindow(QMainWindow):
             for key in list(plot.overlay_keys()):
                 if key not in colors:
                     plot.remove_overlay(key)
+        for key in [k for k in self._overlays_drawn if k not in colors]:
+            del self._overlays_drawn[key]
         for run_id, color in colors.items():
             try:
                 events = self._run_events(run_id)
@@ -725,8 +729,12 @@ class MainWindow(QMainWindow):
                 continue
             row = self.runs_index.row(run_id)
             label = row.name if row else run_id
+            drawn = self._overlays_drawn.get(run_id)
+            if drawn is not None and drawn[0] is events and drawn[1:] == (color, label):
+                continue  # unchanged (same cached history, colour and name): keep its curves
             for plot in overlaid:
                 plot.set_overlay(run_id, label, events, color)
+            self._overlays_drawn[run_id] = (events, color, label)
 
     # --- predictions ----------------------------------------------------------------------
     def _on_prediction_sample_changed(self, index: int) -> None:

@@ -144,6 +144,24 @@ def test_the_window_overlays_ticked_runs(qtbot, tmp_path, runs_dir, answers):
     assert window.loss_plot.overlay_keys() == ["20260101-000000-000-gru-aaaa"]
 
 
+def test_ticking_a_run_keeps_the_other_overlays_curves(qtbot, tmp_path, runs_dir, answers):
+    from ui.main_window import MainWindow
+    from ui.settings import AppSettings, open_settings
+
+    window = MainWindow(AppSettings(open_settings(tmp_path / "s.ini")), runs_dir=runs_dir,
+                        load_dataset=False)
+    qtbot.addWidget(window)
+    gru, lstm = "20260101-000000-000-gru-aaaa", "20260101-000001-000-lstm-bbbb"
+    window.runs_panel.set_overlay(gru, True)
+    curve = window.loss_plot._overlays[gru].train_curve
+    window.runs_panel.set_overlay(lstm, True)
+    assert window.loss_plot._overlays[gru].train_curve is curve  # not drawn again
+    window.runs_panel.rename_run(gru, "renamed")
+    window.runs_panel.set_overlay(lstm, False)
+    assert window.loss_plot.overlay_keys() == [gru]
+    assert window.loss_plot._overlays[gru].label == "renamed"  # a new name is drawn
+
+
 def test_the_live_run_line_follows_its_progress(panel):
     run_id = "20260101-000001-000-lstm-bbbb"
     panel.index.update_live(run_id, steps=999, seconds=75.0, sequences_per_second=1234.0,
