@@ -560,12 +560,11 @@ class Trainer:
         while True:
             if pos.batch < self.batches_per_epoch and self._train_epoch():
                 break  # the step budget ended inside this epoch
-            if not pos.validated:
-                if self._validate_and_checkpoint():
-                    return "completed", (
-                        f"early stopping: no better validation loss for {self.config.patience} "
-                        f"epochs (best {self.progress.best_val_loss:.6g})"
-                    )
+            if not pos.validated and self._validate_and_checkpoint():
+                return "completed", (
+                    f"early stopping: no better validation loss for {self.config.patience} "
+                    f"epochs (best {self.progress.best_val_loss:.6g})"
+                )
             if self._budget_done():
                 return "completed", self._done_message()
             pos.epoch += 1
