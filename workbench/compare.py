@@ -61,7 +61,7 @@ from workbench.events import (
     StepMetrics,
 )
 from workbench.jsonsafe import json_safe as _json_safe
-from workbench.runs import iso_time
+from workbench.runs import effective_status, iso_time, pid_alive
 from workbench.smoothing import smooth
 
 log = logging.getLogger(__name__)
@@ -480,15 +480,7 @@ def _effective_status(data: dict[str, Any]) -> str:
     if status != "running" or data.get("host") != socket.gethostname():
         return status
     pid = data.get("pid")
-    if not isinstance(pid, int):
-        return status
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "crashed"
-    except OSError:
-        pass
-    return status
+    return "crashed" if isinstance(pid, int) and not pid_alive(pid) else status
 
 
 def list_comparisons(runs_dir: str | Path | None = None) -> list[Comparison]:
@@ -539,8 +531,6 @@ class RunData:
     @classmethod
     def from_run(cls, run: Any) -> RunData:
         """From a run folder (workbench.runs.Run)."""
-        from workbench.runs import effective_status
-
         status = run.status_record()
         history = run.history()
         steps = tuple(history.steps)

@@ -152,7 +152,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (True when that cannot be told)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -179,7 +180,7 @@ def effective_status(status: dict[str, Any] | None, *, stale_after: float = STAL
     if not isinstance(heartbeat, (int, float)) or now - heartbeat > stale_after:
         return "crashed"
     pid = status.get("pid")
-    if status.get("host") == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
+    if status.get("host") == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid):
         return "crashed"
     return value
 
