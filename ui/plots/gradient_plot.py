@@ -164,7 +164,7 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self._history_sample = pg.PlotDataItem(pen=pg.mkPen(style.with_alpha(color, 0.35), width=1))
         legend = self.plot_item.legend
         legend.addItem(self.latest_curve, "latest probe")
-        legend.addItem(self._history_sample, f"earlier probes (up to {HISTORY}, fainter = older)")
+        legend.addItem(self._history_sample, "earlier probes (fainter = older)")
         self.separator = common.boundary_line(0.04)  # low: a vanishing gradient leaves it free
         self.separator.setVisible(False)
         self.plot_item.addItem(self.separator, ignoreBounds=True)
