@@ -49,6 +49,7 @@ torch's kernels are split per thread: LSTM H256 losses differ between 1 and 2).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -893,33 +894,35 @@ def _data_unit_mse(model: Any, outputs: torch.Tensor, batch: Any, normalization:
     return float((squared.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).sum())
 
 
+_PROBE_OWN_FIELDS = ("step", "epoch", "seconds")  # set by the Trainer, not the probe
+
+
 def probe_event(result: Any, step: int, epoch: int, seconds: float) -> ProbeEvent:
-    """A models.probes.ProbeResult as the ProbeEvent listeners get (numpy, no tensors)."""
-    def array(value: Any) -> np.ndarray | None:
-        if value is None:
-            return None
-        if isinstance(value, torch.Tensor):
-            return value.detach().cpu().numpy()
-        return np.asarray(value)
+    """A models.probes.ProbeResult as the ProbeEvent listeners get (numpy, no tensors).
 
-    def arrays(value: Any) -> dict[str, np.ndarray]:
-        return {str(k): array(v) for k, v in (value or {}).items()}
+    Every other ProbeEvent field is read from the result by name, so the two
+    dataclasses (models/ cannot import workbench/) cannot drift apart silently.
+    """
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(ProbeEvent):
+        if spec.name in _PROBE_OWN_FIELDS:
+            continue
+        value = getattr(result, spec.name, None)
+        if spec.name == "spectral_radius":
+            values[spec.name] = {str(k): float(v) for k, v in (value or {}).items()}
+        elif spec.name.startswith("gate_"):
+            values[spec.name] = {str(k): _numpy(v) for k, v in (value or {}).items()}
+        else:
+            values[spec.name] = _numpy(value)
+    return ProbeEvent(step=step, epoch=epoch, seconds=seconds, **values)
 
-    return ProbeEvent(
-        step=step,
-        epoch=epoch,
-        encoder_grad_norms=array(result.encoder_grad_norms),
-        decoder_grad_norms=array(result.decoder_grad_norms),
-        encoder_hidden=array(result.encoder_hidden),
-        decoder_hidden=array(result.decoder_hidden),
-        encoder_cell_grad_norms=array(getattr(result, "encoder_cell_grad_norms", None)),
-        decoder_cell_grad_norms=array(getattr(result, "decoder_cell_grad_norms", None)),
-        gate_means=arrays(getattr(result, "gate_means", None)),
-        gate_saturation=arrays(getattr(result, "gate_saturation", None)),
-        spectral_radius={str(k): float(v)
-                         for k, v in (getattr(result, "spectral_radius", None) or {}).items()},
-        seconds=seconds,
-    )
+
+def _numpy(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 def _threads_for(config: RunConfig, resume: ResumeState | None,

@@ -491,3 +491,16 @@ def test_speed_window_matches_a_plain_sum_over_the_window():
                     if len(plain) >= 2 and span > 0 else math.nan)
         got = window.add(now, size)
         assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+def test_a_probe_event_carries_every_field_the_probe_returns():
+    """ProbeResult (models/) and ProbeEvent (workbench/) are separate dataclasses, as
+    models/ may not import workbench/; a field added to one must reach the plots."""
+    import dataclasses
+
+    from models.probes import ProbeResult
+    from workbench.events import ProbeEvent
+
+    probe_fields = {f.name for f in dataclasses.fields(ProbeResult)}
+    event_fields = {f.name for f in dataclasses.fields(ProbeEvent)} - {"step", "epoch"}
+    assert probe_fields == event_fields
