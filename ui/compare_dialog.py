@@ -5,7 +5,7 @@ types, each with a few seeds (the spread across seeds says how much of a differe
 is luck). Everything but the cell and the seed is shared and comes from the model
 panel's current settings: the dialog takes that RunConfig and shows it, read-only,
 so the user sees what is held fixed. It returns the chosen cells and seeds; the
-window then runs the queue (ui.compare_worker) and shows the result
+window then runs the queue (ui.sessions.CompareSession) and shows the result
 (ui.compare_view).
 """
 

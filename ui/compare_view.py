@@ -599,7 +599,7 @@ class CompareView(QtWidgets.QWidget):
     """A comparison of cells: loss bands, gradient profiles, trajectories and a table.
 
     Give it a saved `comparison` (workbench.compare.Comparison) to show, and/or a
-    running `session` (ui.compare_worker.CompareSession) to follow live.
+    running `session` (ui.sessions.CompareSession) to follow live.
     """
 
     def __init__(self, comparison: Comparison | None = None, session: Any | None = None,

@@ -1,6 +1,6 @@
 """Train / Pause-Resume / Stop, the progress bar, and the ETA and speed read-outs.
 
-`TrainingControls` shows a `TrainingSession` (ui.worker): it enables its actions
+`TrainingControls` shows a `TrainingSession` (ui.sessions): it enables its actions
 from the session's state and reads progress from the session's events. It asks
 for a run with `train_requested`; the window decides what to train.
 """
@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from ui.worker import TrainingSession
+from ui.sessions import TrainingSession
 from workbench.events import RunFinished, RunStarted, RunStatus, StepMetrics
 
 DISPLAY_MS = 250  # how often the progress bar and the ETA / speed read-outs change

@@ -17,6 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
@@ -82,6 +83,15 @@ def show_error(parent: QWidget | None, exc: BaseException, *, title: str = "Erro
         return
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     report_unexpected(parent, f"{prefix}{type(exc).__name__}: {exc}", text, title=title)
+
+
+def show_failure(parent: QWidget | None, failure: Any, *, title: str = "Error") -> None:
+    """Show a job's failure (ui.jobs.JobFailure): a user's mistake as its message, a bug
+    with its traceback logged."""
+    if failure.user_error:
+        show_message(parent, title, failure.message, level="warning")
+    else:
+        report_unexpected(parent, failure.message, failure.traceback, title=title)
 
 
 def report_unexpected(parent: QWidget | None, message: str, traceback_text: str, *,

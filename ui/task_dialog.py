@@ -2,18 +2,17 @@
 
 The dialog shows workbench.tasks.TASKS: each task's description and options
 (with their ranges, so a value out of range cannot be typed), plus the number of
-samples, the seed and where to write. Generating runs in a background thread so
-a large dataset never freezes the window; the dialog closes with the written
-path in `written_path`.
+samples, the seed and where to write. Generating runs in the background (a
+ui.jobs session) so a large dataset never freezes the window; the dialog closes
+with the written path in `written_path`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import errors
+from ui.jobs import JobFailure, JobSession
 from ui.settings import data_home
 from workbench.tasks import DEFAULT_N, TASKS, OptionSpec, generate
 
@@ -57,11 +57,10 @@ class TaskDialog(QDialog):
         self.written_path: Path | None = None
         self._option_widgets: dict[str, QSpinBox | QDoubleSpinBox] = {}
         self._path_edited = False
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._future: concurrent.futures.Future | None = None
-        self._poll = QTimer(self)
-        self._poll.setInterval(50)
-        self._poll.timeout.connect(self._on_poll)
+        self.job = JobSession(self)
+        self.job.thread_name = "generate"
+        self.job.failed.connect(self._on_failed)
+        self.job.finished.connect(self._on_finished)
 
         layout = QHBoxLayout(self)
         self.task_list = QListWidget(self)
@@ -182,26 +181,18 @@ class TaskDialog(QDialog):
                                 level="warning")
             return
         self._set_busy(True)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        self._future = self._executor.submit(generate, self.task_name(), out, n=self.n.value(),
-                                             seed=self.seed.value(), **self.options())
-        self._poll.start()
+        task, n, seed, options = self.task_name(), self.n.value(), self.seed.value(), self.options()
+        self.job.start_function(lambda _sink: generate(task, out, n=n, seed=seed, **options))
 
-    def _on_poll(self) -> None:
-        if self._future is None or not self._future.done():
-            return
-        self._poll.stop()
-        future, self._future = self._future, None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+    def _on_failed(self, failure: JobFailure) -> None:
         self._set_busy(False)
-        try:
-            self.written_path = Path(future.result())
-        except Exception as exc:  # a WorkbenchError shows its message, a bug its log
-            errors.show_error(self, exc, title="Could not generate the dataset")
-            return
-        self.accept()
+        errors.show_failure(self, failure, title="Could not generate the dataset")
+
+    def _on_finished(self, result: Any) -> None:
+        self._set_busy(False)
+        if result is not None:
+            self.written_path = Path(result)
+            self.accept()
 
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.setEnabled(not busy)
@@ -210,12 +201,12 @@ class TaskDialog(QDialog):
                             if busy else "")
 
     def reject(self) -> None:
-        if self._future is not None:
+        if self.job.is_running():
             return  # generation in progress: wait for it (it writes atomically)
         super().reject()
 
     def generating(self) -> bool:
-        return self._future is not None
+        return self.job.is_running()
 
 
 def _option_widget(spec: OptionSpec, parent: QWidget) -> QSpinBox | QDoubleSpinBox:

@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 from tests.workbench.train_helpers import tiny_config, write_reverse  # noqa: E402
 from ui.compare_view import CompareView, NumericItem  # noqa: E402
-from ui.compare_worker import CompareSession, runner_factory  # noqa: E402
+from ui.sessions import CompareSession, runner_factory  # noqa: E402
 from workbench import compare  # noqa: E402
 from workbench.events import EpochMetrics, RecordingListener  # noqa: E402
 
@@ -285,7 +285,7 @@ def _window(qtbot, tmp_path, data, monkeypatch):
 
 def test_compare_cells_from_the_window_and_reopen_it_from_the_runs_panel(qtbot, tmp_path, saved,
                                                                          monkeypatch):
-    import ui.main_window as main_window_module
+    import ui.comparisons as comparisons_module
     from ui.compare_dialog import CompareChoice
 
     window = _window(qtbot, tmp_path, saved[3] / "reverse.h5", monkeypatch)
@@ -295,7 +295,7 @@ def test_compare_cells_from_the_window_and_reopen_it_from_the_runs_panel(qtbot, 
         asked.append(config)
         return CompareChoice(("rnn-tanh", "lstm"), (config.seed,))
 
-    monkeypatch.setattr(main_window_module, "choose_comparison", choose)
+    monkeypatch.setattr(comparisons_module, "choose_comparison", choose)
     assert window.compare_action.isEnabled()
     window.compare_action.trigger()
     assert asked[0].hidden == 8  # the dialog inherits the Model panel's settings

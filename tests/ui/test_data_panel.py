@@ -17,8 +17,8 @@ from ui.plots.demo import demo_events
 from ui.plots.gradient_plot import GradientPlot
 from ui.plots.loss_plot import LossPlot
 from ui.plots.trajectory_plot import TrajectoryPlot
+from ui.sessions import TrainingSession
 from ui.task_dialog import TaskDialog
-from ui.worker import TrainingSession
 from workbench.datasets import ArrayInfo
 from workbench.tasks import generate
 

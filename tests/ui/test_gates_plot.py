@@ -40,6 +40,7 @@ def test_one_curve_per_gate_over_every_time_step(qtbot, cell, gates):
     qtbot.addWidget(plot)
     probes = [_probe(s, gates) for s in (100, 200, 300)]
     plot.add_events([_started(cell), *probes])
+    plot.redraw_now()
     assert plot.stack.currentWidget() is plot.plot_widget
     assert plot.gates == list(gates)
     assert [label.text for _s, label in plot.legend.items] == [gate_label(g) for g in gates]
@@ -67,6 +68,7 @@ def test_slider_and_layer_selector_pick_the_probe_and_layer(qtbot):
     qtbot.addWidget(plot)
     probes = [_probe(s, ("i", "f", "o")) for s in (100, 200, 300)]
     plot.add_events([_started("lstm"), *probes])
+    plot.redraw_now()
     assert plot.layer_combo.count() == LAYERS and plot.layer_combo.isEnabled()
     plot.slider.setValue(0)
     _, y = plot.mean_curves["f"].getOriginalDataset()
@@ -78,6 +80,7 @@ def test_slider_and_layer_selector_pick_the_probe_and_layer(qtbot):
     # A new probe does not pull the user away from the probe being looked at.
     plot.add_event(_probe(400, ("i", "f", "o")))
     plot.redraw_now()
+    plot.redraw_now()
     assert plot.current_index == 0 and plot.probe_count == 4
     text = plot.describe_step(T_IN + 1)
     assert text.startswith("decoder step 1:") and "f 0." in text and "saturated" in text
@@ -87,6 +90,7 @@ def test_vanilla_rnn_shows_a_note_not_empty_axes(qtbot, tmp_path):
     plot = GatesPlot()
     qtbot.addWidget(plot)
     plot.add_events([_started("rnn-tanh"), _probe(100, ())])
+    plot.redraw_now()
     assert not plot.has_gates
     assert plot.stack.currentWidget() is plot.notice
     assert plot.notice.text().startswith("Vanilla RNNs have no gates")
@@ -97,6 +101,7 @@ def test_vanilla_rnn_shows_a_note_not_empty_axes(qtbot, tmp_path):
     # the next run is an LSTM: the plots come back
     plot.clear()
     plot.add_events([_started("lstm"), _probe(100, ("i", "f", "o"))])
+    plot.redraw_now()
     assert plot.stack.currentWidget() is plot.plot_widget and plot.gates == ["i", "f", "o"]
 
 
@@ -117,6 +122,7 @@ def test_real_probe_of_a_tiny_lstm_is_drawn(qtbot):
     plot = GatesPlot()
     qtbot.addWidget(plot)
     plot.add_events([_started("lstm"), event])
+    plot.redraw_now()
     assert plot.gates == ["i", "f", "o"]
     x, y = plot.mean_curves["f"].getOriginalDataset()
     assert len(x) == T_IN + T_OUT and np.all((y > 0) & (y < 1))
@@ -127,6 +133,7 @@ def test_export_png(qtbot, tmp_path):
     plot = GatesPlot()
     qtbot.addWidget(plot)
     plot.add_events([_started("gru"), _probe(100, ("r", "z"))])
+    plot.redraw_now()
     plot.export(tmp_path / "gates.png")
     png = (tmp_path / "gates.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
@@ -136,6 +143,7 @@ def test_a_wide_short_panel_puts_the_plots_side_by_side(qtbot):
     plot = GatesPlot()
     qtbot.addWidget(plot)
     plot.add_events([_started("lstm"), _probe(100, ("i", "f", "o"))])
+    plot.redraw_now()
     plot.show()
     plot.resize(1200, 300)  # a dock under the loss plot
     qtbot.waitUntil(lambda: plot.side_by_side, timeout=2000)

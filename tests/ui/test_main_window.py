@@ -92,7 +92,7 @@ def test_a_run_started_with_the_controls_fills_all_three_panels(qtbot, window, d
     assert len(x) == T_IN + T_OUT
     # the trajectory's tab is behind the gradient's: it gets its events when shown
     assert window.trajectory_plot.probe_count == 0
-    window.trajectory_dock.raise_()
+    window.docks.trajectory.raise_()
     qtbot.waitUntil(lambda: window.trajectory_plot.probe_count >= 1, timeout=5000)
     assert window.trajectory_plot.current_path().shape == (T_IN + T_OUT, 2)
     assert "Completed" in window.controls.progress.format()
@@ -150,10 +150,10 @@ def test_closing_during_a_run_stops_it_and_leaves_no_thread(qtbot, window):
     window.show()
     window.train()
     qtbot.waitUntil(lambda: len(window.seen) > 0, timeout=30_000)
-    thread = window.session._thread
+    thread = window.session._runner.thread
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
-    assert thread.isFinished()
+    assert not thread.is_alive()
     (run,) = list_runs(window.runs_dir)
     assert run.status == "stopped"
     assert (run.path / "checkpoints" / "latest.pt").is_file()
@@ -207,7 +207,7 @@ def test_settings_persist_across_two_windows(qtbot, tmp_path, tiny_data, dialogs
     first.model_panel.set_values({"cell": "rnn-relu", "hidden": 24, "lr": 0.003,
                                   "clip": 2.5, "teacher_forcing": 0.6})
     first.resize(1250, 850)
-    first.runs_dock.hide()
+    first.docks.runs.hide()
     geometry = first.saveGeometry()
     first.close()
 
@@ -222,7 +222,7 @@ def test_settings_persist_across_two_windows(qtbot, tmp_path, tiny_data, dialogs
     # (the offscreen screen is smaller than the window, so Qt fits the restored
     # geometry to it: compare what was stored)
     assert second.settings.window_state()[0] == geometry
-    assert not second.runs_dock.isVisible()
+    assert not second.docks.runs.isVisible()
     assert second.settings.store.value("settings_version") in (SETTINGS_VERSION,
                                                                str(SETTINGS_VERSION))
 
@@ -320,8 +320,8 @@ def test_the_window_fits_a_1280_by_720_screen(qtbot, window):
     assert least.width() <= 1280 and least.height() <= 720
     window.resize(1280, 720)
     qtbot.waitUntil(lambda: window.width() <= 1280 and window.height() <= 720, timeout=2000)
-    for dock in (window.loss_dock, window.gradient_dock, window.runs_dock, window.data_dock,
-                 window.model_dock):
+    for dock in (window.docks.loss, window.docks.gradient, window.docks.runs, window.docks.data,
+                 window.docks.model):
         assert dock.isVisible() and not dock.visibleRegion().isEmpty()
         assert dock.geometry().bottom() <= window.height()
         assert dock.geometry().right() <= window.width()

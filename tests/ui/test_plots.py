@@ -60,6 +60,7 @@ def test_loss_curves_hold_every_step_and_smoothing_starts_at_the_first_loss(qtbo
     qtbot.addWidget(plot)
     events = _small_run()
     plot.add_events(events)
+    plot.redraw_now()
     steps = _steps(events)
     x, y = plot.raw_curve.getOriginalDataset()
     assert len(x) == len(steps) == 300
@@ -90,6 +91,7 @@ def test_smoothing_matches_tensorboard_and_strength_is_adjustable(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     plot.set_smoothing(0.0)
     plot.redraw_now()
     _, raw = plot.raw_curve.getOriginalDataset()
@@ -101,6 +103,7 @@ def test_loss_log_toggle_and_value_under_cursor(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     assert not plot.plot_item.getAxis("left").logMode
     plot.set_log_y(True)
     assert plot.plot_item.getAxis("left").logMode
@@ -110,6 +113,7 @@ def test_loss_log_toggle_and_value_under_cursor(qtbot):
     assert "validation (epoch 1)" in text
     plot.clear()
     plot.add_event(RunStarted("t", {"model": {"cell": "gru"}}, 1, {"target_kind": "tokens"}))
+    plot.redraw_now()
     assert "cross-entropy" in plot.plot_item.getAxis("left").labelText
 
 
@@ -132,6 +136,7 @@ def test_loss_overlay_gets_a_legend_entry_and_loses_it(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     plot.set_overlay("run-b", "GRU, hidden 64", _small_run("gru", seed=1))
     labels = legend_labels(plot.plot_item)
     assert "GRU, hidden 64" in labels
@@ -156,6 +161,7 @@ def test_loss_handles_100k_steps(qtbot):
     losses = np.exp(-np.arange(100_000) / 20_000.0)
     plot.add_events([StepMetrics(i + 1, 1, float(v), 1.0, 1e-3, 1.0, 1.0, 0.0)
                      for i, v in enumerate(losses)])
+    plot.redraw_now()
     x, _ = plot.raw_curve.getOriginalDataset()
     assert len(x) == 100_000
     assert plot.raw_curve.opts["autoDownsample"] and plot.raw_curve.opts["clipToView"]
@@ -172,6 +178,7 @@ def test_gradient_keeps_tiny_values_and_drops_padded_steps(qtbot):
     dec = np.full(T_OUT, 0.5)
     dec[-1] = np.nan  # a padded step
     plot.add_events([RunStarted("r", {"model": {"cell": "rnn-relu"}}, 1, {}), _probe(10, enc, dec)])
+    plot.redraw_now()
     x, y = plot.latest_curve.getOriginalDataset()
     assert len(x) == T_IN + T_OUT - 1
     assert y[0] == 1e-28 and y.dtype == np.float64
@@ -194,6 +201,7 @@ def test_gradient_full_probe_has_t_in_plus_t_out_points_and_history_fades(qtbot)
     events = demo_events("rnn-tanh", steps=1300, probe_every=50, t_in=T_IN, t_out=T_OUT,
                          layers=1, hidden=4, samples=1)
     plot.add_events(events)
+    plot.redraw_now()
     assert plot.probe_count == 27
     x, _ = plot.latest_curve.getOriginalDataset()
     assert len(x) == T_IN + T_OUT
@@ -210,6 +218,7 @@ def test_gradient_heatmap_shows_every_probe_by_time_step(qtbot):
     plot = GradientPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     plot.set_heatmap(True)
     assert plot.stack.currentWidget() is plot.heatmap_widget
     image = plot.heatmap_image.image
@@ -226,6 +235,7 @@ def test_gradient_layer_and_cell_state_selectors_switch_the_data(qtbot):
     plot = GradientPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run("lstm"))
+    plot.redraw_now()
     probe = plot._run.probes[-1]
     assert plot.layer_combo.count() == 2 and plot.layer_combo.currentIndex() == 1  # top
     _, top = plot.latest_curve.getOriginalDataset()
@@ -241,6 +251,7 @@ def test_gradient_layer_and_cell_state_selectors_switch_the_data(qtbot):
     # A GRU has no cell state: the choice goes back to h and is disabled.
     plot.clear()
     plot.add_events(_small_run("gru"))
+    plot.redraw_now()
     assert not plot.state_combo.isEnabled() and plot.state_combo.currentData() == "h"
 
 
@@ -248,6 +259,7 @@ def test_gradient_overlay_gets_a_legend_entry_and_loses_it(qtbot):
     plot = GradientPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     lstm = _small_run("lstm", seed=3)
     plot.set_overlay("b", "LSTM run", lstm)
     assert "LSTM run" in legend_labels(plot.plot_item)
@@ -266,6 +278,7 @@ def test_trajectory_slider_scrubs_to_an_earlier_probe(qtbot):
     plot = TrajectoryPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     assert plot.probe_count == 7 and plot.current_index == 6  # follows the latest
     latest_points = plot.points.getData()[0].copy()
     assert len(latest_points) == 2 * (T_IN + T_OUT)
@@ -277,6 +290,7 @@ def test_trajectory_slider_scrubs_to_an_earlier_probe(qtbot):
     # A new probe does not pull the user away from the probe being looked at.
     plot.add_event([e for e in _small_run(seed=5) if isinstance(e, ProbeEvent)][-1])
     plot.redraw_now()
+    plot.redraw_now()
     assert plot.current_index == 1 and plot.probe_count == 8
 
 
@@ -284,6 +298,7 @@ def test_trajectory_locked_projection_keeps_the_basis(qtbot):
     plot = TrajectoryPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     plot.show_probe(3)
     free = plot.projection
     plot.set_locked(True)
@@ -308,6 +323,7 @@ def test_trajectory_of_a_short_padded_sample_hands_over_at_its_last_real_step(qt
     enc[1, 5:] = np.nan  # sample 2's input is 5 steps long
     plot.add_event(ProbeEvent(1, 1, np.ones((1, T_IN)), np.ones((1, T_OUT)), enc, dec))
     plot.redraw_now()
+    plot.redraw_now()
     assert len(plot.points.getData()[0]) == 2 * (T_IN + T_OUT) - (T_IN - 5)
     handovers = plot.handover_markers.getData()
     path = plot.current_path(1)
@@ -322,6 +338,7 @@ def test_trajectory_of_a_short_padded_sample_hands_over_at_its_last_real_step(qt
 @pytest.mark.parametrize("panel", [LossPlot, GradientPlot, TrajectoryPlot], indirect=True)
 def test_export_writes_png_and_svg(panel, tmp_path):
     panel.add_events(_small_run("lstm"))
+    panel.redraw_now()
     panel.set_overlay("o", "other run", _small_run("gru", seed=1))
     panel.export(tmp_path / "plot.png")
     png = (tmp_path / "plot.png").read_bytes()
@@ -337,6 +354,7 @@ def test_gradient_heatmap_exports_with_its_colour_bar(qtbot, tmp_path):
     plot = GradientPlot()
     qtbot.addWidget(plot)
     plot.add_events(_small_run())
+    plot.redraw_now()
     plot.set_heatmap(True)
     plot.export(tmp_path / "heat.svg")
     assert "log₁₀" in (tmp_path / "heat.svg").read_text()
@@ -373,6 +391,7 @@ def _fill(panel) -> None:
                          t_out=T_OUT, layers=2, hidden=6)
     panel.add_events([demo_gates(e, "lstm", 0.5) if isinstance(e, ProbeEvent) else e
                       for e in events])
+    panel.redraw_now()
 
 
 @pytest.mark.parametrize("panel_type", [LossPlot, GradientPlot, TrajectoryPlot, GatesPlot,

@@ -263,17 +263,17 @@ def test_the_window_shows_live_predictions_gates_and_checkpoint_predictions(qtbo
     window.show()
     assert window.open_dataset(write_reverse(tmp_path / "reverse.h5"))
     window.model_panel.set_values({"hidden": 8, "batch_size": 16, "epochs": 2, "cell": "lstm"})
-    window.predictions_dock.raise_()
+    window.docks.predictions.raise_()
     window.train()
     qtbot.waitUntil(lambda: not window.session.is_running(), timeout=60_000)
     shown = window.predictions_plot.prediction
     assert shown is not None and shown.kind == "tokens"
     assert "epoch 2" in window.predictions_plot.info_label.text()
-    window.gates_dock.raise_()
+    window.docks.gates.raise_()
     qtbot.waitUntil(lambda: window.gates_plot.probe_count >= 1, timeout=5000)
     assert window.gates_plot.gates == ["i", "f", "o"]
     # after the run, another sample comes from its best checkpoint (a background thread)
-    window.predictions_dock.raise_()
+    window.docks.predictions.raise_()
     window.predictions_plot.set_sample(3)
     qtbot.waitUntil(lambda: window.predictions_plot.prediction.index == 3, timeout=30_000)
     assert "checkpoint" in window.predictions_plot.info_label.text()

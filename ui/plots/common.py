@@ -230,18 +230,18 @@ class ProbeFrames:
 
     # -- events -------------------------------------------------------------------
     def add_event(self, event: object) -> None:
-        """Take one event; probes add a frame, other events name the run or end it."""
-        if self._take(event):
-            self._after_events()
+        """Take one event (see `add_events`)."""
+        self.add_events((event,))
 
     def add_events(self, events: Iterable[object]) -> None:
-        """Take many events (a replayed run) and draw once."""
+        """Take a batch of events, live or replayed; probes add frames, other events name
+        the run or end it. The redraw follows at the throttle's next tick (`redraw_now`
+        draws at once)."""
         changed = False
         for event in events:
             changed = self._take(event) or changed
         if changed:
             self._after_events()
-        self.redraw_now()
 
     def redraw_now(self) -> None:
         """Draw pending data at once instead of at the next timer tick."""

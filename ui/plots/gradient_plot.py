@@ -195,19 +195,21 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
     # -- public API --------------------------------------------------------------
 
     def add_event(self, event: object) -> None:
-        """Take one event; probes are drawn, RunStarted sets the run's colour."""
-        if self._run.add(event):
-            self._after_events(isinstance(event, RunStarted), isinstance(event, ProbeEvent))
+        """Take one event (see `add_events`)."""
+        self.add_events((event,))
 
     def add_events(self, events: Iterable[object]) -> None:
-        """Take many events (a replayed run) and draw once."""
-        started = probed = False
+        """Take a batch of events, live or replayed: probes are drawn, RunStarted sets the
+        run's colour. The redraw follows at the throttle's next tick (`redraw_now` draws
+        at once)."""
+        started = probed = changed = False
         for event in events:
-            self._run.add(event)
-            started = started or isinstance(event, RunStarted)
-            probed = probed or isinstance(event, ProbeEvent)
-        self._after_events(started, probed)
-        self.redraw_now()
+            if self._run.add(event):
+                changed = True
+                started = started or isinstance(event, RunStarted)
+                probed = probed or isinstance(event, ProbeEvent)
+        if changed:
+            self._after_events(started, probed)
 
     def clear(self) -> None:
         """Forget the current run (a new run starts); overlays stay."""

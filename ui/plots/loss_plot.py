@@ -200,22 +200,21 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
     # -- public API --------------------------------------------------------------
 
     def add_event(self, event: object) -> None:
-        """Take one event (any workbench.events type; unused ones are ignored)."""
-        if self._run.add(event):
-            if isinstance(event, RunStarted):
-                self._on_run_started()
-            self.throttle.mark_dirty()
+        """Take one event (see `add_events`)."""
+        self.add_events((event,))
 
     def add_events(self, events: Iterable[object]) -> None:
-        """Take many events (a replayed run) and draw once."""
-        started = False
+        """Take a batch of events, live or replayed (unused types are ignored). The
+        redraw follows at the throttle's next tick (`redraw_now` draws at once)."""
+        started = changed = False
         for event in events:
-            self._run.add(event)
-            started = started or isinstance(event, RunStarted)
+            if self._run.add(event):
+                changed = True
+                started = started or isinstance(event, RunStarted)
         if started:
             self._on_run_started()
-        self.throttle.dirty = True
-        self.throttle.flush()
+        if changed:
+            self.throttle.mark_dirty()
 
     def clear(self) -> None:
         """Forget the current run (a new run starts); overlays stay."""

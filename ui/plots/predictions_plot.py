@@ -32,7 +32,6 @@ training model from the GUI thread:
 
 from __future__ import annotations
 
-import concurrent.futures
 import html
 import logging
 import threading
@@ -45,6 +44,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ui.jobs import JobSession, Latest
 from ui.plots import common, style
 from workbench.events import EpochMetrics, ListenerError, RunStarted, StepMetrics
 
@@ -461,8 +461,8 @@ class LivePredictor:
     """A Trainer listener that predicts one validation sample in the training thread.
 
     `bind(sink, trainer)` in the training thread (the factory that builds the
-    Trainer): `sink` is the listener that forwards to the GUI (ui.worker's
-    TrainingWorker), `trainer` the Trainer whose model, dataset and normalization are
+    Trainer): `sink` is the listener that forwards to the GUI (the training
+    job's ui.jobs.Sink), `trainer` the Trainer whose model, dataset and normalization are
     used. `request(index)` (any thread) picks the sample; the prediction follows at
     the next step. A failure is reported once (as a ListenerError) and predictions
     stop; the run goes on.
@@ -537,15 +537,16 @@ def _file_version(path: Path) -> tuple[str, int, int]:
 
 
 class CheckpointPredictor(QtCore.QObject):
-    """Predicts a sample with a recorded run's checkpoint, in a background thread.
+    """Predicts a sample with a recorded run's checkpoint, in the background.
 
     `request(run_id, index)` from the GUI thread; `predicted(LivePrediction)` or
-    `failed(str)` follow (queued to the GUI thread). Requests made while one is
-    being computed are coalesced: only the latest is computed next. The model and
-    the open dataset of the last run are kept (in the background thread) so that
-    stepping through samples is quick, for as long as the checkpoint file is the
-    same (path, modification time and size): a run resumed and trained further
-    writes a new one, which the next request loads. `close()` releases them.
+    `failed(str)` follow, emitted in the GUI thread (a ui.jobs session). Requests
+    made while one is being computed are coalesced: only the latest is computed
+    next. The model and the open dataset of the last run are kept (touched by one
+    job at a time) so that stepping through samples is quick, for as long as the
+    checkpoint file is the same (path, modification time and size): a run resumed
+    and trained further writes a new one, which the next request loads. `close()`
+    releases them.
     """
 
     predicted = QtCore.Signal(object)  # LivePrediction
@@ -555,32 +556,27 @@ class CheckpointPredictor(QtCore.QObject):
                  parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.runs_dir = runs_dir
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="predict")
-        self._lock = threading.Lock()
-        self._busy = False
-        self._next: tuple[str, int] | None = None
-        self._cache: dict[str, Any] = {}  # touched only in the background thread
+        self.job = JobSession(self)
+        self.job.thread_name = "predict"
+        self.job.finished.connect(self._on_finished)
+        self._latest = Latest(self.job)
+        self._cache: dict[str, Any] = {}  # touched by one prediction job at a time
 
     def request(self, run_id: str, index: int) -> None:
-        with self._lock:
-            if self._busy:
-                self._next = (run_id, index)
-                return
-            self._busy = True
-        self._executor.submit(self._work, run_id, index)
+        self._latest.submit(lambda _sink: self._attempt(run_id, index))
 
-    def _work(self, run_id: str, index: int) -> None:
-        while True:
-            try:
-                self.predicted.emit(self._predict(run_id, index))
-            except Exception as exc:  # noqa: BLE001 - reported to the GUI
-                self.failed.emit(f"{run_id}: {exc}")
-            with self._lock:
-                if self._next is None:
-                    self._busy = False
-                    return
-                (run_id, index), self._next = self._next, None
+    def _attempt(self, run_id: str, index: int) -> LivePrediction | str:
+        """The job: a prediction, or the message saying why there is none."""
+        try:
+            return self._predict(run_id, index)
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI
+            return f"{run_id}: {exc}"
+
+    def _on_finished(self, result: LivePrediction | str | None) -> None:
+        if isinstance(result, LivePrediction):
+            self.predicted.emit(result)
+        elif isinstance(result, str):
+            self.failed.emit(result)
 
     def _predict(self, run_id: str, index: int) -> LivePrediction:
         from workbench.predictions import predict_sample
@@ -617,10 +613,9 @@ class CheckpointPredictor(QtCore.QObject):
 
     def close(self) -> None:
         """Finish the prediction in progress and release the model and the data."""
-        with self._lock:
-            self._next = None
-        self._executor.submit(self._release)
-        self._executor.shutdown(wait=True)
+        self._latest.drop_waiting()
+        self.job.wait(60_000)
+        self._release()
 
 
 def _demo_prediction(kind: str, index: int = 0) -> Any:

@@ -72,7 +72,10 @@ DEFAULT_PANEL_SIZE = (720, 460)  # width, height in pixels
 # The least a plot may be squeezed to (in a dock): small enough that the window, with
 # every panel shown, fits a 1280 x 720 screen.
 PLOT_MIN_SIZE = (220, 150)
-REDRAW_INTERVAL_MS = 66  # at most ~15 redraws a second
+# The one redraw throttle between a live run and the screen (the job queue, drained
+# every 50 ms, is the one buffer): pyqtgraph paints in Python, holding the GIL the
+# training thread needs between torch calls, so a live plot redraws 4 times a second.
+REDRAW_INTERVAL_MS = 250
 
 
 def cell_color(cell: str | None) -> str:

@@ -1,6 +1,8 @@
-"""The Qt bridge: events arrive in order, batched at a bounded rate; stop, pause and
-shut-down end the thread cleanly. A fake Trainer keeps these tests fast and free
-of torch; tests/ui/test_main_window.py runs the real one."""
+"""Background jobs (ui.jobs) and the training session on them: events arrive in
+order, batched by the GUI thread's drain, none dropped; stop, pause and shut-down end
+the thread cleanly; no Qt object is ever touched from the worker thread. A fake
+Trainer keeps these tests fast and free of torch; tests/ui/test_main_window.py runs
+the real one."""
 
 from __future__ import annotations
 
@@ -8,32 +10,23 @@ import threading
 import time
 
 import pytest
+from PySide6.QtCore import QObject, QThread
 
-from ui.worker import TrainingSession, WorkerFailure
+from ui.jobs import JobFailure, JobSession, Latest
+from ui.sessions import TrainingSession
 from workbench.errors import DatasetError
 from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told (the worker's `clock`)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class FakeTrainer:
-    """Emits `steps` StepMetrics (an EpochMetrics every 100) as a Trainer does. With a
-    `clock`, each step advances it by `step_seconds` instead of sleeping."""
+    """Emits `steps` StepMetrics (an EpochMetrics every 100) as a Trainer does, and
+    records the thread it ran in and whether that thread saw any QObject."""
 
-    def __init__(self, listener, steps: int = 400, step_seconds: float = 0.0005,
-                 clock: FakeClock | None = None) -> None:
+    def __init__(self, listener, steps: int = 400, step_seconds: float = 0.0005) -> None:
         self.listener = listener
         self.steps = steps
         self.step_seconds = step_seconds
-        self.clock = clock
+        self.thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -50,6 +43,7 @@ class FakeTrainer:
         self._running.set()
 
     def run(self) -> RunFinished:
+        self.thread = threading.current_thread()
         self.listener.on_event(RunStarted("fake", {}, 10, {}))
         status = "completed"
         for step in range(1, self.steps + 1):
@@ -57,9 +51,7 @@ class FakeTrainer:
             if self._stop.is_set():
                 status = "stopped"
                 break
-            if self.clock is not None:
-                self.clock.now += self.step_seconds
-            else:
+            if self.step_seconds:
                 time.sleep(self.step_seconds)
             self.steps_done = step
             self.listener.on_event(StepMetrics(step, 1, 1.0 / step, 1.0, 1e-3, 1.0, 100.0, 0.0))
@@ -90,64 +82,61 @@ def session(qtbot):
     s.shutdown(5000)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def clocked_session(qtbot, clock):
-    """A session whose worker batches by `clock`, which only the test moves."""
-    s = _recording(TrainingSession(clock=clock))
-    yield s
-    s.shutdown(5000)
-
-
 def _wait_idle(qtbot, session, timeout=10_000):
     qtbot.waitUntil(lambda: not session.is_running(), timeout=timeout)
 
 
-def test_every_event_arrives_in_order_in_few_batches(qtbot, clocked_session, clock):
-    """600 steps of 1 ms (on the worker's clock) reach the GUI in order, none dropped,
-    coalesced into batches at most 50 ms of that clock apart: ~12, not 600."""
-    session = clocked_session
-    session.start(lambda listener: FakeTrainer(listener, steps=600, step_seconds=0.001,
-                                               clock=clock))
-    _wait_idle(qtbot, session)
-    steps = [e.step for e in session.received if isinstance(e, StepMetrics)]
-    assert steps == list(range(1, 601))  # none dropped, in order
-    assert len([e for e in session.received if isinstance(e, EpochMetrics)]) == 6
-    assert isinstance(session.received[0], RunStarted)
-    assert isinstance(session.received[-1], RunFinished)
-    assert session.results[0].status == "completed"
-    # 0.6 s of steps: one batch per 50 ms, the first event and the end at once
-    assert 2 <= len(session.batches) <= 600 * 0.001 / 0.05 + 3
-
-
-def test_events_wait_for_the_interval_and_a_quiet_run_is_flushed(qtbot, clocked_session, clock):
-    """Between two intervals the events are held; when the trainer goes quiet (paused)
-    what it sent reaches the GUI once the interval has passed."""
-    session = clocked_session
+def test_every_event_arrives_in_order_in_one_batch_per_drain(qtbot):
+    """The worker only queues; what it queued between two drains reaches the GUI as one
+    batch, in order, none dropped, followed by the end."""
+    session = _recording(TrainingSession(interval_ms=10**6))  # drained by the test only
     box = []
 
-    def factory(listener):
-        box.append(FakeTrainer(listener, steps=100_000, step_seconds=0.0, clock=clock))
-        box[0].request_pause()  # holds before its first step
+    def factory(sink):
+        box.append(FakeTrainer(sink, steps=600, step_seconds=0.0))
         return box[0]
 
     session.start(factory)
-    qtbot.waitUntil(lambda: bool(session.received))  # RunStarted, the first event: at once
-    worker = session._worker
-    worker.on_event(StepMetrics(1, 1, 1.0, 1.0, 1e-3, 1.0, 100.0, 0.0))
-    worker.on_event(StepMetrics(2, 1, 0.5, 1.0, 1e-3, 1.0, 100.0, 0.0))
-    qtbot.wait(200)  # several flush ticks, but no time has passed on the worker's clock
-    assert [type(e) for e in session.received] == [RunStarted]
-    clock.now += 0.06  # past the 50 ms interval
-    qtbot.waitUntil(lambda: len(session.received) == 3, timeout=2000)  # the timer's flush
-    assert [e.step for e in session.received[1:]] == [1, 2]
-    assert len(session.batches) == 2  # both steps in one batch
-    session.stop()
+    qtbot.waitUntil(lambda: bool(box) and box[0].thread is not None)
+    box[0].thread.join(10)
+    assert session.received == [] and session.is_running()  # nothing without a drain
+    session.drain()
+    assert len(session.batches) == 1
+    steps = [e.step for e in session.received if isinstance(e, StepMetrics)]
+    assert steps == list(range(1, 601))
+    assert len([e for e in session.received if isinstance(e, EpochMetrics)]) == 6
+    assert isinstance(session.received[0], RunStarted)
+    assert isinstance(session.received[-1], RunFinished)
+    assert [r.status for r in session.results] == ["completed"]
+    assert session.state == "idle" and not session.is_running()
+
+
+def test_the_timer_delivers_a_live_run_in_batches(qtbot, session):
+    """While a run goes on, its events come in several batches (about every 50 ms), not
+    one signal per event."""
+    session.start(lambda sink: FakeTrainer(sink, steps=400, step_seconds=0.001))
     _wait_idle(qtbot, session)
+    assert [e.step for e in session.received if isinstance(e, StepMetrics)] == list(range(1, 401))
+    assert 2 <= len(session.batches) < 400
+
+
+def test_the_worker_thread_owns_no_qt_object(qtbot, session):
+    """The job runs on a plain Python thread (no QThread), and the session delivers
+    in the GUI thread."""
+    box, delivered_in = [], []
+    session.events_ready.connect(lambda _b: delivered_in.append(threading.current_thread()))
+
+    def factory(sink):
+        assert not isinstance(sink, QObject)
+        box.append(FakeTrainer(sink, steps=20, step_seconds=0.0))
+        return box[0]
+
+    session.start(factory)
+    _wait_idle(qtbot, session)
+    assert box[0].thread is not threading.main_thread()
+    assert not isinstance(box[0].thread, QThread)
+    assert set(delivered_in) == {threading.main_thread()}
+    assert not box[0].thread.is_alive()
 
 
 def test_stop_mid_run_ends_stopped_and_thread_gone(qtbot, session):
@@ -208,7 +197,7 @@ def test_a_users_mistake_is_reported_without_traceback(qtbot, session):
 
     session.start(factory)
     _wait_idle(qtbot, session)
-    assert session.failures == [WorkerFailure("data.h5: /inputs: expected 3 dimensions", "", True)]
+    assert session.failures == [JobFailure("data.h5: /inputs: expected 3 dimensions", "", True)]
     assert session.results == [None]
 
 
@@ -224,11 +213,50 @@ def test_a_bug_is_reported_with_its_traceback(qtbot, session):
 
 
 def test_many_short_runs_in_a_row_end_cleanly(qtbot, session):
-    """Regression: dropping the last reference to a worker while Qt deleted it in its
-    thread (deleteLater) deleted it twice and crashed; the session now keeps it until
-    the thread has ended."""
+    """Each run's thread has ended once its end is delivered; none is left behind."""
     for _ in range(25):
         session.start(lambda listener: FakeTrainer(listener, steps=3, step_seconds=0.0))
         _wait_idle(qtbot, session)
-        assert session._retired == []
     assert [r.status for r in session.results] == ["completed"] * 25
+    assert not [t for t in threading.enumerate() if t.name == "training"]
+
+
+def test_wait_delivers_what_the_job_left(qtbot, session):
+    """After `wait` returns True the end has been delivered: the state is idle."""
+    session.start(lambda sink: FakeTrainer(sink, steps=5, step_seconds=0.0))
+    assert session.wait(10_000)
+    assert session.state == "idle" and [r.status for r in session.results] == ["completed"]
+
+
+def test_a_function_job_returns_its_result(qtbot):
+    jobs = JobSession()
+    results = []
+    jobs.finished.connect(results.append)
+    jobs.start_function(lambda sink: (sink.on_event("half"), 42)[1])
+    _wait_idle(qtbot, jobs)
+    assert results == [42]
+
+
+def test_latest_drops_stale_requests(qtbot):
+    """Requests made while one is computed: only the newest runs next."""
+    jobs = JobSession()
+    latest = Latest(jobs)
+    gate = threading.Event()
+    ran, results = [], []
+    jobs.finished.connect(results.append)
+
+    def work(n):
+        def function(_sink):
+            if n == 0:
+                gate.wait(10)
+            ran.append(n)
+            return n
+        return function
+
+    latest.submit(work(0))
+    for n in (1, 2, 3):
+        latest.submit(work(n))
+    gate.set()
+    qtbot.waitUntil(lambda: results == [0, 3], timeout=10_000)
+    _wait_idle(qtbot, jobs)
+    assert ran == [0, 3]

@@ -1,0 +1,132 @@
+"""File ▸ Export: the plots as images, the ticked runs' metrics as CSV, a run's config.
+
+`ExportActions` holds the three QActions and does what they ask. Before the plots
+are written, every panel is brought up to date (`PlotFeed.bring_up_to_date`), so a
+panel not viewed since the shown run changed is exported as it is now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QStatusBar, QWidget
+
+from ui import errors
+from ui.plot_feed import PlotFeed
+from ui.runs_panel import RunsPanel
+from workbench.errors import WorkbenchError
+
+PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions")
+
+
+class ExportActions(QObject):
+    """Export Plots…, Export Metrics…, Export Run Config…; `shown_run_id()` names the
+    run the plots show (a replay), used when no run is selected."""
+
+    def __init__(self, window: QWidget, feed: PlotFeed, runs_panel: RunsPanel, runs_dir: Path,
+                 status_bar: QStatusBar, shown_run_id: Callable[[], str | None]) -> None:
+        super().__init__(window)
+        self._window = window
+        self.feed = feed
+        self.runs_panel = runs_panel
+        self.runs_dir = runs_dir
+        self.status_bar = status_bar
+        self._shown_run_id = shown_run_id
+        self.plots_action = QAction("&Export Plots…", window)
+        self.plots_action.setToolTip("Save the plots as PNG (or SVG) files")
+        self.plots_action.triggered.connect(self._on_plots)
+        self.metrics_action = QAction("Export &Metrics of Ticked Runs (CSV)…", window)
+        self.metrics_action.setToolTip(
+            "One tidy CSV (run, cell, seed, step, metric, value) of the runs ticked in the "
+            "Runs panel (or the selected run)")
+        self.metrics_action.triggered.connect(self._on_metrics)
+        self.config_action = QAction("Export Run &Config (TOML)…", window)
+        self.config_action.setToolTip(
+            "The selected run's settings as TOML: python main.py train --config FILE re-runs it")
+        self.config_action.triggered.connect(self._on_config)
+
+    @property
+    def actions(self) -> tuple[QAction, ...]:
+        return (self.plots_action, self.metrics_action, self.config_action)
+
+    # --- plots ----------------------------------------------------------------------------
+    def _on_plots(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self._window, "Export the plots into")
+        if not folder:
+            return
+        written = self.export_plots(folder)
+        self.status_bar.showMessage(f"Saved {', '.join(p.name for p in written)} in {folder}",
+                                    8000)
+
+    def export_plots(self, folder: str | Path, suffix: str = ".png") -> list[Path]:
+        """Write every plot, brought up to date first, as `<folder>/<name><suffix>`."""
+        folder = Path(folder)
+        self.feed.bring_up_to_date()
+        written = []
+        for plot, name in zip(self.feed.plots, PLOT_NAMES):
+            path = folder / f"{name}{suffix}"
+            try:
+                plot.export(path)
+            except Exception as exc:  # noqa: BLE001 - one failed plot must not stop the rest
+                errors.show_error(self._window, exc, title=f"Could not export the {name} plot")
+                continue
+            written.append(path)
+        return written
+
+    # --- metrics and config ---------------------------------------------------------------
+    def _run_ids(self) -> list[str]:
+        """The runs an export is about: the ticked ones, else the selected or shown one."""
+        ticked = list(self.runs_panel.overlays())
+        if ticked:
+            return ticked
+        selected = self.runs_panel.selected_run_id() or self._shown_run_id()
+        return [selected] if selected else []
+
+    def _on_metrics(self) -> None:
+        run_ids = self._run_ids()
+        if not run_ids:
+            errors.show_message(self._window, "No runs to export",
+                                "Tick runs in the Runs panel (or select one) first.", level="info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self._window, "Export the metrics of the runs",
+                                              "metrics.csv", "CSV files (*.csv)")
+        if path:
+            self.export_metrics(run_ids, path if path.lower().endswith(".csv") else path + ".csv")
+
+    def export_metrics(self, run_ids: list[str], path: str | Path) -> int:
+        """Write the metrics of `run_ids` to one tidy CSV; the number of rows written."""
+        from workbench.exports import write_metrics_csv
+
+        try:
+            rows = write_metrics_csv(run_ids, path, runs_dir=self.runs_dir)
+        except (OSError, WorkbenchError) as exc:
+            errors.show_error(self._window, exc, title="Could not export the metrics")
+            return 0
+        self.status_bar.showMessage(f"Saved the metrics of {len(run_ids)} run(s) in {path}", 8000)
+        return rows
+
+    def _on_config(self) -> None:
+        run_id = self.runs_panel.selected_run_id() or self._shown_run_id()
+        if not run_id:
+            errors.show_message(self._window, "No run selected",
+                                "Select a run in the Runs panel first.", level="info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self._window, "Export the run's config",
+                                              f"{run_id}.toml", "TOML files (*.toml)")
+        if path:
+            self.export_config(run_id, path if path.lower().endswith(".toml") else path + ".toml")
+
+    def export_config(self, run_id: str, path: str | Path) -> Path | None:
+        """Write a run's config as TOML (what `train --config` re-runs)."""
+        from workbench.exports import export_config
+
+        try:
+            written = export_config(run_id, path, runs_dir=self.runs_dir)
+        except (OSError, WorkbenchError) as exc:
+            errors.show_error(self._window, exc, title="Could not export the config")
+            return None
+        self.status_bar.showMessage(f"Saved the config of {run_id} in {written}", 8000)
+        return written

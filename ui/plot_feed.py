@@ -1,0 +1,150 @@
+"""How events reach the plot panels: one call for live and replayed runs.
+
+`PlotFeed.show(events)` hands a batch of events (a drained batch of a live run, or
+a recorded run's whole history) to every panel through `add_events`; each panel
+stores what it uses and redraws from its one throttle (style.RedrawThrottle, 4 times
+a second). A replay is the same call followed by `redraw_now`. A panel the user
+cannot see (a tab behind another, a closed dock) is given nothing while hidden: its
+events are held and handed over in one batch when it is shown, so hidden panels
+cost nothing during training and catch up when shown.
+
+`RunHistories` keeps recorded runs' events (read once while a run's step count is
+unchanged) for replays and overlays; `Overlays` lays ticked runs over the loss and
+gradient panels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from PySide6.QtWidgets import QDockWidget
+
+from workbench.events import Event, RecordingListener
+
+
+class PlotFeed:
+    """Delivers events to `plots`, holding them for a plot whose dock is not shown.
+
+    `window_visible()` says whether the window is on screen: before it is, every plot
+    takes its events at once (tests, exports of a window never shown)."""
+
+    def __init__(self, plots: Sequence[Any], docks: Sequence[QDockWidget],
+                 window_visible: Callable[[], bool]) -> None:
+        self.plots = tuple(plots)
+        self._docks = dict(zip(self.plots, docks))
+        self._window_visible = window_visible
+        self._shown: dict[Any, bool] = {}
+        self._held: dict[Any, list[Event]] = {plot: [] for plot in self.plots}
+        for plot, dock in self._docks.items():
+            dock.visibilityChanged.connect(
+                lambda visible, p=plot: self._on_visibility(p, visible))
+
+    def show(self, events: Iterable[Event]) -> None:
+        """Give a batch of events to every plot (held for the hidden ones)."""
+        events = list(events)
+        if not events:
+            return
+        visible = self._window_visible()
+        for plot in self.plots:
+            if visible and not self._shown.get(plot, True):
+                self._held[plot].extend(events)
+                continue
+            self.release(plot)
+            plot.add_events(events)
+
+    def replay(self, events: Iterable[Event]) -> None:
+        """Show a recorded history in place of what the plots show, drawn at once."""
+        self.clear()
+        self.show(events)
+        self.redraw_now()
+
+    def clear(self) -> None:
+        self._held = {plot: [] for plot in self.plots}
+        for plot in self.plots:
+            plot.clear()
+
+    def redraw_now(self) -> None:
+        for plot in self.plots:
+            if self._held[plot]:
+                continue  # drawn when shown
+            plot.redraw_now()
+
+    def bring_up_to_date(self) -> None:
+        """Hand every plot what it holds and draw it now (before an export)."""
+        for plot in self.plots:
+            self.release(plot)
+            plot.redraw_now()
+
+    def release(self, plot: Any) -> None:
+        held = self._held.get(plot)
+        if held:
+            self._held[plot] = []
+            plot.add_events(held)
+
+    def _on_visibility(self, plot: Any, visible: bool) -> None:
+        # A dock behind another tab is moved off-screen, not hidden: isVisible() stays
+        # True, so what counts is this signal.
+        self._shown[plot] = visible
+        if visible:
+            self.release(plot)
+            plot.redraw_now()
+
+
+class RunHistories:
+    """Recorded runs' events, read once while a run's step count is unchanged."""
+
+    def __init__(self, runs_index: Any) -> None:
+        self.runs_index = runs_index
+        self._cache: dict[str, tuple[int, list[Event]]] = {}
+
+    def events(self, run_id: str, *, live_run_id: str | None = None) -> list[Event]:
+        """The run's recorded events (WorkbenchError when its folder cannot be read)."""
+        row = self.runs_index.row(run_id)
+        steps = row.steps if row else -1
+        cached = self._cache.get(run_id)
+        if cached is not None and cached[0] == steps and run_id != live_run_id:
+            return cached[1]
+        recorder = RecordingListener()
+        self.runs_index.open(run_id).replay(recorder)
+        self._cache[run_id] = (steps, recorder.events)
+        return recorder.events
+
+
+class Overlays:
+    """Ticked runs drawn over `plots` (loss and gradient), each in its colour.
+
+    `update(colors)` with the ticked runs' colours: a run whose history, colour and
+    name are unchanged keeps its curves; `on_error(run_id, exc)` is told of a run
+    that cannot be read."""
+
+    def __init__(self, plots: Sequence[Any], histories: RunHistories,
+                 on_error: Callable[[str, Exception], None]) -> None:
+        self.plots = tuple(plots)
+        self.histories = histories
+        self._on_error = on_error
+        self._drawn: dict[str, tuple[list[Event], str, str]] = {}
+
+    def update(self, colors: dict[str, str], *, live_run_id: str | None = None) -> None:
+        from workbench.errors import WorkbenchError
+
+        for plot in self.plots:
+            for key in list(plot.overlay_keys()):
+                if key not in colors:
+                    plot.remove_overlay(key)
+        for key in [k for k in self._drawn if k not in colors]:
+            del self._drawn[key]
+        for run_id, color in colors.items():
+            try:
+                events = self.histories.events(run_id, live_run_id=live_run_id)
+            except WorkbenchError as exc:
+                self._on_error(run_id, exc)
+                continue
+            row = self.histories.runs_index.row(run_id)
+            label = row.name if row else run_id
+            drawn = self._drawn.get(run_id)
+            if drawn is not None and drawn[0] is events and drawn[1:] == (color, label):
+                continue  # unchanged: keep its curves
+            for plot in self.plots:
+                plot.set_overlay(run_id, label, events, color)
+            self._drawn[run_id] = (events, color, label)
