@@ -120,29 +120,36 @@ def initialize_seq2seq(
         initialize_recurrent(side, cell, init=init, radius=radius, forget_bias=forget_bias)
 
 
-def spectral_radii(module: nn.Module, cell: str) -> dict[str, float]:
-    """The spectral radius (largest |eigenvalue|, float64) of each layer's W_hh.
+def spectral_radii(
+    module: nn.Module, cell: str, *, dtype: torch.dtype = torch.float64
+) -> dict[str, float]:
+    """The spectral radius (largest |eigenvalue|) of each layer's W_hh.
 
     Keys: "layer0", "layer1", ... for a vanilla RNN (the whole W_hh), and "layer0.i",
     "layer0.f", ... per H x H gate block for an LSTM (i, f, g, o) or a GRU (r, z, n);
     a bidirectional torch module's reverse direction is "layer0_reverse". NaN for a
     block holding a non-finite value or whose eigenvalues do not converge.
+    dtype: the precision of the eigenvalues. float32 is about 2x faster (models/probes.py
+    measured 12 vs 22 ms for an LSTM at H 256) and good to ~1e-6 relative, enough for a
+    plotted figure; it falls back to float64 where float32 does not converge.
     """
     info = cell_info(cell)
     out: dict[str, float] = {}
     for label, w in _recurrent_weights(module, info):
         for block_label, block in _blocks(label, w, info):
-            out[block_label] = _radius(block.detach())
+            out[block_label] = _radius(block, dtype)
     return out
 
 
-def seq2seq_spectral_radii(model: Seq2Seq) -> dict[str, float]:
+def seq2seq_spectral_radii(
+    model: Seq2Seq, *, dtype: torch.dtype = torch.float64
+) -> dict[str, float]:
     """spectral_radii of a Seq2Seq's encoder and decoder, keyed as the probes key them:
     "encoder.layer0" (vanilla RNN) or "encoder.layer0.f" (a gate block)."""
     cell = model.config.cell
     out: dict[str, float] = {}
     for side in ("encoder", "decoder"):
-        for key, value in spectral_radii(getattr(model, side), cell).items():
+        for key, value in spectral_radii(getattr(model, side), cell, dtype=dtype).items():
             out[f"{side}.{key}"] = value
     return out
 
@@ -237,15 +244,18 @@ def _blocks(label: str, w: Tensor, info: CellInfo) -> list[tuple[str, Tensor]]:
     ]
 
 
-def _radius(w: Tensor) -> float:
-    """Largest |eigenvalue| in float64; NaN if w holds a non-finite value or LAPACK fails."""
-    w64 = w.detach().to("cpu", torch.float64)
-    if not bool(torch.isfinite(w64).all()):
+def _radius(w: Tensor, dtype: torch.dtype = torch.float64) -> float:
+    """Largest |eigenvalue| computed in `dtype` (float64 if that fails to converge); NaN
+    if w holds a non-finite value or LAPACK fails."""
+    w = w.detach().to("cpu")
+    if not bool(torch.isfinite(w).all()):
         return float("nan")
-    try:
-        return float(torch.linalg.eigvals(w64).abs().max())
-    except RuntimeError:  # torch.linalg.LinAlgError is a RuntimeError
-        return float("nan")
+    for precision in dict.fromkeys((dtype, torch.float64)):
+        try:
+            return float(torch.linalg.eigvals(w.to(precision)).abs().max())
+        except RuntimeError:  # torch.linalg.LinAlgError is a RuntimeError
+            continue
+    return float("nan")
 
 
 def _new_block(block: Tensor, label: str, init: str, radius: float | None) -> Tensor:

@@ -238,6 +238,22 @@ def test_initialize_seq2seq_sets_encoder_and_decoder_and_the_probe_records_it():
     assert all(recorded[k] == pytest.approx(radii[k], abs=1e-4) for k in radii)
 
 
+def test_spectral_radii_match_the_probes_figures_in_float32_too():
+    """seq2seq_spectral_radii gives what models.probes records (its keys, its values),
+    in float64 by default or float32 (the probes' faster choice)."""
+    model = make_seq2seq("gru", hidden=7)
+    _, recorded = encoder_gradient_ratio(model, steps=3)
+    exact = seq2seq_spectral_radii(model)
+    fast = seq2seq_spectral_radii(model, dtype=torch.float32)
+    assert exact.keys() == recorded.keys() == fast.keys()
+    for key, value in exact.items():
+        assert recorded[key] == pytest.approx(value, rel=1e-5)
+        assert fast[key] == pytest.approx(value, rel=1e-5)
+    with torch.no_grad():
+        model.encoder.weight_hh_l0[0, 0] = float("nan")
+    assert np.isnan(seq2seq_spectral_radii(model)["encoder.layer0.r"])
+
+
 def test_initialize_seq2seq_refuses_forget_bias_for_a_gru_and_changes_nothing():
     model = make_seq2seq("gru", hidden=4)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
