@@ -4,8 +4,9 @@ The config is flat (one attribute per setting, so the GUI can check a value at i
 field with `validate_field(name, value)`), and is written to TOML in sections
 ([data], [model], [training], [probes], [system]) so a person can read and edit it.
 A value that is "off" (no gradient clipping, no early stopping, the automatic probe
-rule, a constant teacher-forcing ratio) is None in Python and simply absent from
-the TOML, because TOML has no null.
+rule, a constant teacher-forcing ratio, W_hh's radius as its init gives it, torch's
+forget-gate bias) is None in Python and simply absent from the TOML, because TOML
+has no null. A config written before a setting existed loads with its default.
 
 Persisted configs carry `version`; `migrate()` brings an older dict up to date.
 """
@@ -33,6 +34,8 @@ CONFIG_VERSION = 1
 CELL_NAMES: tuple[str, ...] = ("rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm", "gru")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+# models.init.recurrent_init_names, spelled here so that reading a config needs no torch
+RECURRENT_INITS: tuple[str, ...] = ("default", "orthogonal", "identity")
 OFF_WORDS = ("off", "none", "")
 
 
@@ -91,6 +94,9 @@ _SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("layers", "model", int, "stacked layers", 1, 64),
     FieldSpec("dropout", "model", float, "dropout between layers", 0.0, 0.99),
     FieldSpec("embedding", "model", int, "embedding size for token sequences", 1, 65536),
+    FieldSpec("recurrent_init", "model", str, "start of the recurrent weights W_hh, per gate block (default: torch's uniform)", choices=RECURRENT_INITS),
+    FieldSpec("recurrent_radius", "model", float, "spectral radius of each layer's W_hh at the start, per gate block (off: as the init gives it)", 0.0, 100.0, exclusive_minimum=True, optional=True),
+    FieldSpec("forget_bias", "model", float, "LSTM only: the forget gate's bias at the start (off: torch's)", -100.0, 100.0, optional=True),
     FieldSpec("optimizer", "training", str, "optimizer", choices=OPTIMIZERS),
     FieldSpec("lr", "training", float, "learning rate", 0.0, 100.0, exclusive_minimum=True),
     FieldSpec("momentum", "training", float, "momentum (SGD only)", 0.0, 0.999),
@@ -198,6 +204,16 @@ def _check_range(spec: FieldSpec, raw: Any, value: Any) -> None:
         raise _fail(spec, raw)
 
 
+def check_forget_bias(cell: str, forget_bias: float | None) -> None:
+    """ConfigError unless forget_bias is off or the cell is an LSTM (the only cell with a
+    forget gate). validate() calls it; the GUI can call it when either field changes."""
+    if forget_bias is not None and cell != "lstm":
+        raise ConfigError(
+            f"forget_bias = {forget_bias!r} is not allowed with cell = {cell!r}: only an "
+            'LSTM has a forget gate (set forget_bias to "off" or cell to "lstm")'
+        )
+
+
 @dataclass
 class RunConfig:
     """Every setting of a training run. Defaults make a small, quick LSTM run."""
@@ -212,6 +228,9 @@ class RunConfig:
     layers: int = 1
     dropout: float = 0.0
     embedding: int = 32
+    recurrent_init: str = "default"
+    recurrent_radius: float | None = None
+    forget_bias: float | None = None
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -244,6 +263,7 @@ class RunConfig:
             )
         if self.epochs is None and self.steps is None:
             raise ConfigError("no budget: set epochs or steps")
+        check_forget_bias(self.cell, self.forget_bias)
         return self
 
     def replace(self, **changes: Any) -> RunConfig:
