@@ -11,11 +11,18 @@ axis (input, then target), token sequences as text.
 For a file that is not in the project's format the inputs and targets are
 chosen by hand: at open (`choose_arrays`, a dialog tests can replace) and at
 any time with the panel's two array selectors.
+
+Opening never blocks the GUI thread: the file's safety check (a child process,
+workbench.safe_open) and the structural validation run as a background job
+(ui.jobs); the panel says it is checking, and the window stays responsive. A
+newer open supersedes one still in progress; a bad file ends in one clear message
+and leaves the open document as it was.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import errors
+from ui.jobs import JobFailure, JobSession, Latest
 from ui.plots import style
 from ui.widgets import fit_width_to_content, scrolling_body
 from workbench.datasets import ArrayInfo, Batch, DatasetSummary, SequenceDataset, list_arrays
@@ -106,11 +114,17 @@ class DatasetDocument(QObject):
 
     def load(self, path: str | os.PathLike[str], inputs: str | None = None,
              targets: str | None = None, *, arrays: list[ArrayInfo] | None = None) -> None:
-        """Open `path`; on any error (DatasetError, ConfigError) nothing changes."""
-        path = str(Path(path).resolve())
-        if arrays is None:
-            arrays = list_arrays(path)
-        dataset = SequenceDataset.open(path, inputs or None, targets or None)
+        """Open `path` in this thread; on any error (DatasetError, ConfigError) nothing
+        changes. (The Data panel opens in the background: `open_checked`, `install`.)"""
+        opened = open_checked(path, inputs, targets, arrays=arrays)
+        if opened.dataset is None:
+            raise WorkbenchError(f"{opened.path}: name the inputs and targets arrays")
+        self.install(opened)
+
+    def install(self, opened: Opened) -> None:
+        """Make an opened file the document (GUI thread); the old one is closed."""
+        dataset, path, arrays = opened.dataset, opened.path, opened.arrays
+        inputs, targets = opened.inputs, opened.targets
         old, self.dataset = self.dataset, dataset
         if old is not None:
             old.close()
@@ -140,6 +154,32 @@ class DatasetDocument(QObject):
         if self.dataset is not None:
             self.dataset.close()
             self.dataset = None
+
+
+@dataclass(frozen=True, eq=False)
+class Opened:
+    """A file checked and opened off the GUI thread: its arrays, and the dataset (None
+    when the file is not in the project's format and its arrays must be chosen)."""
+
+    path: str
+    arrays: list[ArrayInfo]
+    dataset: SequenceDataset | None = None
+    inputs: str | None = None
+    targets: str | None = None
+
+
+def open_checked(path: str | os.PathLike[str], inputs: str | None = None,
+                 targets: str | None = None, *,
+                 arrays: list[ArrayInfo] | None = None) -> Opened:
+    """List a file's arrays (safety-checked in a child process) and open it as a dataset
+    when its layout says which arrays to use (any thread; WorkbenchError if bad)."""
+    path = str(Path(path).resolve())
+    if arrays is None:
+        arrays = list_arrays(path)
+    inputs, targets = inputs or None, targets or None
+    if not (inputs and targets) and not is_project_layout(arrays):
+        return Opened(path, list(arrays))
+    return Opened(path, list(arrays), SequenceDataset.open(path, inputs, targets), inputs, targets)
 
 
 class ArrayChoiceDialog(QDialog):
@@ -205,6 +245,13 @@ class DataPanel(QWidget):
     def __init__(self, document: DatasetDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
+        self.job = JobSession(self)
+        self.job.thread_name = "open-dataset"
+        self.job.finished.connect(self._on_opened)
+        self.job.failed.connect(self._on_open_failed)
+        self._latest = Latest(self.job)
+        self._request = 0  # the newest open asked for; older results are dropped
+        self._last_ok = False
         self._build()
         document.changed.connect(self._on_document_changed)
         self._on_document_changed()
@@ -338,34 +385,70 @@ class DataPanel(QWidget):
             self.open_file(path)
 
     def open_file(self, path: str | os.PathLike[str], inputs: str | None = None,
-                  targets: str | None = None) -> bool:
-        """Open `path` into the document; a bad file shows its error and changes nothing.
-
-        Returns True when the file was opened.
-        """
+                  targets: str | None = None) -> None:
+        """Open `path` into the document, in the background; `file_opened` follows, or a
+        message saying what is wrong (the open document stays). `wait_opened` waits."""
         path = str(path)
-        name = Path(path).name
-        try:
-            arrays = list_arrays(path)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title="Cannot open the dataset")
-            return False
-        if not (inputs and targets) and not is_project_layout(arrays):
-            if not arrays:
-                errors.show_message(self, "Cannot open the dataset",
-                                    f"{path}: the file holds no arrays.", level="warning")
+        self._request += 1
+        request, self._last_ok = self._request, False
+        self.file_label.setText(f"Checking <b>{Path(path).name}</b>…")
+        self.file_label.setToolTip(path)
+        self.open_button.setEnabled(False)
+        self._latest.submit(lambda _sink: (request, open_checked(path, inputs, targets)))
+
+    def wait_opened(self, timeout_ms: int = 60_000) -> bool:
+        """Wait for the opens in progress (scripts, tests); True when the last one
+        opened its file."""
+        while self.job.is_running():
+            if not self.job.wait(timeout_ms):
                 return False
-            choice = choose_arrays(self, path, arrays)
-            if choice is None:
-                return False
-            inputs, targets = choice
-        try:
-            self.document.load(path, inputs, targets, arrays=arrays)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title=f"Cannot open {name}")
-            return False
-        self.file_opened.emit(self.document.path or path)
-        return True
+        return self._last_ok
+
+    @property
+    def opening(self) -> bool:
+        return self.job.is_running()
+
+    def _on_opened(self, result: tuple[int, Opened] | None) -> None:
+        if result is None:  # failed: _on_open_failed has said why
+            return
+        request, opened = result
+        if request != self._request:  # a newer open was asked for meanwhile
+            if opened.dataset is not None:
+                opened.dataset.close()
+            return
+        self._idle()
+        if opened.dataset is None:
+            self._choose_and_open(opened)
+            return
+        self.document.install(opened)
+        self._last_ok = True
+        self.file_opened.emit(opened.path)
+
+    def _choose_and_open(self, opened: Opened) -> None:
+        if not opened.arrays:
+            errors.show_message(self, "Cannot open the dataset",
+                                f"{opened.path}: the file holds no arrays.", level="warning")
+            return
+        choice = choose_arrays(self, opened.path, opened.arrays)
+        if choice is None:
+            return
+        path, arrays = opened.path, opened.arrays
+        self._request += 1
+        request = self._request
+        self.file_label.setText(f"Checking <b>{Path(path).name}</b>…")
+        self.open_button.setEnabled(False)
+        self._latest.submit(
+            lambda _sink: (request, open_checked(path, *choice, arrays=arrays)))
+
+    def _on_open_failed(self, failure: JobFailure) -> None:
+        if self._latest.waiting:  # a newer open is queued: it decides
+            return
+        self._idle()
+        errors.show_failure(self, failure, title="Cannot open the dataset")
+
+    def _idle(self) -> None:
+        self.open_button.setEnabled(True)
+        self._on_document_changed()
 
     def _on_apply_arrays(self) -> None:
         if not self.document.path:

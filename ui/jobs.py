@@ -175,8 +175,8 @@ class JobSession(QObject):
         self.start(lambda sink: _FunctionJob(function, sink))
 
     def wait(self, timeout_ms: int) -> bool:
-        """Block up to `timeout_ms` for the job's thread to end, then deliver what it
-        left; True when no job is running any more."""
+        """Block up to `timeout_ms` for the running job's thread to end, then deliver what
+        it left; True when that job has ended (a `finished` handler may start another)."""
         runner = self._runner
         if runner is None:
             return True
@@ -184,7 +184,7 @@ class JobSession(QObject):
         if runner.thread.is_alive():
             return False
         self.drain()
-        return self._runner is None
+        return True
 
     def shutdown(self, timeout_ms: int) -> bool:
         """End the job and wait up to `timeout_ms`; True when no job is left running."""
@@ -267,6 +267,11 @@ class Latest:
             self._waiting = function
         else:
             self.session.start_function(function)
+
+    @property
+    def waiting(self) -> bool:
+        """A newer request waits for the one being computed."""
+        return self._waiting is not None
 
     def drop_waiting(self) -> None:
         self._waiting = None

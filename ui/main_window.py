@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
             "&Compare Cells…", self.compare_cells,
             tip="Train the Model panel's settings with several cells and seeds, one run after "
                 "another, and compare them")
-        self.recent_menu = RecentMenu(self.settings, self.open_dataset, self)
+        self.recent_menu = RecentMenu(self.settings, self.data_panel.open_file, self)
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self.open_action)
@@ -240,7 +240,8 @@ class MainWindow(QMainWindow):
 
     # --- datasets -----------------------------------------------------------------------
     def _load_initial_dataset(self) -> None:
-        if self._initial_path and self.data_panel.open_file(self._initial_path):
+        if self._initial_path:
+            self.data_panel.open_file(self._initial_path)
             return
         try:
             path = ensure_builtin_dataset()
@@ -249,9 +250,11 @@ class MainWindow(QMainWindow):
             return
         self.data_panel.open_file(path)
 
-    def open_dataset(self, path: str | Path) -> bool:
-        """Open a dataset file (as Open… does); False, with a dialog, when it is bad."""
-        return self.data_panel.open_file(path)
+    def open_dataset(self, path: str | Path, timeout_ms: int = 60_000) -> bool:
+        """Open a dataset file as Open… does and wait for it (scripts, tests); False, with
+        a message, when it is bad."""
+        self.data_panel.open_file(path)
+        return self.data_panel.wait_opened(timeout_ms)
 
     def new_dataset_from_task(self) -> None:
         path = new_dataset_from_task(self)

@@ -4,6 +4,8 @@ dialog, the training controls and the three plots."""
 
 from __future__ import annotations
 
+import threading
+
 import h5py
 import numpy as np
 import pytest
@@ -70,7 +72,8 @@ def tree_rows(panel) -> dict[str, tuple[str, ...]]:
 
 
 def test_a_project_file_shows_arrays_summary_and_a_sample(panel, files, messages):
-    assert panel.open_file(files["sine"])
+    panel.open_file(files["sine"])
+    assert panel.wait_opened()
     rows = tree_rows(panel)
     used = {path: row[3] for path, row in rows.items() if row[3]}
     assert sorted(used.values()) == ["inputs", "inputs", "inputs", "targets", "targets",
@@ -92,7 +95,8 @@ def test_a_project_file_shows_arrays_summary_and_a_sample(panel, files, messages
 
 
 def test_a_token_file_previews_as_text(panel, files):
-    assert panel.open_file(files["reverse"])
+    panel.open_file(files["reverse"])
+    assert panel.wait_opened()
     assert panel.preview_stack.currentWidget() is panel.preview_text
     text = panel.preview_text.toPlainText()
     assert text.startswith("Input :") and "Target:" in text and "</s>" in text
@@ -107,7 +111,8 @@ def test_a_foreign_file_opens_with_hand_picked_arrays(panel, files, monkeypatch,
         return "/x", "/y"
 
     monkeypatch.setattr(data_panel_module, "choose_arrays", choose)
-    assert panel.open_file(files["foreign"])
+    panel.open_file(files["foreign"])
+    assert panel.wait_opened()
     assert "/x" in asked[0] and "/y" in asked[0]
     assert panel.document.inputs == "/x" and panel.document.targets == "/y"
     assert tree_rows(panel)["/x"][3] == "inputs"
@@ -117,17 +122,21 @@ def test_a_foreign_file_opens_with_hand_picked_arrays(panel, files, monkeypatch,
 
 
 def test_cancelling_the_array_choice_keeps_the_dataset(panel, files, monkeypatch):
-    assert panel.open_file(files["sine"])
+    panel.open_file(files["sine"])
+    assert panel.wait_opened()
     monkeypatch.setattr(data_panel_module, "choose_arrays", lambda *a: None)
-    assert not panel.open_file(files["foreign"])
+    panel.open_file(files["foreign"])
+    assert not panel.wait_opened()
     assert panel.document.path == str(files["sine"].resolve())
 
 
 def test_a_bad_array_choice_shows_the_error_and_keeps_the_dataset(panel, files, monkeypatch,
                                                                   messages):
-    assert panel.open_file(files["sine"])
+    panel.open_file(files["sine"])
+    assert panel.wait_opened()
     monkeypatch.setattr(data_panel_module, "choose_arrays", lambda *a: ("/x", "/meta/notes"))
-    assert not panel.open_file(files["foreign"])
+    panel.open_file(files["foreign"])
+    assert not panel.wait_opened()
     assert len(messages) == 1 and "/meta/notes" in messages[0]
     assert panel.document.path == str(files["sine"].resolve())
 
@@ -237,3 +246,37 @@ def test_each_plot_alone_takes_a_demo_run(qtbot, plot_type, drawn):
                                 t_out=3, layers=1, hidden=6))
     plot.redraw_now()
     drawn(plot)
+
+
+def test_opening_runs_in_the_background_and_says_it_is_checking(qtbot, panel, tmp_path,
+                                                                monkeypatch):
+    """open_file returns before the file's child-process check has run: the panel says
+    it is checking, the event loop keeps turning, and the file opens afterwards."""
+    from workbench import safe_open
+
+    # a fresh file, so that no cached verdict makes the check instant
+    fresh = generate("sine", tmp_path / "fresh.h5", n=40, seed=3, input_steps=8,
+                     target_steps=3)
+    checked_in = []
+    real_check = safe_open.check_file
+
+    def recording_check(*args, **kwargs):  # the real check, noting where it ran
+        checked_in.append(threading.current_thread().name)
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(safe_open, "check_file", recording_check)
+    panel.open_file(fresh)
+    assert panel.opening
+    assert "Checking" in panel.file_label.text()
+    assert not panel.open_button.isEnabled()
+    qtbot.waitUntil(lambda: not panel.opening, timeout=30_000)
+    assert panel.document.path == str(fresh.resolve())
+    assert "Checking" not in panel.file_label.text() and panel.open_button.isEnabled()
+    assert checked_in and "MainThread" not in checked_in
+
+
+def test_a_newer_open_supersedes_one_in_progress(qtbot, panel, files):
+    panel.open_file(files["reverse"])
+    panel.open_file(files["sine"])
+    assert panel.wait_opened()
+    assert panel.document.path == str(files["sine"].resolve())
