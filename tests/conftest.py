@@ -33,3 +33,7 @@ def _one_torch_thread():
         return
     torch.set_num_threads(1)
     yield
+
+
+# tests/watchdog_demo holds a deliberate deadlock: run only by tests/test_watchdog.py.
+collect_ignore = ["watchdog_demo"]

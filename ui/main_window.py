@@ -26,6 +26,8 @@ from ui.controls import TrainingControls
 from ui.data_panel import DataPanel, DatasetDocument
 from ui.docks import Docks
 from ui.export_actions import ExportActions
+from ui.help_menu import add_help_menu
+from ui.launcher import Launcher
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
 from ui.plots.gates_plot import GatesPlot
@@ -39,7 +41,6 @@ from ui.run_controller import RunController
 from ui.runs_panel import RunsIndex, RunsPanel
 from ui.settings import AppSettings
 from ui.task_dialog import ensure_builtin_dataset, new_dataset_from_task
-from workbench.errors import WorkbenchError
 from workbench.runs import default_runs_dir
 
 CLOSE_WAIT_MS = 500  # how long closing waits for a stopping run before saying so
@@ -64,7 +65,6 @@ class MainWindow(QMainWindow):
         self._close_pending = False
         self._shown_once = False
         self._restored_state = False
-        self._replayed_run_id: str | None = None
         self._initial_path = initial_path
         self._load_pending = load_dataset
 
@@ -96,14 +96,20 @@ class MainWindow(QMainWindow):
                                  self._on_overlay_error)
         self.predictions = PredictionsRouter(self.predictions_plot, self.runs_dir, self)
         self.runs = RunController(self, self.runs_dir, self.feed, self.runs_index,
-                                  self.predictions, self.statusBar(), self.run_label)
+                                  self.histories, self.predictions, self.statusBar(),
+                                  self.run_label)
+        self.replay_run = self.runs.replay
         self.session = self.runs.session
         self.comparisons = Comparisons(self, self.runs_dir, self.runs_index)
         self.compare_session = self.comparisons.session
         self.compare_views = self.comparisons.views
         self.controls = TrainingControls(self.session)
         self.exports = ExportActions(self, self.feed, self.runs_panel, self.runs_dir,
-                                     self.statusBar(), lambda: self._replayed_run_id)
+                                     self.statusBar(), lambda: self.runs.shown_run_id)
+        self.launcher = Launcher(self, self.document, self.model_panel, settings, self.runs,
+                                 self.comparisons, self.controls)
+        self.train, self.resume_run = self.launcher.train, self.launcher.resume
+        self.compare_cells = self.launcher.compare
         self.export_plots = self.exports.export_plots
         self.export_metrics = self.exports.export_metrics
         self.export_config = self.exports.export_config
@@ -130,10 +136,7 @@ class MainWindow(QMainWindow):
         self.task_action = self._action("&New Dataset from Task…", self.new_dataset_from_task,
                                         shortcut=keys.New,
                                         tip="Generate a dataset from a built-in task (Ctrl+N)")
-        self.compare_action = self._action(
-            "&Compare Cells…", self.compare_cells,
-            tip="Train the Model panel's settings with several cells and seeds, one run after "
-                "another, and compare them")
+        self.compare_action = self.launcher.compare_action
         self.recent_menu = RecentMenu(self.settings, self.data_panel.open_file, self)
 
         menu = self.menuBar().addMenu("&File")
@@ -159,9 +162,7 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self._action("&Reset Layout", self._on_reset_layout))
 
-        menu = self.menuBar().addMenu("&Help")
-        menu.addAction(self._action("Where Are My &Files?", self._on_folders_clicked))
-        menu.addAction(self._action("&About Sequence Workbench", self._on_about_clicked))
+        add_help_menu(self, self.menuBar().addMenu("&Help"), self.settings, self.runs_dir)
 
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("mainToolBar")
@@ -193,7 +194,7 @@ class MainWindow(QMainWindow):
         self.data_panel.new_from_task_requested.connect(self.new_dataset_from_task)
         self.model_panel.validity_changed.connect(self._update_train_enabled)
         self.model_panel.changed.connect(self._update_train_enabled)
-        self.runs_panel.replay_requested.connect(self._on_replay_requested)
+        self.runs_panel.replay_requested.connect(self.runs.on_replay_requested)
         self.runs_panel.overlays_changed.connect(
             lambda colors: self.overlays.update(colors, live_run_id=self.runs.live_run_id))
         self.runs_panel.resume_requested.connect(self.resume_run)
@@ -291,57 +292,10 @@ class MainWindow(QMainWindow):
 
     # --- training and comparisons -------------------------------------------------------
     def _busy(self) -> bool:
-        return self.session.is_running() or self.compare_session.is_running()
-
-    def train(self) -> None:
-        """Start a new run on the current dataset with the Model panel's settings."""
-        if self._busy():
-            return
-        config = self._config_from_panels("Cannot train with these settings")
-        if config is not None:
-            self.settings.set_model_settings(self.model_panel.values())
-            self._replayed_run_id = None
-            self.runs.train(config)
-
-    def resume_run(self, run_id: str) -> None:
-        """Continue a stopped or crashed run from its latest checkpoint."""
-        if self._busy():
-            errors.show_message(self, "A run is in progress",
-                                "Stop the current run (or comparison) before resuming a run.",
-                                level="info")
-            return
-        if self.runs.resume(run_id):
-            self._replayed_run_id = None
-
-    def compare_cells(self) -> None:
-        """Ask which cells and seeds, then train them one after another and compare."""
-        if self._busy():
-            errors.show_message(self, "Training in progress",
-                                "Stop the current run or comparison first.", level="info")
-            return
-        config = self._config_from_panels("Cannot compare with these settings")
-        if config is None:
-            return
-        self.settings.set_model_settings(self.model_panel.values())
-        self.comparisons.start(config)
-        self._update_train_enabled()
+        return self.launcher.busy()
 
     def open_comparison(self, comparison_id: str) -> Any:
         return self.comparisons.open(comparison_id)
-
-    def _config_from_panels(self, title: str) -> Any | None:
-        """The RunConfig of the open dataset and the Model panel's settings; None, with
-        a message titled `title` (or one asking for a dataset), when there is none."""
-        if self.document.path is None or self.document.summary is None:
-            errors.show_message(self, "No dataset", "Open a dataset first (File ▸ Open).",
-                                level="warning")
-            return None
-        try:
-            return self.model_panel.run_config(self.document.path, self.document.inputs,
-                                               self.document.targets)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title=title)
-            return None
 
     def _on_session_state(self, state: str) -> None:
         self._update_train_enabled()
@@ -349,63 +303,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.close)
 
     def _update_train_enabled(self, *_args: Any) -> None:
-        idle = self.session.state == "idle" and self.compare_session.state == "idle"
-        ready = self.document.summary is not None and self.model_panel.is_valid()
-        self.controls.train_action.setEnabled(idle and ready and not self._close_pending)
-        self.compare_action.setEnabled(idle and ready and not self._close_pending)
-        if not self.model_panel.is_valid():
-            reason = "; ".join(self.model_panel.errors().values())
-            self.controls.train_action.setToolTip(f"Fix the settings first: {reason}")
-        elif self.document.summary is None:
-            self.controls.train_action.setToolTip("Open a dataset first")
-        else:
-            self.controls.train_action.setToolTip(
-                "Train a new model on the dataset with the settings of the Model panel "
-                "(Ctrl+Return)")
-
-    # --- replays and overlays -----------------------------------------------------------
-    def replay_run(self, run_id: str) -> bool:
-        """Show a recorded run in the plots, through the same call as a live run."""
-        if self.session.is_running():
-            self.statusBar().showMessage(
-                "The plots show the run in progress; tick a run to overlay it instead.", 8000)
-            return False
-        try:
-            events = self.histories.events(run_id)
-        except WorkbenchError as exc:
-            errors.show_error(self, exc, title="Cannot replay this run")
-            return False
-        self.feed.replay(events)
-        self._replayed_run_id = run_id
-        self.predictions.show_recorded(run_id)
-        row = self.runs_index.row(run_id)
-        self.run_label.setText(f"Showing: {row.name if row else run_id} ({row.status if row else ''})")
-        return True
-
-    def _on_replay_requested(self, run_id: str) -> None:
-        if run_id not in (self.runs.live_run_id, self._replayed_run_id):
-            self.replay_run(run_id)
+        self.launcher.update_enabled(closing=self._close_pending)
 
     def _on_overlay_error(self, _run_id: str, exc: Exception) -> None:
         errors.show_error(self, exc, title="Cannot overlay this run")
-
-    # --- help ---------------------------------------------------------------------------
-    def _on_folders_clicked(self) -> None:
-        from ui.errors import log_path
-        from ui.settings import data_home
-
-        errors.show_message(
-            self, "Where are my files?",
-            f"Data folder: {data_home()}\nRuns: {self.runs_dir}\n"
-            f"Settings: {self.settings.path}\nError log: {log_path()}", level="info")
-
-    def _on_about_clicked(self) -> None:
-        errors.show_message(
-            self, "About Sequence Workbench",
-            "Sequence Workbench trains recurrent sequence models (RNN, GRU, LSTM) on your "
-            "data and shows, live, the loss, the gradient at every time step (vanishing and "
-            "exploding gradients made visible) and the hidden state moving through time.",
-            level="info")
 
     # --- closing ------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name

@@ -1,10 +1,10 @@
-"""The window's training run: start, resume, the live events, the end.
+"""The window's run: start, resume, the live events, the end, and replays.
 
 `RunController` owns the `TrainingSession` (ui.sessions). A run is started by the
 workbench's run service in the training thread (opening the data there keeps the
-GUI thread free); the drained events go to the plots through the `PlotFeed` (the
-same call a replay uses), to the Runs panel's live row and to the status bar. It
-holds no training logic.
+GUI thread free); the drained events go to the plots through the `PlotFeed`, to the
+Runs panel's live row and to the status bar. A recorded run is replayed through the
+same `PlotFeed` call. It holds no training logic.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from ui import errors
 from ui.jobs import JobFailure, Sink
-from ui.plot_feed import PlotFeed
+from ui.plot_feed import PlotFeed, RunHistories
 from ui.predictions_router import PredictionsRouter
 from ui.runs_panel import RunsIndex
 from ui.sessions import TrainingSession
@@ -43,15 +43,15 @@ END_WORDS = {"completed": "finished", "stopped": "stopped", "diverged": "diverge
 class RunController(QObject):
     """Starts and follows the window's one training run.
 
-    `train(config)`, `resume(run_id)`; `live_run_id` while a run trains; `run_ended`
-    (run id) after its end was shown. Messages go to `parent_widget`'s dialogs, the
-    status bar and `run_label`.
+    `train(config)`, `resume(run_id)`, `replay(run_id)`; `live_run_id` while a run
+    trains, `shown_run_id` for a replayed one; `run_ended` (run id) after its end was
+    shown. Messages go to `parent_widget`'s dialogs, the status bar and `run_label`.
     """
 
     run_ended = Signal(str)
 
     def __init__(self, parent_widget: QWidget, runs_dir: Path, feed: PlotFeed,
-                 runs_index: RunsIndex, predictions: PredictionsRouter,
+                 runs_index: RunsIndex, histories: RunHistories, predictions: PredictionsRouter,
                  status_bar: QStatusBar, run_label: QLabel) -> None:
         super().__init__(parent_widget)
         self._widget = parent_widget
@@ -59,10 +59,12 @@ class RunController(QObject):
         self.session = TrainingSession(self)
         self.feed = feed
         self.runs_index = runs_index
+        self.histories = histories
         self.predictions = predictions
         self.status_bar = status_bar
         self.run_label = run_label
         self.live_run_id: str | None = None
+        self.shown_run_id: str | None = None  # the recorded run the plots show
         self.closing = False  # the window is closing: no dialogs for the run's end
         self._progress: list[Event] = []
         self._row_shown = 0.0
@@ -107,12 +109,37 @@ class RunController(QObject):
         return True
 
     def _start(self, factory: Any, history: list[Event] | None = None) -> None:
+        self.shown_run_id = None
         self.feed.clear()
         if history:
             self.feed.replay(history)
         self._progress = []
         self.run_label.setText("Starting…")
         self.session.start(factory)
+
+    def replay(self, run_id: str) -> bool:
+        """Show a recorded run in the plots, through the same call as a live run."""
+        if self.session.is_running():
+            self.status_bar.showMessage(
+                "The plots show the run in progress; tick a run to overlay it instead.", 8000)
+            return False
+        try:
+            events = self.histories.events(run_id)
+        except WorkbenchError as exc:
+            errors.show_error(self._widget, exc, title="Cannot replay this run")
+            return False
+        self.feed.replay(events)
+        self.shown_run_id = run_id
+        self.predictions.show_recorded(run_id)
+        row = self.runs_index.row(run_id)
+        status = f" ({row.status})" if row else ""
+        self.run_label.setText(f"Showing: {row.name if row else run_id}{status}")
+        return True
+
+    def on_replay_requested(self, run_id: str) -> None:
+        """A run selected in the Runs panel: replay it unless it is shown already."""
+        if run_id not in (self.live_run_id, self.shown_run_id):
+            self.replay(run_id)
 
     # --- while it trains ------------------------------------------------------------------
     def _on_events(self, events: tuple) -> None:
