@@ -1,14 +1,32 @@
-"""models: recurrent cells, the encoder-decoder and its probes (torch and numpy only)."""
+"""models: recurrent cells, the encoder-decoder, attention, beam search and the probes
+(torch and numpy only)."""
 
-from models.cells import CELLS, CellInfo, parameter_count
+from models.attention import ATTENTION_KINDS
+from models.beam import BeamResult, Candidate, Hypothesis, beam_search
+from models.cells import CELLS, CellInfo
 from models.probes import ProbeResult, probe
 from models.recurrent import Recurrent, RecurrentTrace
-from models.seq2seq import Generated, Seq2Seq, Seq2SeqConfig, Seq2SeqTrace, SideConfig
+from models.seq2seq import (
+    DecodedStep,
+    DecoderState,
+    Generated,
+    Seq2Seq,
+    Seq2SeqConfig,
+    Seq2SeqTrace,
+    SideConfig,
+    parameter_count,
+)
 
 __all__ = [
+    "ATTENTION_KINDS",
+    "BeamResult",
     "CELLS",
+    "Candidate",
     "CellInfo",
+    "DecodedStep",
+    "DecoderState",
     "Generated",
+    "Hypothesis",
     "ProbeResult",
     "Recurrent",
     "RecurrentTrace",
@@ -16,6 +34,7 @@ __all__ = [
     "Seq2SeqConfig",
     "Seq2SeqTrace",
     "SideConfig",
+    "beam_search",
     "parameter_count",
     "probe",
 ]
