@@ -1,6 +1,9 @@
-"""models: recurrent cells, the encoder-decoder and its probes (torch and numpy only)."""
+"""models: recurrent cells, the encoder-decoder, attention, beam search and the probes
+(torch and numpy only)."""
 
-from models.cells import CELLS, CellInfo, parameter_count
+from models.attention import ATTENTION_KINDS
+from models.beam import BeamResult, Candidate, Hypothesis, beam_search
+from models.cells import CELLS, CellInfo
 from models.init import (
     initialize_recurrent,
     initialize_seq2seq,
@@ -10,12 +13,27 @@ from models.init import (
 )
 from models.probes import ProbeResult, probe
 from models.recurrent import Recurrent, RecurrentTrace
-from models.seq2seq import Generated, Seq2Seq, Seq2SeqConfig, Seq2SeqTrace, SideConfig
+from models.seq2seq import (
+    DecodedStep,
+    DecoderState,
+    Generated,
+    Seq2Seq,
+    Seq2SeqConfig,
+    Seq2SeqTrace,
+    SideConfig,
+    parameter_count,
+)
 
 __all__ = [
+    "ATTENTION_KINDS",
+    "BeamResult",
     "CELLS",
+    "Candidate",
     "CellInfo",
+    "DecodedStep",
+    "DecoderState",
     "Generated",
+    "Hypothesis",
     "ProbeResult",
     "Recurrent",
     "RecurrentTrace",
@@ -23,6 +41,7 @@ __all__ = [
     "Seq2SeqConfig",
     "Seq2SeqTrace",
     "SideConfig",
+    "beam_search",
     "initialize_recurrent",
     "initialize_seq2seq",
     "parameter_count",

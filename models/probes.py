@@ -8,7 +8,11 @@ arrays (a ProbeResult, whose fields are those of workbench.events.ProbeEvent):
   every layer of the encoder and the decoder, and the same for an LSTM's c_t;
 - the hidden states of the first few samples (trajectory plots);
 - per step and per sigmoid gate, the mean activation and the saturated fraction;
-- the spectral radius of each layer's recurrent weights (per gate block).
+- the spectral radius of each layer's recurrent weights (per gate block);
+- with attention, the attention weights of the first few samples (alignment plots).
+
+With attention, G_t over encoder steps includes the paths through the attention
+context (every decoder step reads h_t directly): it is the total derivative.
 
 Its figures mean the same in every run and at every step, and measuring must not
 disturb what is measured. So the pass runs on a float64 deep copy of the model
@@ -54,6 +58,10 @@ class ProbeResult:
     spectral_radius: "encoder.layer0" (vanilla RNN: of W_hh) or "encoder.layer0.f"
       (LSTM i, f, g, o / GRU r, z, n: of that H x H block of W_hh) -> float.
     seconds: wall time of the probe.
+    attention_weights: (samples, T_out, T_in) the teacher-forced decoder's attention
+      weights for the first samples of the batch: 0 at padded source steps, each row
+      summing to 1 over the valid ones, NaN rows at a sample's padded target steps;
+      None for a model without attention.
     """
 
     encoder_grad_norms: np.ndarray
@@ -66,6 +74,7 @@ class ProbeResult:
     gate_saturation: dict[str, np.ndarray] = field(default_factory=dict)
     spectral_radius: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    attention_weights: np.ndarray | None = None
 
 
 def probe(
@@ -145,6 +154,7 @@ def probe(
         gate_saturation=saturation,
         spectral_radius=spectral_radii(model),
         seconds=time.perf_counter() - started,
+        attention_weights=_attention(trace.attention, tgt_mask, samples),
     )
 
 
@@ -200,3 +210,13 @@ def _hidden(h_steps: list[Tensor], mask: Tensor, samples: int) -> np.ndarray:
     h = torch.stack([s[:samples] for s in h_steps], dim=1).detach().to(torch.float64)
     nan = torch.full_like(h, float("nan"))
     return torch.where(mask[:samples].unsqueeze(-1), h, nan).cpu().numpy()
+
+
+def _attention(weights: Tensor | None, tgt_mask: Tensor, samples: int) -> np.ndarray | None:
+    """(samples, T_out, T_in) float64 of the first samples' attention weights, NaN rows at
+    their padded target steps; None without attention."""
+    if weights is None:
+        return None
+    w = weights[:samples].detach().to(torch.float64)
+    nan = torch.full_like(w, float("nan"))
+    return torch.where(tgt_mask[:samples, :, None], w, nan).cpu().numpy()

@@ -18,6 +18,14 @@ fused call; with 1.0 the whole decoder is one fused call.
 The fed-back prediction is greedy argmax for tokens (no gradient flows through a
 choice) and the prediction itself for continuous targets (gradient flows through
 it: the loss is differentiated as the model computed it).
+
+Attention (`Seq2SeqConfig.attention`, models.attention): the decoder attends over
+the encoder's top-layer outputs, from its top layer. The encoder always runs on the
+fused path. Bahdanau feeds the context into the decoder's input, so its decoder
+runs step by step (Recurrent.step) in training too; Luong combines the context after
+the decoder, so a teacher-forced run of steps stays one fused call and attention is
+applied to all its steps at once. With attention "none" the model is exactly the
+one without attention: the same parameters, the same computation, the same draws.
 """
 
 from __future__ import annotations
@@ -29,10 +37,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.cells import cell_info, parameter_count
-from models.recurrent import Recurrent, RecurrentTrace, StackState, _as_lengths, step_mask
+from models import cells
+from models.attention import (
+    ATTENTION_KINDS,
+    Attention,
+    Memory,
+    attention_parameter_count,
+    check_kind,
+    make_attention,
+)
+from models.beam import generate_beam
+from models.cells import State, cell_info
+from models.recurrent import (
+    Recurrent,
+    RecurrentTrace,
+    StackState,
+    StackStep,
+    _as_lengths,
+    step_mask,
+)
 
 __all__ = [
+    "ATTENTION_KINDS",
+    "DecodedStep",
+    "DecoderState",
     "Generated",
     "Seq2Seq",
     "Seq2SeqConfig",
@@ -87,7 +115,12 @@ class SideConfig:
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    """Everything needed to build a Seq2Seq: plain values, round-trips through a dict."""
+    """Everything needed to build a Seq2Seq: plain values, round-trips through a dict.
+
+    attention: one of ATTENTION_KINDS ("none", "bahdanau", "luong-dot",
+    "luong-general"); a dict without it (a run recorded before attention existed)
+    gives "none".
+    """
 
     cell: str
     hidden: int
@@ -95,6 +128,7 @@ class Seq2SeqConfig:
     target: SideConfig
     layers: int = 1
     dropout: float = 0.0
+    attention: str = "none"
 
     def __post_init__(self) -> None:
         cell_info(self.cell)
@@ -102,6 +136,7 @@ class Seq2SeqConfig:
             raise ValueError(f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_kind(self.attention)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (nested dicts for the sides), TOML- and JSON-able (None entries dropped)."""
@@ -132,22 +167,71 @@ class Seq2SeqConfig:
         return cls(**d)
 
 
+def parameter_count(config: Seq2SeqConfig) -> int:
+    """Parameters of a Seq2Seq built from `config`, without building it (attention's too)."""
+    extra = attention_parameter_count(
+        config.attention, config.hidden, cell_info(config.cell).gate_count
+    )
+    return cells.parameter_count(config) + extra
+
+
 @dataclass
 class Generated:
     """What generate() returns: outputs (B, steps, F) floats or (B, steps) ids (pad after
-    the end id), and lengths (B,) int64 (tokens: up to and including the end id)."""
+    the end id), and lengths (B,) int64 (tokens: up to and including the end id).
+
+    attention: (B, steps, T_in) the weights of every decoded step (0 after a sample's
+    length), or None without attention.
+    """
 
     outputs: Tensor
     lengths: Tensor
+    attention: Tensor | None = None
 
 
 @dataclass
 class Seq2SeqTrace:
-    """forward(..., instrumented=True): the outputs plus both sides' per-step records."""
+    """forward(..., instrumented=True): the outputs plus both sides' per-step records.
+
+    attention: (B, T_out, T_in) the attention weights of every decoder step (0 at
+    padded source steps, each row summing to 1 over the valid ones), None without.
+    """
 
     outputs: Tensor
     encoder: RecurrentTrace
     decoder: RecurrentTrace
+    attention: Tensor | None = None
+
+
+@dataclass
+class DecoderState:
+    """The decoder between two steps: one State per layer, and what it attends over."""
+
+    states: list[State]
+    memory: Memory | None
+
+    def select(self, index: Tensor) -> DecoderState:
+        """The rows `index` (B',) of every tensor (a beam reorders and copies hypotheses)."""
+        states: list[State] = [
+            (s[0].index_select(0, index), s[1].index_select(0, index))
+            if isinstance(s, tuple)
+            else s.index_select(0, index)
+            for s in self.states
+        ]
+        memory = None if self.memory is None else self.memory.select(index)
+        return DecoderState(states, memory)
+
+
+@dataclass
+class DecodedStep:
+    """One decoder step: output (B, F) predictions or (B, V) logits, the state after it,
+    the attention weights (B, T_in) (None without attention), and every layer's
+    CellStep (h_t, c_t and gates; models.recurrent.StackStep)."""
+
+    output: Tensor
+    state: DecoderState
+    weights: Tensor | None
+    stack: StackStep
 
 
 class Seq2Seq(nn.Module):
@@ -155,7 +239,10 @@ class Seq2Seq(nn.Module):
 
     Submodules: `source_embedding` / `target_embedding` (token sides), `start`
     (the learned start vector of a continuous target), `encoder` and `decoder`
-    (models.recurrent.Recurrent), `head` (Linear hidden -> features or vocabulary).
+    (models.recurrent.Recurrent), `head` (Linear hidden -> features or vocabulary),
+    `attention` (models.attention, None without). With Bahdanau attention the
+    decoder's input is the previous target's embedding (or values) followed by the
+    H-wide context.
     """
 
     def __init__(self, config: Seq2SeqConfig) -> None:
@@ -180,9 +267,14 @@ class Seq2Seq(nn.Module):
             self.start = nn.Parameter(torch.zeros(tgt.features))  # type: ignore[arg-type]
             dec_in = tgt.features
         enc_in = src.embedding if src.kind == "tokens" else src.features
+        if config.attention == "bahdanau":
+            dec_in += config.hidden  # the context joins the decoder's input
         self.encoder = Recurrent(config.cell, enc_in, config.hidden, config.layers, config.dropout)  # type: ignore[arg-type]
         self.decoder = Recurrent(config.cell, dec_in, config.hidden, config.layers, config.dropout)  # type: ignore[arg-type]
         self.head = nn.Linear(config.hidden, tgt.size)
+        # created last, so that without attention every other parameter is created
+        # (and drawn from the RNG) exactly as before attention existed
+        self.attention: Attention | None = make_attention(config.attention, config.hidden)
 
     # -- input checks ------------------------------------------------------------------
 
@@ -247,6 +339,65 @@ class Seq2Seq(nn.Module):
         self._check_side("src", self.config.source, src, None)
         return self.encoder(self._embed_source(src), None, src_lengths)[1]
 
+    def _memory(self, values: Tensor, src_lengths: object) -> Memory | None:
+        """What the decoder attends over: the encoder's top-layer outputs (B, T_in, H)
+        and their padding mask; None without attention."""
+        if self.attention is None:
+            return None
+        batch, steps = values.shape[0], values.shape[1]
+        lens = _as_lengths(src_lengths, batch, steps, "Seq2Seq src_lengths")
+        return self.attention.memory(values, step_mask(lens, steps, values.device))
+
+    # -- one decoder step (generation, beam search, free-running steps) ----------------
+
+    def start_decoding(self, src: Tensor, src_lengths: object = None) -> DecoderState:
+        """Run the encoder (fused path) and return the decoder's initial DecoderState:
+        the encoder's final state per layer, and the attention memory (None without)."""
+        self._check_side("src", self.config.source, src, None)
+        values, state = self.encoder(self._embed_source(src), None, src_lengths)
+        return DecoderState(self.decoder.split_state(state), self._memory(values, src_lengths))
+
+    def decoder_input(self, previous: Tensor | None, batch: int) -> Tensor:
+        """The decoder's input (B, in) for a step after `previous`: the embedding of
+        previous ids (B,) or the previous values (B, F) themselves; the start symbol
+        (or start vector) when previous is None. Without the attention context."""
+        if previous is None:
+            return self._start_input(batch)
+        return self._embed_target(previous)
+
+    def decode_step(self, x: Tensor, state: DecoderState) -> DecodedStep:
+        """One decoder step from `state` on input x (B, in) (see decoder_input).
+
+        Bahdanau: the context from the previous top-layer state joins x; Luong: the
+        output layer reads tanh(W_c [c_t; h_t]); none: the output layer reads h_t.
+        """
+        attention, memory, weights = self.attention, state.memory, None
+        if attention is not None and attention.feeds_input:
+            assert memory is not None
+            context, weights = attention(_top_h(state.states), memory)
+            x = torch.cat([x, context], dim=-1)
+        stepped = self.decoder.step(x, state.states)
+        h = stepped.h
+        if attention is not None and not attention.feeds_input:
+            assert memory is not None
+            context, weights = attention(h, memory)
+            h = attention.combine(context, h)
+        return DecodedStep(self.head(h), DecoderState(stepped.states, memory), weights, stepped)
+
+    def _readout(self, h: Tensor, memory: Memory | None) -> tuple[Tensor, Tensor | None]:
+        """Outputs (B, t, F or V) of a fused run of decoder steps h (B, t, H), and the
+        attention weights (B, t, T_in) (Luong; None without attention)."""
+        if self.attention is None:
+            return self.head(h), None
+        assert memory is not None and not self.attention.feeds_input
+        context, weights = self.attention(h, memory)
+        return self.head(self.attention.combine(context, h)), weights
+
+    def _fused_decoder(self) -> bool:
+        """Can a run of teacher-forced decoder steps be one fused call (no attention in
+        the decoder's input)?"""
+        return self.attention is None or not self.attention.feeds_input
+
     # -- forward ----------------------------------------------------------------------
 
     def forward(
@@ -269,7 +420,8 @@ class Seq2Seq(nn.Module):
         taken from `generator`).
         Returns continuous predictions (B, T_out, F_out) or logits (B, T_out, V), zero
         at padded target steps; with instrumented=True a Seq2SeqTrace whose records
-        come from the unrolled path (every h_t, c_t and gate in the autograd graph).
+        come from the unrolled path (every h_t, c_t and gate in the autograd graph)
+        and which carries the attention weights (B, T_out, T_in).
         """
         self._check_side("src", self.config.source, src, None)
         batch = src.shape[0]
@@ -279,26 +431,32 @@ class Seq2Seq(nn.Module):
         src_in = self._embed_source(src)
         if instrumented:
             enc_trace = self.encoder.unroll(src_in, None, src_lengths)
-            state = enc_trace.state
+            values, state = enc_trace.output, enc_trace.state
         else:
-            state = self.encoder(src_in, None, src_lengths)[1]
+            values, state = self.encoder(src_in, None, src_lengths)
+        memory = self._memory(values, src_lengths)
         teacher = self._draws(steps, teacher_forcing, generator)
         # the teacher-forced inputs: start, y_1, ..., y_{T-1}
         teacher_in = torch.cat(
             [self._start_input(batch).unsqueeze(1), self._embed_target(tgt[:, :-1])], dim=1
         )
+        fused = self._fused_decoder()
         if instrumented:
-            if all(teacher):
+            if all(teacher) and fused:
                 dec_trace = self.decoder.unroll(teacher_in, state)
-                outputs = self.head(dec_trace.output)
+                outputs, weights = self._readout(dec_trace.output, memory)
             else:
-                outputs, dec_trace = self._decode_stepwise(teacher_in, state, teacher)
+                outputs, trace, weights = self._decode_stepwise(teacher_in, state, teacher, memory)
+                assert trace is not None
+                dec_trace = trace
             outputs = _zero_padded(outputs, tgt_lens)
-            return Seq2SeqTrace(outputs, enc_trace, dec_trace)
-        if all(teacher):
-            outputs = self.head(self.decoder(teacher_in, state)[0])
+            return Seq2SeqTrace(outputs, enc_trace, dec_trace, weights)
+        if all(teacher) and fused:
+            outputs = self._readout(self.decoder(teacher_in, state)[0], memory)[0]
+        elif fused:
+            outputs = self._decode_mixed(teacher_in, state, teacher, memory)
         else:
-            outputs = self._decode_mixed(teacher_in, state, teacher)
+            outputs = self._decode_stepwise(teacher_in, state, teacher, memory, keep=False)[0]
         return _zero_padded(outputs, tgt_lens)
 
     def _draws(
@@ -318,9 +476,12 @@ class Seq2Seq(nn.Module):
         u = torch.rand(steps - 1, generator=generator, device=device)
         return [True] + (u < teacher_forcing).tolist()
 
-    def _decode_mixed(self, teacher_in: Tensor, state: StackState, teacher: list[bool]) -> Tensor:
+    def _decode_mixed(
+        self, teacher_in: Tensor, state: StackState, teacher: list[bool], memory: Memory | None
+    ) -> Tensor:
         """The fast path with some free-running steps: each run of teacher-forced steps
-        is one fused call, each free-running step one step of the stack."""
+        is one fused call, each free-running step one step of the stack (no attention
+        or Luong attention: the context does not enter the decoder's input)."""
         runs: list[list[bool]] = []  # consecutive steps of one kind; free steps one each
         for forced in teacher:
             if forced and runs and runs[-1][0]:
@@ -333,90 +494,131 @@ class Seq2Seq(nn.Module):
         for run, chunk in zip(runs, chunks, strict=True):
             if run[0]:
                 h, state = self.decoder(chunk, state)
-                outs.append(self.head(h))
+                outs.append(self._readout(h, memory)[0])
             else:
                 x = self._feedback(outs[-1][:, -1])
-                stepped = self.decoder.step(x, self.decoder.split_state(state))
-                state = self.decoder.join_state(stepped.states)
-                outs.append(self.head(stepped.h).unsqueeze(1))
+                stepped = self.decode_step(x, DecoderState(self.decoder.split_state(state), memory))
+                state = self.decoder.join_state(stepped.state.states)
+                outs.append(stepped.output.unsqueeze(1))
         return torch.cat(outs, dim=1)
 
     def _decode_stepwise(
-        self, teacher_in: Tensor, state: StackState, teacher: list[bool]
-    ) -> tuple[Tensor, RecurrentTrace]:
-        """The instrumented decoder with free-running steps: one step at a time, every
-        layer's h_t, c_t and gates kept (a RecurrentTrace)."""
+        self,
+        teacher_in: Tensor,
+        state: StackState,
+        teacher: list[bool],
+        memory: Memory | None,
+        keep: bool = True,
+    ) -> tuple[Tensor, RecurrentTrace | None, Tensor | None]:
+        """The decoder one step at a time: (outputs, trace, attention weights (B, T, T_in)).
+
+        keep=True (the instrumented path): every layer's h_t, c_t and gates kept (a
+        RecurrentTrace); keep=False: no records (trace None), the fast path of a
+        decoder that must step (Bahdanau attention).
+        """
         layers = self.decoder.num_layers
         lstm = self.decoder.info.has_cell_state
-        states = self.decoder.split_state(state)
+        dec = DecoderState(self.decoder.split_state(state), memory)
         hs: list[list[Tensor]] = [[] for _ in range(layers)]
         cs: list[list[Tensor]] | None = [[] for _ in range(layers)] if lstm else None
         gates: list[dict[str, list[Tensor]]] = [{} for _ in range(layers)]
         preds: list[Tensor] = []
+        weights: list[Tensor] = []
         teacher_steps = teacher_in.unbind(1)
         for t, forced in enumerate(teacher):
             x = teacher_steps[t] if forced else self._feedback(preds[-1])
-            stepped = self.decoder.step(x, states)
-            states = stepped.states
-            for layer, out in enumerate(stepped.layers):
-                hs[layer].append(out.h)
-                if cs is not None:
-                    cs[layer].append(out.state[1])  # type: ignore[index]
-                for name, a in out.gates.items():
-                    gates[layer].setdefault(name, []).append(a)
-            preds.append(self.head(stepped.h))
-        trace = RecurrentTrace(
-            torch.stack(hs[-1], dim=1),
-            self.decoder.join_state(states),
-            hs,
-            cs,
-            [{n: torch.stack(v, dim=1) for n, v in g.items()} for g in gates],
-        )
-        return torch.stack(preds, dim=1), trace
+            stepped = self.decode_step(x, dec)
+            dec = stepped.state
+            if keep:
+                for layer, out in enumerate(stepped.stack.layers):
+                    hs[layer].append(out.h)
+                    if cs is not None:
+                        cs[layer].append(out.state[1])  # type: ignore[index]
+                    for name, a in out.gates.items():
+                        gates[layer].setdefault(name, []).append(a)
+            preds.append(stepped.output)
+            if stepped.weights is not None:
+                weights.append(stepped.weights)
+        trace = None
+        if keep:
+            trace = RecurrentTrace(
+                torch.stack(hs[-1], dim=1),
+                self.decoder.join_state(dec.states),
+                hs,
+                cs,
+                [{n: torch.stack(v, dim=1) for n, v in g.items()} for g in gates],
+            )
+        stacked = torch.stack(weights, dim=1) if weights else None
+        return torch.stack(preds, dim=1), trace, stacked
 
     # -- generation ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, src: Tensor, steps: int, src_lengths: object = None) -> Generated:
+    def generate(
+        self,
+        src: Tensor,
+        steps: int,
+        src_lengths: object = None,
+        *,
+        beam: int = 1,
+        length_penalty: float = 0.75,
+    ) -> Generated:
         """Autoregressive decoding: every step reads the model's own previous prediction.
 
-        Tokens: greedy argmax; a sample stops at its first end id (its length counts
-        it) and the rest of its row is pad_id; decoding stops early when every sample
-        has ended. Continuous: all `steps` steps. Runs in the model's current mode
-        (call eval() for deterministic output) and without gradients.
+        Tokens: greedy argmax (beam=1); a sample stops at its first end id (its length
+        counts it) and the rest of its row is pad_id; decoding stops early when every
+        sample has ended. beam=k > 1: each sample's best hypothesis of a beam search
+        of width k, ranked by log P / L^length_penalty (models.beam). Continuous: all
+        `steps` steps, and beam must be 1 (ValueError otherwise). Runs in the model's
+        current mode (call eval() for deterministic output) and without gradients.
         """
         if steps < 1:
             raise ValueError(f"Seq2Seq.generate: steps must be >= 1, got {steps}")
-        state = self.encode(src, src_lengths)
-        batch = src.shape[0]
-        states = self.decoder.split_state(state)
-        x = self._start_input(batch)
+        if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+            raise ValueError(f"Seq2Seq.generate: beam must be an integer >= 1, got {beam!r}")
         tgt = self.config.target
+        if beam > 1:
+            if tgt.kind != "tokens":
+                raise ValueError(
+                    f"Seq2Seq.generate: beam search needs token targets; this model's targets "
+                    f"are continuous, so beam must be 1 (got {beam})"
+                )
+            return generate_beam(self, src, steps, src_lengths, beam, length_penalty)
+        dec = self.start_decoding(src, src_lengths)
+        batch = src.shape[0]
+        x = self.decoder_input(None, batch)
         device = self.head.weight.device
+        weights: list[Tensor] = []
         if tgt.kind == "tokens":
             ids = torch.full((batch, steps), tgt.pad_id, dtype=torch.int64, device=device)
             lengths = torch.full((batch,), steps, dtype=torch.int64, device=device)
             done = torch.zeros(batch, dtype=torch.bool, device=device)
             for t in range(steps):
-                stepped = self.decoder.step(x, states)
-                states = stepped.states
-                choice = self.head(stepped.h).argmax(dim=-1)
+                stepped = self.decode_step(x, dec)
+                dec = stepped.state
+                choice = stepped.output.argmax(dim=-1)
+                if stepped.weights is not None:
+                    weights.append(torch.where(done[:, None], 0.0, stepped.weights))
                 ids[:, t] = torch.where(done, torch.full_like(choice, tgt.pad_id), choice)
                 ended = ~done & (choice == tgt.end_id)
                 lengths[ended] = t + 1
                 done |= ended
                 if bool(done.all()):
                     break
-                x = self.target_embedding(choice)  # type: ignore[misc]
-            return Generated(ids, lengths)
+                x = self.decoder_input(choice, batch)
+            return Generated(ids, lengths, _padded_weights(weights, steps))
         preds = []
         for _ in range(steps):
-            stepped = self.decoder.step(x, states)
-            states = stepped.states
-            x = self.head(stepped.h)
+            stepped = self.decode_step(x, dec)
+            dec = stepped.state
+            x = stepped.output
             preds.append(x)
+            if stepped.weights is not None:
+                weights.append(stepped.weights)
         return Generated(
-            torch.stack(preds, dim=1), torch.full((batch,), steps, dtype=torch.int64, device=device)
+            torch.stack(preds, dim=1),
+            torch.full((batch,), steps, dtype=torch.int64, device=device),
+            _padded_weights(weights, steps),
         )
 
     # -- loss ------------------------------------------------------------------------------
@@ -467,3 +669,23 @@ def _zero_padded(outputs: Tensor, lens: Tensor | None) -> Tensor:
     if mask is None:
         return outputs
     return torch.where(mask.unsqueeze(-1), outputs, outputs.new_zeros(()))
+
+
+def _top_h(states: list[State]) -> Tensor:
+    """The top layer's h (B, H) of a per-layer state list."""
+    top = states[-1]
+    return top[0] if isinstance(top, tuple) else top
+
+
+def _padded_weights(weights: list[Tensor], steps: int) -> Tensor | None:
+    """Per-step attention weights (B, T_in) stacked to (B, steps, T_in), zero rows for
+    steps never decoded (generation stopped early); None without attention."""
+    if not weights:
+        return None
+    stacked = torch.stack(weights, dim=1)
+    missing = steps - stacked.shape[1]
+    if missing:
+        stacked = torch.cat(
+            [stacked, stacked.new_zeros(stacked.shape[0], missing, stacked.shape[2])], 1
+        )
+    return stacked
