@@ -23,7 +23,8 @@ DOCKS = (
     ("loss", "Loss", "lossDock", "Training and validation loss"),
     ("gradient", "Gradient per time step", "gradientDock",
      "How strongly the loss depends on the hidden state at each time step: "
-     "a curve falling towards early steps is a vanishing gradient"),
+     "a curve falling towards early steps is a vanishing gradient (with attention, G_t "
+     "includes the paths through it)"),
     ("trajectory", "Hidden-state trajectory", "trajectoryDock",
      "The hidden state of a few samples moving through time (projected to 2-D)"),
     ("gates", "Gates", "gatesDock",

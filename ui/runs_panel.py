@@ -162,6 +162,7 @@ class RunsPanel(QWidget):
         self.index = index
         self._overlay_colors: dict[str, str] = {}
         self._filling = False
+        self._shown: list[RunRow | None] = []  # what each table row shows, newest first
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -276,11 +277,10 @@ class RunsPanel(QWidget):
         dropped = [k for k in self._overlay_colors if k not in known]
         for key in dropped:
             del self._overlay_colors[key]
+        rows = list(reversed(self.index.rows))  # newest first
         self._filling = True
         try:
-            self.table.setRowCount(len(self.index.rows))
-            for r, row in enumerate(reversed(self.index.rows)):  # newest first
-                self._fill_row(r, row)
+            self._fill_changed(rows)
         finally:
             self._filling = False
         if selected:
@@ -290,6 +290,26 @@ class RunsPanel(QWidget):
         self._update_buttons()
         if dropped:
             self.overlays_changed.emit(self.overlays())
+
+    def _fill_changed(self, rows: list[RunRow]) -> None:
+        """Show `rows`, touching only the table rows whose run changed: new runs are
+        inserted at the top, so a refresh after a run starts or ends costs a few rows,
+        not the whole table (hundreds of runs stay quick)."""
+        old = [r.run_id if r else None for r in self._shown]
+        new = [r.run_id for r in rows]
+        added = len(new) - len(old)
+        if added >= 0 and new[added:] == old:
+            for _ in range(added):
+                self.table.insertRow(0)
+            self._shown = [None] * added + self._shown
+        else:
+            self.table.setRowCount(0)
+            self.table.setRowCount(len(rows))
+            self._shown = [None] * len(rows)
+        for r, row in enumerate(rows):
+            if self._shown[r] != row:
+                self._fill_row(r, row)
+        self._shown = list(rows)
 
     def _on_row_changed(self, run_id: str) -> None:
         row = self.index.row(run_id)

@@ -65,6 +65,7 @@ class ProbeEvent:
       decoder_hidden: (samples, T_out, hidden)
       gate_means / gate_saturation: gate name -> (layers, T_in + T_out)
       spectral_radius: name -> float, e.g. "layer0" (RNN) or "layer0.f" (LSTM gate block)
+      attention_weights: (samples, T_out, T_in) or None without attention
     """
 
     step: int
@@ -79,6 +80,7 @@ class ProbeEvent:
     gate_saturation: dict[str, np.ndarray] = field(default_factory=dict)
     spectral_radius: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # how long the probe took
+    attention_weights: np.ndarray | None = None  # (samples, T_out, T_in); None: no attention
 
 
 @dataclass(frozen=True)

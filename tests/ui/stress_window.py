@@ -10,6 +10,7 @@ fails an assertion.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import sys
@@ -49,9 +50,9 @@ def churn(app: QApplication, window: MainWindow, i: int) -> None:
     button.clicked.connect(lambda: pinger.pinged.emit(i))
     button.click()
     assert seen == [i]
+    button.clicked.disconnect()
     label.deleteLater()
-    button.deleteLater()
-    del pinger
+    button.deleteLater()  # the pinger dies with this function, in the GUI thread
     window.predictions_plot.set_sample(i % 3)
     app.processEvents()
 
@@ -70,6 +71,9 @@ def wait_idle(app: QApplication, window: MainWindow, limit_s: float = 60.0) -> i
 
 
 def main(kind: str, count: int, folder: Path) -> None:
+    # a hang ends with every thread's stack, before the parent's hard limit kills it
+    faulthandler.dump_traceback_later(float(os.environ.get("STRESS_WATCHDOG_S", "220")),
+                                      exit=True)
     app = QApplication.instance() or QApplication([])
     messages: list[str] = []
     errors.show_message = lambda parent, title, text, **kw: messages.append(f"{title}: {text}")

@@ -170,3 +170,22 @@ def test_the_live_run_line_follows_its_progress(panel):
     assert cell_text(panel, run_id, 7) == "1 min 15 s"
     assert cell_text(panel, run_id, 8) == "1,234"
     assert cell_text(panel, run_id, 6) == "1e-09"
+
+
+def test_a_new_run_is_added_at_the_top_without_refilling_the_others(qtbot, panel, runs_dir):
+    """With many runs listed, a refresh after a run starts fills only the new row (the
+    table once rebuilt every row at each run's start and end); ticks stay."""
+    for i in range(8):
+        record(runs_dir, f"20260101-00001{i}-000-gru-c{i:03d}", "gru")
+    panel.index.refresh()
+    panel.set_overlay("20260101-000000-000-gru-aaaa", True)
+    filled = []
+    real_fill = panel._fill_row
+    panel._fill_row = lambda r, row: (filled.append(row.run_id), real_fill(r, row))
+    record(runs_dir, "20260101-000100-000-lstm-newr", "lstm")
+    panel.index.refresh()
+    assert filled == ["20260101-000100-000-lstm-newr"]
+    assert panel.table.rowCount() == 11
+    assert panel.table.item(0, 1).data(Qt.ItemDataRole.UserRole).endswith("newr")
+    assert list(panel.overlays()) == ["20260101-000000-000-gru-aaaa"]
+    assert cell_text(panel, "20260101-000001-000-lstm-bbbb", 2) == "lstm"
