@@ -250,6 +250,12 @@ class DataPanel(QWidget):
         self.job.finished.connect(self._on_opened)
         self.job.failed.connect(self._on_open_failed)
         self._latest = Latest(self.job)
+        # the preview's sample is read in the background too: a first read of a large
+        # file's block takes ~100 ms
+        self.preview_job = JobSession(self)
+        self.preview_job.thread_name = "preview"
+        self.preview_job.finished.connect(self._on_sample_read)
+        self._preview = Latest(self.preview_job)
         self._request = 0  # the newest open asked for; older results are dropped
         self._last_ok = False
         self._build()
@@ -397,12 +403,12 @@ class DataPanel(QWidget):
         self._latest.submit(lambda _sink: (request, open_checked(path, inputs, targets)))
 
     def wait_opened(self, timeout_ms: int = 60_000) -> bool:
-        """Wait for the opens in progress (scripts, tests); True when the last one
-        opened its file."""
+        """Wait for the opens in progress and the preview of the opened file (scripts,
+        tests); True when the last open opened its file."""
         while self.job.is_running():
             if not self.job.wait(timeout_ms):
                 return False
-        return self._last_ok
+        return self.wait_preview(timeout_ms) and self._last_ok
 
     @property
     def opening(self) -> bool:
@@ -448,7 +454,9 @@ class DataPanel(QWidget):
 
     def _idle(self) -> None:
         self.open_button.setEnabled(True)
-        self._on_document_changed()
+        path = self.document.path
+        self.file_label.setText(f"<b>{Path(path).name}</b>" if path else "No dataset open")
+        self.file_label.setToolTip(path or "")
 
     def _on_apply_arrays(self) -> None:
         if not self.document.path:
@@ -578,17 +586,36 @@ class DataPanel(QWidget):
         self._show_sample()
 
     def _show_sample(self) -> None:
+        """Read the chosen sample in the background; `_on_sample_read` shows it."""
         summary = self.document.summary
         split = self.split_combo.currentData()
+        dataset = self.document.dataset
+        if summary is None or dataset is None or not split or summary.splits.get(split, 0) == 0:
+            self.preview_plot.clear()
+            self.preview_text.clear()
+            return
+        index = self.index_spin.value()
+
+        def read(_sink: Any) -> tuple[Any, Batch | str]:
+            try:
+                return dataset, dataset.split(split).read(np.array([index], dtype=np.int64))
+            except Exception as exc:  # noqa: BLE001 - shown in the preview, never a crash
+                return dataset, f"This sample cannot be shown:\n{exc}"
+
+        self._preview.submit(read)
+
+    def _on_sample_read(self, result: tuple[Any, Batch | str] | None) -> None:
+        summary = self.document.summary
+        if result is None or summary is None or result[0] is not self.document.dataset:
+            return  # another file is open now (or a newer sample is on its way)
+        if self._preview.waiting:
+            return
+        batch = result[1]
         self.preview_plot.clear()
         self.preview_text.clear()
-        if summary is None or not split or summary.splits.get(split, 0) == 0:
-            return
-        try:
-            batch = self.document.sample(split, self.index_spin.value())
-        except WorkbenchError as exc:
+        if isinstance(batch, str):
             self.preview_stack.setCurrentWidget(self.preview_text)
-            self.preview_text.setPlainText(f"This sample cannot be shown:\n{exc}")
+            self.preview_text.setPlainText(batch)
             return
         x, y = summary.inputs, summary.targets
         if x.kind == "continuous" or y.kind == "continuous":
@@ -600,6 +627,13 @@ class DataPanel(QWidget):
             self.preview_text.setPlainText(self._sample_text(batch, summary))
             if x.kind != y.kind:  # mixed: the lines on top, the tokens in the tooltip
                 self.preview_plot.setToolTip(self.preview_text.toPlainText())
+
+    def wait_preview(self, timeout_ms: int = 30_000) -> bool:
+        """Wait until the preview shows the chosen sample (scripts, tests)."""
+        while self.preview_job.is_running():
+            if not self.preview_job.wait(timeout_ms):
+                return False
+        return True
 
     def _plot_sample(self, batch: Batch, summary: DatasetSummary) -> None:
         plot = self.preview_plot

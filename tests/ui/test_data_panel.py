@@ -89,8 +89,11 @@ def test_a_project_file_shows_arrays_summary_and_a_sample(panel, files, messages
     assert len(curves) == 4
     xs = np.concatenate([c.getData()[0] for c in curves])
     assert xs.min() == 0 and xs.max() == 8 + 3 - 1
-    panel.index_spin.setValue(3)
-    assert len(panel.preview_plot.getPlotItem().listDataItems()) == 4
+    first = curves[0].getData()[1].copy()
+    panel.index_spin.setValue(3)  # read in the background, shown when read
+    assert panel.wait_preview()
+    curves = panel.preview_plot.getPlotItem().listDataItems()
+    assert len(curves) == 4 and not np.array_equal(curves[0].getData()[1], first)
     assert messages == []
 
 
