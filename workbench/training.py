@@ -361,6 +361,8 @@ class Trainer:
         self._paused = threading.Event()
         self._wake = threading.Condition()
         self._setup_data()
+        if resume is not None:
+            self._check_resumable(resume.checkpoint)
         self._setup_model()
         self.probes = ProbeClock(every=config.probe_every)
         self.position = _Position()
@@ -759,14 +761,18 @@ class Trainer:
         except Exception:  # noqa: BLE001 - reported in the log; the run's end still is
             log.exception("could not save the %s checkpoint", name)
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Load a checkpoint's weights, optimizer, RNG states and position."""
+    def _check_resumable(self, state: dict[str, Any]) -> None:
+        """Refuse (RunError naming the file and both shapes) data the checkpoint's model
+        cannot read, when the Trainer is built: before a model is, or anything is written."""
         if isinstance(state.get("model_config"), dict):
             from models.seq2seq import Seq2SeqConfig
 
             with contextlib.suppress(KeyError, TypeError, ValueError):  # load_state_dict judges
                 recorded = Seq2SeqConfig.from_dict(state["model_config"])
                 check_compatible(recorded, self.summary)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Load a checkpoint's weights, optimizer, RNG states and position."""
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
