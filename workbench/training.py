@@ -529,9 +529,9 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001 - reported as a failed run
             log.exception("training failed")
             status, message = "failed", f"{type(exc).__name__}: {exc}"
-        self.progress.seconds = self._now()
         if status in ("completed", "stopped", "diverged"):
             self._final_probe()
+        self.progress.seconds = self._now()  # the final probe is part of the run's time
         if status in ("completed", "stopped"):
             self._save_quietly("latest")
         finished = RunFinished(status=status, message=message, step=self.position.step,
