@@ -4,8 +4,10 @@ The baseline is what a user would write: torch's fused modules (nn.LSTM / nn.GRU
 nn.RNN) for the same encoder-decoder, teacher forcing 1.0, a TensorDataset with
 DataLoader(shuffle=True), Adam, no instrumentation. rnn-sigmoid has no fused module
 in torch, so its baseline is the step loop a user would write (Linear layers and
-torch.sigmoid). The Trainer runs as the app runs it: a RunRecorder writing the run
-folder, probes at the default rule (workbench.training.ProbeClock), checkpoints.
+torch.sigmoid). The Trainer runs as the app runs it, started through the run service
+(workbench.run_service.RunService, as the CLI and the GUI start it): a RunRecorder
+writing the run folder, probes at the default rule (workbench.training.ProbeClock),
+checkpoints.
 
 Both sides train the same number of steps on the same data with the same torch
 thread count, interleaved in rounds (plain, trainer, trainer, plain) to even out a
@@ -14,7 +16,9 @@ step, in wall time and in the process's CPU time (all its threads: the recorder'
 writes and heartbeat count). The CPU-time ratio is the steadier one where other
 processes compete for the cores; the table gives the median over rounds. The
 Trainer's steps stay inside its first epoch, so no validation pass is timed.
-Target: a ratio of at least 0.9 for LSTM and GRU at hidden 128, batch 64, T 50.
+The probe share is the probes' cost (each probe and the sending of its event) over
+whole runs, the first and the final probe included, against the runs' training time.
+Targets (issue 9): a ratio of at least 0.95 for every cell, a probe share of at most 5%.
 
     .venv/bin/python benchmarks/bench_training.py [--steps 200] [--threads 1]
         [--cells lstm,gru,...] [--hidden 128] [--batch 64] [--steps-in 50] [--device cpu]
@@ -40,8 +44,7 @@ from workbench import tasks  # noqa: E402
 from workbench.config import RunConfig  # noqa: E402
 from workbench.datasets import SequenceDataset  # noqa: E402
 from workbench.events import StepMetrics  # noqa: E402
-from workbench.runs import RunRecorder, create_run_dir  # noqa: E402
-from workbench.training import Trainer  # noqa: E402
+from workbench.run_service import RunService  # noqa: E402
 
 CELLS = ("rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm", "gru")
 
@@ -148,11 +151,10 @@ def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace)
                        epochs=None, steps=args.steps, lr=1e-3, teacher_forcing=1.0,
                        threads=args.threads, device=args.device, val_fraction=0.1).validate()
     clock = _Clock(args.warmup)
-    with SequenceDataset.open(data, split_seed=0, val_fraction=0.1) as dataset:
-        run_dir = create_run_dir(cell, runs_dir)
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), clock])
-        assert trainer.batches_per_epoch > args.steps, "the timed steps must fit in one epoch"
-        trainer.run()
+    active = RunService(runs_dir).start(config, [clock])  # opens the data, as the CLI does
+    trainer = active.trainer
+    assert trainer.batches_per_epoch > args.steps, "the timed steps must fit in one epoch"
+    active.run()
     seconds = clock.last - clock.started
     probes = trainer.probes
     return {"sps": clock.seen / seconds, "cpu_sps": clock.seen / (clock.cpu_last - clock.cpu_started),

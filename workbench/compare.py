@@ -8,7 +8,9 @@ batch, so each run is scored and probed on the same data.
 Three parts, no Qt:
 
 - `ComparisonRunner` runs the Trainers one after another in the caller's thread (a
-  GUI moves it to a worker thread), records each run as usual (RunRecorder), tells
+  GUI runs it in a background thread), starts each through the run service
+  (workbench.run_service, with the dataset it opened once) so each is recorded as
+  any run is, tells
   its listeners every run's events plus the queue's own (`ComparisonStarted`,
   `QueuedRunStarted`, `QueuedRunFinished`, `ComparisonFinished`), and saves the
   comparison (which runs, which settings) so it reopens later.
@@ -61,6 +63,8 @@ from workbench.events import (
     StepMetrics,
 )
 from workbench.jsonsafe import json_safe as _json_safe
+from workbench.run_ids import new_run_id
+from workbench.run_layout import runs_root
 from workbench.runs import effective_status, iso_time, pid_alive
 from workbench.smoothing import smooth
 
@@ -204,14 +208,15 @@ class ComparisonRunner:
                  listeners: Sequence[Listener] = (), runs_dir: str | Path | None = None,
                  name: str | None = None, dataset: Any | None = None,
                  thread_policy: str = "cli") -> None:
-        from workbench.runs import default_runs_dir
+        from workbench.run_service import RunService
 
         self.cells = parse_cells(cells)
         self.base = base.replace(cell=self.cells[0]).validate()  # as recorded: the first cell
         self.seeds = seed_list(self.base.seed, seeds)
         self.plan = plan_runs(self.base, self.cells, self.seeds)
         self.listeners = list(listeners)
-        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self.service = RunService(runs_dir)  # where every run of the queue starts
+        self.runs_dir = self.service.runs_dir
         self.name = name
         self.thread_policy = thread_policy
         self._dataset = dataset
@@ -274,55 +279,39 @@ class ComparisonRunner:
     def _open_dataset(self) -> contextlib.AbstractContextManager[Any]:
         if self._dataset is not None:
             return contextlib.nullcontext(self._dataset)
-        from workbench.datasets import SequenceDataset
+        from workbench.run_service import open_run_data
 
-        path = Path(self.base.data)
-        if not path.is_file():
-            raise ConfigError(f"data file not found: {path}")
-        return SequenceDataset.open(str(path), self.base.inputs, self.base.targets,
-                                    split_seed=self.base.split_seed,
-                                    val_fraction=self.base.val_fraction)
+        return open_run_data(self.base)
 
     def _run_one(self, planned: PlannedRun, dataset: Any) -> str:
         """Train one planned run to its end; return its status."""
-        import shutil
-
-        from workbench.runs import RunRecorder, create_run_dir
-        from workbench.training import Trainer
-
-        run_dir = create_run_dir(planned.cell, self.runs_dir)
-        try:
-            recorder = RunRecorder(run_dir, name=f"{planned.cell} seed {planned.seed}")
-            trainer = Trainer(planned.config, dataset, [recorder, *self.listeners],
-                              run_id=run_dir.name, thread_policy=self.thread_policy)
-        except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
+        active = self.service.start(planned.config, self.listeners,
+                                    name=f"{planned.cell} seed {planned.seed}",
+                                    thread_policy=self.thread_policy, dataset=dataset)
         with self._lock:
-            self._trainer = trainer
+            self._trainer = active.trainer
             if self._cancel.is_set():
-                trainer.request_stop()
+                active.request_stop()
         entry = self.record["runs"][planned.index]
-        entry.update(run_id=run_dir.name, status="running")
+        entry.update(run_id=active.run_id, status="running")
         self._save()
         self._emit(QueuedRunStarted(self.comparison_id, planned.index, len(self.plan),
-                                    planned.cell, planned.seed, run_dir.name, trainer.total_steps))
+                                    planned.cell, planned.seed, active.run_id,
+                                    active.total_steps))
         try:
-            finished = trainer.run()
+            finished = active.run()
         finally:
             with self._lock:
                 self._trainer = None
         entry["status"] = finished.status
         self._save()
         self._emit(QueuedRunFinished(self.comparison_id, planned.index, len(self.plan),
-                                     planned.cell, planned.seed, run_dir.name, finished.status))
+                                     planned.cell, planned.seed, active.run_id, finished.status))
         return finished.status
 
     # -- the record ------------------------------------------------------------------------
 
     def _start_record(self) -> None:
-        from workbench.runs import new_run_id
-
         folder = comparisons_dir(self.runs_dir)
         folder.mkdir(parents=True, exist_ok=True)
         while True:
@@ -378,9 +367,7 @@ class ComparisonRunner:
 
 def comparisons_dir(runs_dir: str | Path | None = None) -> Path:
     """Where a runs directory's comparisons are saved: `<runs_dir>/_comparisons`."""
-    from workbench.runs import default_runs_dir
-
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root = runs_root(runs_dir)
     return root / COMPARISONS_DIR
 
 

@@ -18,15 +18,15 @@ don't follow it, given explicit array paths) for the trainer and the GUI:
   that is separate from the training seed, so runs that differ in their training
   seed are scored on the same samples.
 
-Only numpy and h5py are imported here: workbench.safe_open runs this module's
-structure checks in a child process that must start fast.
+The structure checks (which arrays, what shape) are in workbench.dataset_layout,
+which the safe-open child process runs without importing this reader. Only numpy
+and h5py are imported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,28 @@ import h5py
 import numpy as np
 
 from workbench import safe_open
+from workbench.dataset_layout import (
+    CONTINUOUS,
+    END_ID,
+    FORMAT_ATTR,
+    FORMAT_VERSION,
+    PAD_ID,
+    PROBE_FULL_READ_BYTES,
+    RESERVED_TOKENS,
+    SPLIT_NAMES,
+    START_ID,
+    STORED_ALL,
+    TOKENS,
+    ArrayInfo,
+    Layout,
+    StoredGroup,
+    StoredSide,
+    describe_dtype,
+    h5_errors,
+    probe_array,
+    resolve_layout,
+    walk_arrays,
+)
 from workbench.errors import ConfigError, DatasetError
 
 __all__ = [
@@ -44,45 +66,35 @@ __all__ = [
     "CONTINUOUS",
     "DataSplit",
     "DatasetSummary",
+    "END_ID",
     "FORMAT_ATTR",
     "FORMAT_VERSION",
     "Normalization",
+    "PAD_ID",
+    "PROBE_FULL_READ_BYTES",
     "RESERVED_TOKENS",
+    "SPLIT_NAMES",
+    "START_ID",
     "SequenceDataset",
     "SideSpec",
     "TOKENS",
+    "describe_dtype",
     "list_arrays",
+    "probe_array",
+    "resolve_layout",
+    "walk_arrays",
 ]
-
-FORMAT_ATTR = "sequence_workbench_format"  # root attribute: the format version (int)
-FORMAT_VERSION = 1
-CONTINUOUS = "continuous"
-TOKENS = "tokens"
-PAD_ID, START_ID, END_ID = 0, 1, 2
-RESERVED_TOKENS = ("<pad>", "<s>", "</s>")
-SPLIT_NAMES = ("train", "val", "test")
-STORED_ALL = "all"  # the name of the stored data when the file has no split groups
+# the format's constants and the structure checks (workbench.dataset_layout) stay importable here
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 BLOCK_BYTES = 2**20  # target size of one shuffle block (stored bytes, inputs + targets)
 BUFFER_BLOCKS = 8  # blocks whose samples are shuffled together: memory ~ 8 MiB + batches
 GAP_BYTES = 256 * 2**10  # rows closer than this are read in one slice and sub-selected
 PIECE_BYTES = 2**20  # a sparse run is read in slices of this size
-PROBE_FULL_READ_BYTES = 16 * 2**20  # the child reads arrays this small in full
-_LENGTH_READ_ROWS = 2**20
 _SHUFFLE_SALT = 0x5EED_B10C
 
 
 # --- what the reader hands out ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArrayInfo:
-    """One array of a file, for the GUI's file browser and `inspect --arrays`."""
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: str
 
 
 @dataclass(frozen=True)
@@ -231,398 +243,8 @@ def _denormalize(
     return (values * std.astype(dtype) + mean.astype(dtype)).astype(dtype, copy=False)
 
 
-# --- errors -----------------------------------------------------------------------------
-
-
-def _fail(file: str, path: str | None, expected: str, found: str) -> DatasetError:
-    where = f"{file}: {path}" if path else file
-    return DatasetError(f"{where}: expected {expected}, found {found}")
-
-
-@contextlib.contextmanager
-def _h5(file: str, path: str | None, action: str) -> Iterator[None]:
-    """Turn what h5py raises on a damaged file into a DatasetError naming the place."""
-    try:
-        yield
-    except DatasetError:
-        raise
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-        where = f"{file}: {path}" if path else file
-        detail = str(exc).strip() or type(exc).__name__
-        raise DatasetError(f"{where}: could not {action}: {detail}") from exc
-
-
-def describe_dtype(dtype: np.dtype) -> str:
-    """A short name for a stored dtype, as a user would say it."""
-    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
-        return "strings"
-    if dtype.names:
-        return "a compound type (" + ", ".join(dtype.names) + ")"
-    if dtype.kind == "c":
-        return f"complex numbers ({dtype})"
-    if h5py.check_vlen_dtype(dtype) is not None:
-        return f"variable-length arrays of {h5py.check_vlen_dtype(dtype)}"
-    if h5py.check_enum_dtype(dtype) is not None:
-        return f"an enum type ({dtype})"
-    if dtype.kind == "O":
-        return "objects (references or variable-length data)"
-    if dtype.kind == "V":
-        return f"opaque data ({dtype})"
-    if dtype.kind == "b":
-        return "booleans"
-    return str(dtype)
-
-
-# --- structure: which arrays, what shape ------------------------------------------------
-
-
-@dataclass
-class _Side:
-    """One side of one stored group: the array, its lengths (read and checked)."""
-
-    path: str
-    dataset: h5py.Dataset
-    kind: str
-    steps: int
-    features: int | None
-    lengths: np.ndarray | None  # int64 (N,), 1..steps; None: every sequence is full length
-    lengths_path: str | None
-    vocab: tuple[str, ...] | None = None
-    vocab_path: str | None = None
-    ids: tuple[int, int, int] | None = None  # pad, start, end
-
-    @property
-    def variable(self) -> bool:
-        return self.lengths is not None and int(self.lengths.min()) < self.steps
-
-    @property
-    def stored_row_bytes(self) -> int:
-        return int(np.prod(self.dataset.shape[1:])) * self.dataset.dtype.itemsize
-
-    @property
-    def served_row_bytes(self) -> int:
-        itemsize = 4 if self.kind == CONTINUOUS else 8
-        return int(np.prod(self.dataset.shape[1:])) * itemsize
-
-
-@dataclass
-class _Group:
-    """The inputs and targets stored together: a split group, or the whole file."""
-
-    name: str  # "all" | "train" | "val" | "test"
-    n: int
-    x: _Side
-    y: _Side
-
-
-@dataclass
-class _Layout:
-    groups: dict[str, _Group]
-    version: int | None
-    task: str | None
-    description: str
-
-
-def _attr_str(obj: Any, name: str) -> str | None:
-    value = obj.attrs.get(name)
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.reshape(()).item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def _format_version(f: h5py.File, file: str) -> int | None:
-    with _h5(file, "/", f"read the attribute {FORMAT_ATTR!r}"):
-        raw = f.attrs.get(FORMAT_ATTR)
-    if raw is None:
-        return None
-    try:
-        version = int(np.asarray(raw).reshape(()).item())
-    except (TypeError, ValueError) as exc:
-        raise _fail(file, "/", f"an integer attribute {FORMAT_ATTR!r}", f"{raw!r}") from exc
-    if not 1 <= version <= FORMAT_VERSION:
-        raise DatasetError(
-            f"{file}: /: the file declares format version {version} ({FORMAT_ATTR!r}); this "
-            f"version of Sequence Workbench reads versions 1 to {FORMAT_VERSION}"
-        )
-    return version
-
-
-def _absolute(path: str) -> str:
-    return "/" + path.strip("/")
-
-
-def _stored_groups(
-    f: h5py.File, file: str, inputs: str | None, targets: str | None, declared: bool
-) -> dict[str, tuple[str, str]]:
-    """Name of each stored group -> (inputs path, targets path)."""
-    if inputs or targets:
-        if not (inputs and targets):
-            raise ConfigError(
-                f"{file}: give both the inputs and the targets array path, or neither "
-                f"(got inputs={inputs!r}, targets={targets!r})"
-            )
-        return {STORED_ALL: (_absolute(inputs), _absolute(targets))}
-    with _h5(file, "/", "list the root group"):
-        names = [s for s in SPLIT_NAMES if isinstance(f.get(s), h5py.Group)]
-        has_root = "inputs" in f or "targets" in f
-    if names:
-        if "train" not in names:
-            present = ", ".join("/" + s for s in names)
-            raise _fail(file, "/train", f"a /train group beside {present}", "none")
-        return {s: (f"/{s}/inputs", f"/{s}/targets") for s in names}
-    if has_root or declared:
-        return {STORED_ALL: ("/inputs", "/targets")}
-    listing = ", ".join(f"{a.path} {a.shape} {a.dtype}" for a in walk_arrays(f, file)[:8])
-    raise DatasetError(
-        f"{file}: not a Sequence Workbench dataset (no /inputs and /targets arrays, no "
-        f"train/val/test groups); give the paths of the input and target arrays "
-        f"explicitly (--inputs PATH --targets PATH). Arrays in the file: {listing or 'none'}"
-    )
-
-
-def _get_dataset(f: h5py.File, file: str, path: str, what: str) -> h5py.Dataset:
-    with _h5(file, path, f"open the {what} array"):
-        obj = f.get(path)
-    if obj is None:
-        raise _fail(file, path, f"the {what} array", "nothing at that path")
-    if not isinstance(obj, h5py.Dataset):
-        raise _fail(file, path, f"the {what} array", "a group, not an array")
-    return obj
-
-
-def _side_kind(file: str, path: str, dtype: np.dtype, shape: tuple[int, ...] | None) -> str:
-    """continuous (floats (N, T, F), or integers (N, T, F)) or tokens (integers (N, T))."""
-    if dtype.kind not in "fiu" or dtype.names or h5py.check_enum_dtype(dtype) is not None:
-        raise _fail(
-            file,
-            path,
-            "floats (continuous values) or integers (token ids)",
-            describe_dtype(dtype),
-        )
-    if shape is None:
-        raise _fail(file, path, "an array of samples", "an empty dataspace")
-    rank = len(shape)
-    if dtype.kind == "f":
-        if rank != 3:
-            hint = " (one feature needs shape (N, T, 1))" if rank == 2 else ""
-            raise _fail(
-                file,
-                path,
-                "3 dimensions (N, T, F) of continuous values" + hint,
-                f"{rank} dimension(s), shape {shape}",
-            )
-        return CONTINUOUS
-    if rank == 2:
-        return TOKENS
-    if rank == 3:
-        return CONTINUOUS
-    raise _fail(
-        file,
-        path,
-        "2 dimensions (N, T) of token ids or 3 dimensions (N, T, F) of values",
-        f"{rank} dimension(s), shape {shape}",
-    )
-
-
-def _resolve_side(f: h5py.File, file: str, path: str, what: str) -> _Side:
-    ds = _get_dataset(f, file, path, what)
-    with _h5(file, path, "read the array's type and shape"):
-        dtype, shape = ds.dtype, ds.shape
-    kind = _side_kind(file, path, dtype, shape)
-    if 0 in shape:
-        raise _fail(
-            file, path, "at least one sample, one step and one feature", f"shape {shape}"
-        )
-    n, steps = int(shape[0]), int(shape[1])
-    features = int(shape[2]) if kind == CONTINUOUS else None
-    lengths_path = _lengths_path(f, file, ds, path, what)
-    lengths = _read_lengths(f, file, lengths_path, n, steps) if lengths_path else None
-    side = _Side(path, ds, kind, steps, features, lengths, lengths_path)
-    if kind == TOKENS:
-        side.vocab, side.vocab_path, side.ids = _resolve_vocab(f, file, ds, path, what)
-    return side
-
-
-def _sibling(path: str, name: str) -> str:
-    return posixpath.normpath(posixpath.join(posixpath.dirname(path), name))
-
-
-def _lengths_path(f: h5py.File, file: str, ds: h5py.Dataset, path: str, what: str) -> str | None:
-    """The lengths array of `path`: its `lengths` attribute, else the conventional sibling."""
-    with _h5(file, path, "read the array's attributes"):
-        named = _attr_str(ds, "lengths")
-    if named:
-        target = _sibling(path, named)
-        with _h5(file, target, "open the lengths array"):
-            present = target in f
-        if not present:
-            raise _fail(
-                file, target, f"the lengths array named by the 'lengths' attribute of {path}",
-                "nothing at that path",
-            )
-        return target
-    base = posixpath.basename(path)
-    name = {"inputs": "input_lengths", "targets": "target_lengths"}.get(base, base + "_lengths")
-    candidate = _sibling(path, name)
-    with _h5(file, candidate, "open the lengths array"):
-        return candidate if candidate in f else None
-
-
-def _read_lengths(f: h5py.File, file: str, path: str, n: int, steps: int) -> np.ndarray:
-    ds = _get_dataset(f, file, path, "lengths")
-    with _h5(file, path, "read the array's type and shape"):
-        dtype, shape = ds.dtype, ds.shape
-    if dtype.kind not in "iu" or dtype.names:
-        raise _fail(file, path, "integer lengths", describe_dtype(dtype))
-    if shape != (n,):
-        raise _fail(file, path, f"shape ({n},), one length per sample", f"shape {shape}")
-    out = np.empty(n, dtype=np.int64)
-    for lo in range(0, n, _LENGTH_READ_ROWS):
-        hi = min(n, lo + _LENGTH_READ_ROWS)
-        with _h5(file, path, f"read lengths {lo}..{hi - 1}"):
-            chunk = ds[lo:hi]
-        bad = np.flatnonzero((chunk < 1) | (chunk > steps))
-        if bad.size:
-            i = int(bad[0])
-            raise _fail(
-                file,
-                path,
-                f"lengths between 1 and {steps} (the padded length T)",
-                f"{chunk[i]} for sample {lo + i}",
-            )
-        out[lo:hi] = chunk
-    return out
-
-
-def _resolve_vocab(
-    f: h5py.File, file: str, ds: h5py.Dataset, path: str, what: str
-) -> tuple[tuple[str, ...], str, tuple[int, int, int]]:
-    with _h5(file, path, "read the array's attributes"):
-        named = _attr_str(ds, "vocab")
-    side_default = "/input_vocab" if what == "inputs" else "/target_vocab"
-    candidates = [_sibling(path, named)] if named else [side_default, "/vocab"]
-    found = None
-    for candidate in candidates:
-        with _h5(file, candidate, "open the vocabulary"):
-            if candidate in f:
-                found = candidate
-                break
-    if found is None:
-        raise _fail(
-            file,
-            path,
-            "a vocabulary for these integer token ids, an array of strings at "
-            + " or ".join(candidates),
-            "none",
-        )
-    vds = _get_dataset(f, file, found, "vocabulary")
-    with _h5(file, found, "read the vocabulary"):
-        dtype, shape = vds.dtype, vds.shape
-        if describe_dtype(dtype) != "strings" or shape is None or len(shape) != 1:
-            raise _fail(file, found, "a 1-d array of strings (the vocabulary)",
-                        f"{describe_dtype(dtype)} of shape {shape}")
-        raw = vds[()]
-        attrs = [vds.attrs.get(name, default) for name, default in
-                 (("pad_id", PAD_ID), ("start_id", START_ID), ("end_id", END_ID))]
-    vocab = tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
-                  for v in raw.tolist())
-    if len(vocab) < 3:
-        raise _fail(file, found, "a vocabulary of at least 3 entries (pad, start, end)",
-                    f"{len(vocab)} entries")
-    try:
-        ids = tuple(int(np.asarray(a).reshape(()).item()) for a in attrs)
-    except (TypeError, ValueError) as exc:
-        raise _fail(file, found, "integer pad_id, start_id and end_id attributes",
-                    repr(attrs)) from exc
-    if len(set(ids)) != 3 or not all(0 <= i < len(vocab) for i in ids):
-        raise _fail(file, found, f"distinct pad, start and end ids below {len(vocab)}",
-                    f"pad_id={ids[0]}, start_id={ids[1]}, end_id={ids[2]}")
-    return vocab, found, (ids[0], ids[1], ids[2])
-
-
-def _check_same(file: str, first: _Side, other: _Side) -> None:
-    """Every stored group must hold the same kind and shape of data, apart from N."""
-    mine = (other.kind, other.steps, other.features)
-    theirs = (first.kind, first.steps, first.features)
-    if mine != theirs:
-        raise _fail(
-            file,
-            other.path,
-            f"the same kind and shape as {first.path} ({first.kind}, "
-            f"shape {first.dataset.shape[1:]} per sample)",
-            f"{other.kind}, shape {other.dataset.shape[1:]} per sample",
-        )
-    if other.vocab != first.vocab or other.ids != first.ids:
-        raise _fail(file, other.path, f"the vocabulary of {first.path} ({first.vocab_path})",
-                    f"a different one ({other.vocab_path})")
-
-
-def resolve_layout(
-    f: h5py.File, file: str, inputs: str | None = None, targets: str | None = None
-) -> _Layout:
-    """Find and check every array the dataset uses; read no data array, only lengths
-    and vocabularies. Raises DatasetError naming the file, path, expected and found."""
-    version = _format_version(f, file)
-    stored = _stored_groups(f, file, inputs, targets, declared=version is not None)
-    groups: dict[str, _Group] = {}
-    for name, (x_path, y_path) in stored.items():
-        x = _resolve_side(f, file, x_path, "inputs")
-        y = _resolve_side(f, file, y_path, "targets")
-        nx, ny = x.dataset.shape[0], y.dataset.shape[0]
-        if nx != ny:
-            raise _fail(file, y_path, f"{nx} samples, as many as {x_path}", f"{ny} samples")
-        groups[name] = _Group(name, int(nx), x, y)
-    first = next(iter(groups.values()))
-    for group in groups.values():
-        _check_same(file, first.x, group.x)
-        _check_same(file, first.y, group.y)
-    with _h5(file, "/", "read the root attributes"):
-        task = _attr_str(f, "task")
-        description = _attr_str(f, "description") or ""
-    return _Layout(groups, version, task, description)
-
-
-def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
-    """Every dataset in an open file with its path, shape and dtype, sorted by path."""
-    found: list[ArrayInfo] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            shape = tuple(int(s) for s in obj.shape) if obj.shape is not None else ()
-            dtype = obj.dtype
-            text = "string" if describe_dtype(dtype) == "strings" else (
-                str(dtype) if dtype.kind in "fiub" and not dtype.names else describe_dtype(dtype)
-            )
-            found.append(ArrayInfo("/" + name, shape, text))
-
-    with _h5(file, "/", "list the arrays in the file"):
-        f.visititems(visit)
-    return sorted(found, key=lambda a: a.path)
-
-
-def probe_array(ds: h5py.Dataset, full_read_bytes: int = PROBE_FULL_READ_BYTES) -> None:
-    """Read the first and the last sample of an array (all of it when it is small), in
-    the safe-open child process: the chunks and chunk index a hostile file may have
-    broken are touched there once, not first in the app."""
-    n = ds.shape[0] if ds.shape else 0
-    if not n:
-        return
-    row_bytes = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:])))
-    if n * row_bytes <= full_read_bytes:  # the size in memory, not the (compressed) storage
-        step = max(1, full_read_bytes // 8 // row_bytes)
-        for lo in range(0, n, step):
-            ds[lo : lo + step]
-        return
-    ds[0:1]
-    ds[n - 1 : n]
-
-
-def _open_h5(path: Path, file: str) -> h5py.File:
-    with _h5(file, None, "open it as an HDF5 file"):
+def _openh5_errors(path: Path, file: str) -> h5py.File:
+    with h5_errors(file, None, "open it as an HDF5 file"):
         return h5py.File(path, "r", rdcc_nbytes=8 * 2**20, rdcc_nslots=10007)
 
 
@@ -645,14 +267,14 @@ def list_arrays(path: str | Path, *, safe_check: bool = True) -> list[ArrayInfo]
     _check_path(path, file)
     if safe_check:
         safe_open.check_file(path, mode="list")
-    with _open_h5(path, file) as f:
+    with _openh5_errors(path, file) as f:
         return walk_arrays(f, file)
 
 
 # --- values: checked as they are read ----------------------------------------------------
 
 
-def _where(file: str, side: _Side, row: int) -> str:
+def _where(file: str, side: StoredSide, row: int) -> str:
     return f"{file}: {side.path}: sample {row}"
 
 
@@ -660,13 +282,13 @@ def _valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.arange(steps)[None, :] < lengths[:, None]
 
 
-def _lengths_of(side: _Side, rows: np.ndarray) -> np.ndarray:
+def _lengths_of(side: StoredSide, rows: np.ndarray) -> np.ndarray:
     if side.lengths is None:
         return np.full(len(rows), side.steps, dtype=np.int64)
     return side.lengths[rows]
 
 
-def _serve(raw: np.ndarray, side: _Side, rows: np.ndarray, *, file: str, is_target: bool,
+def _serve(raw: np.ndarray, side: StoredSide, rows: np.ndarray, *, file: str, is_target: bool,
            trusted: np.ndarray | None = None) -> np.ndarray:
     """Stored values of stored `rows` -> served values (float32 / int64, padding
     cleared), checked: DatasetError naming the sample at the first bad value.
@@ -726,7 +348,7 @@ def _check_tokens(
     values: np.ndarray,
     raw: np.ndarray,
     lengths: np.ndarray,
-    side: _Side,
+    side: StoredSide,
     rows: np.ndarray,
     file: str,
     is_target: bool,
@@ -756,7 +378,7 @@ def _check_tokens(
 # --- block shuffle --------------------------------------------------------------------
 
 
-def _block_rows(group: _Group) -> int:
+def _block_rows(group: StoredGroup) -> int:
     """Samples per shuffle block: ~BLOCK_BYTES of stored data, whole chunks of the inputs."""
     row_bytes = max(1, group.x.stored_row_bytes + group.y.stored_row_bytes)
     rows = max(1, BLOCK_BYTES // row_bytes)
@@ -826,7 +448,7 @@ class SequenceDataset:
         self,
         path: Path,
         file: h5py.File,
-        layout: _Layout,
+        layout: Layout,
         *,
         split_seed: int,
         val_fraction: float,
@@ -880,7 +502,7 @@ class SequenceDataset:
         _check_path(path, file)
         if safe_check:
             safe_open.check_file(path, inputs=inputs, targets=targets)
-        f = _open_h5(path, file)
+        f = _openh5_errors(path, file)
         try:
             layout = resolve_layout(f, file, inputs, targets)
             return cls(path, f, layout, split_seed=int(split_seed),
@@ -934,7 +556,7 @@ class SequenceDataset:
         return count
 
     # reading (used by DataSplit)
-    def _window(self, group: _Group, rows: np.ndarray) -> _Window:
+    def _window(self, group: StoredGroup, rows: np.ndarray) -> _Window:
         """Served values of stored `rows` (any order, repeats allowed), checked."""
         if self._file is None:
             raise DatasetError(f"{self._label}: the dataset was closed")
@@ -950,7 +572,7 @@ class SequenceDataset:
         return _Window(x, y, where if inverse is None else where[inverse], *lengths)
 
     def _read_buffer(
-        self, group: _Group, rows: np.ndarray
+        self, group: StoredGroup, rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Read sorted unique stored rows with few, large, contiguous reads.
 
@@ -988,18 +610,18 @@ class SequenceDataset:
                    file=self._label, is_target=True, trusted=self._trusted_rows(group.y))
         return x, y, where
 
-    def _trusted_rows(self, side: _Side) -> np.ndarray:
+    def _trusted_rows(self, side: StoredSide) -> np.ndarray:
         """Per stored row of `side`: checked already, padding already clean."""
         if side.path not in self._trusted:
             self._trusted[side.path] = np.zeros(side.dataset.shape[0], dtype=bool)
         return self._trusted[side.path]
 
-    def _read_runs(self, side: _Side, runs: list[tuple], total: int, row_bytes: int) -> np.ndarray:
+    def _read_runs(self, side: StoredSide, runs: list[tuple], total: int, row_bytes: int) -> np.ndarray:
         ds = side.dataset
         out = np.empty((total, *ds.shape[1:]), dtype=ds.dtype)
         piece = max(1, PIECE_BYTES // row_bytes)
         for a, b, want, dense, offset in runs:
-            with _h5(self._label, side.path, f"read samples {a}..{b - 1}"):
+            with h5_errors(self._label, side.path, f"read samples {a}..{b - 1}"):
                 if dense:
                     _read_into(ds, a, b, out[offset : offset + b - a])
                     continue
@@ -1011,7 +633,7 @@ class SequenceDataset:
                         offset += len(sel)
         return out
 
-    def _cached(self, group: _Group) -> tuple[np.ndarray, np.ndarray] | None:
+    def _cached(self, group: StoredGroup) -> tuple[np.ndarray, np.ndarray] | None:
         """The whole group in memory (served form, values checked) if the file is small."""
         if not self._cache_enabled:
             return None
@@ -1064,7 +686,7 @@ def _check_options(split_seed: Any, val_fraction: Any, cache_bytes: Any) -> None
 
 
 def _plan_splits(
-    layout: _Layout, file: str, split_seed: int, val_fraction: float
+    layout: Layout, file: str, split_seed: int, val_fraction: float
 ) -> dict[str, tuple[str, np.ndarray | None]]:
     """Served split -> (stored group, its rows in that group, or None for all rows)."""
     groups = layout.groups
@@ -1094,7 +716,7 @@ def _plan_splits(
     return plan
 
 
-def _side_spec(sides: list[_Side]) -> SideSpec:
+def _side_spec(sides: list[StoredSide]) -> SideSpec:
     first = sides[0]
     ids = first.ids or (None, None, None)
     return SideSpec(
@@ -1110,7 +732,7 @@ def _side_spec(sides: list[_Side]) -> SideSpec:
 
 
 def _summarize(
-    file: str, layout: _Layout, splits: dict[str, DataSplit], split_seed: int,
+    file: str, layout: Layout, splits: dict[str, DataSplit], split_seed: int,
     val_fraction: float,
 ) -> DatasetSummary:
     groups = list(layout.groups.values())
@@ -1133,7 +755,7 @@ class DataSplit:
     """One split as the trainer sees it: samples 0..len-1, read in batches."""
 
     def __init__(
-        self, dataset: SequenceDataset, name: str, group: _Group, rows: np.ndarray | None
+        self, dataset: SequenceDataset, name: str, group: StoredGroup, rows: np.ndarray | None
     ) -> None:
         self.name = name
         self._dataset = dataset

@@ -23,7 +23,6 @@ import datetime as _dt
 import json
 import math
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from workbench.atomic import atomic_path, atomic_write_json, fsync_dir, remove_stale_temporaries
+from workbench.checkpoints import ResumeState, load_checkpoint, save_checkpoint
 from workbench.config import RunConfig
 from workbench.errors import CheckpointError, ConfigError, RunError
 from workbench.events import (
@@ -49,6 +49,21 @@ from workbench.events import (
     StepMetrics,
 )
 from workbench.jsonsafe import json_safe
+from workbench.run_ids import new_run_id
+from workbench.run_layout import (
+    CHECKPOINTS_DIR,
+    CONFIG_TOML,
+    METRICS_JSONL,
+    PROBES_DIR,
+    RUN_JSON,
+    STATUS_JSON,
+    checkpoint_path,
+    create_run_dir,
+    default_runs_dir,
+    probe_file_name,
+    resolve_run_dir,
+    runs_root,
+)
 
 RUN_FORMAT = 1
 STALE_AFTER_SECONDS = 30.0
@@ -59,52 +74,49 @@ LIVE_STATUSES = ("running", "paused")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
 RESUMABLE_STATUSES = ("stopped", "crashed")
 
-RUN_JSON = "run.json"
-CONFIG_TOML = "config.toml"
-STATUS_JSON = "status.json"
-METRICS_JSONL = "metrics.jsonl"
-PROBES_DIR = "probes"
-CHECKPOINTS_DIR = "checkpoints"
-
-
-# --- where runs live, and their ids ---------------------------------------------------
-
-
-def default_runs_dir() -> Path:
-    """$SEQUENCE_WORKBENCH_HOME/runs when set (tests use it), else the user's data folder."""
-    home = os.environ.get("SEQUENCE_WORKBENCH_HOME")
-    if home:
-        return Path(home) / "runs"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("sequence-workbench", appauthor=False)) / "runs"
-
-
-def new_run_id(cell: str, now: float | None = None) -> str:
-    """An id that sorts by time and names its cell: 20261125-143012-123-lstm-ab12.
-
-    Milliseconds plus four random hex digits keep ids unique for runs started in the
-    same second; create_run_dir() also refuses to reuse a folder.
-    """
-    total_ms = round((time.time() if now is None else now) * 1000)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(total_ms // 1000))
-    millis = total_ms % 1000
-    safe_cell = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in cell.lower())
-    return f"{stamp}-{millis:03d}-{safe_cell}-{secrets.token_hex(2)}"
-
-
-def create_run_dir(cell: str, runs_dir: str | Path | None = None) -> Path:
-    """Make a new, empty run folder with a fresh id and return its path."""
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        path = root / new_run_id(cell)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise RunError(f"could not create a new run folder in {root}")  # pragma: no cover
+# this module's own names, then those of run_layout, run_ids and checkpoints that
+# callers import from here (they lived here before those modules were split out)
+__all__ = [
+    "FINAL_STATUSES",
+    "FLUSH_SECONDS",
+    "FLUSH_STEPS",
+    "HEARTBEAT_SECONDS",
+    "LIVE_STATUSES",
+    "RESUMABLE_STATUSES",
+    "RUN_FORMAT",
+    "Run",
+    "RunHistory",
+    "RunInfo",
+    "RunRecorder",
+    "STALE_AFTER_SECONDS",
+    "default_display_name",
+    "delete_run",
+    "effective_status",
+    "iso_time",
+    "list_runs",
+    "open_run",
+    "open_runs",
+    "pid_alive",
+    "read_jsonl",
+    "read_probe",
+    "rename_run",
+    "write_probe",
+    "ResumeState",
+    "load_checkpoint",
+    "save_checkpoint",
+    "new_run_id",
+    "CHECKPOINTS_DIR",
+    "CONFIG_TOML",
+    "METRICS_JSONL",
+    "PROBES_DIR",
+    "RUN_JSON",
+    "STATUS_JSON",
+    "checkpoint_path",
+    "create_run_dir",
+    "default_runs_dir",
+    "probe_file_name",
+    "resolve_run_dir",
+]
 
 
 # --- small helpers ----------------------------------------------------------------------
@@ -185,58 +197,7 @@ def effective_status(status: dict[str, Any] | None, *, stale_after: float = STAL
     return value
 
 
-# --- checkpoints ------------------------------------------------------------------------
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save a dict of state dicts and plain values, atomically."""
-    import torch
-
-    with atomic_path(Path(path)) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint with weights_only=True: tensors and plain values, nothing else.
-
-    A file that would need arbitrary code to unpickle (a crafted checkpoint) is
-    refused with CheckpointError before anything in it runs.
-    """
-    import pickle
-
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {path} refused: it holds more than tensors and plain values, "
-            f"and loading it could run code ({_unpickling_reason(exc)})"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a Sequence Workbench checkpoint")
-    return state
-
-
-def _unpickling_reason(exc: Exception) -> str:
-    """The telling line of torch's weights_only error (e.g. 'Unsupported global: ...')."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if "Unsupported" in line or "GLOBAL" in line:
-            return line.split("WeightsUnpickler error:")[-1].strip()[:200]
-    return lines[0][:200] if lines else type(exc).__name__
-
-
 # --- probes on disk ---------------------------------------------------------------------
-
-
-def probe_file_name(step: int) -> str:
-    return f"step-{step:09d}.h5"
 
 
 def write_probe(path: Path, event: ProbeEvent) -> None:
@@ -436,7 +397,7 @@ class RunRecorder:
     def save_checkpoint(self, name: str, state: dict[str, Any]) -> Path:
         """Write checkpoints/<name>.pt atomically (metrics first, so none go missing)."""
         self.flush(fsync=True)
-        path = self.run_dir / CHECKPOINTS_DIR / f"{name}.pt"
+        path = checkpoint_path(self.run_dir, name)
         save_checkpoint(path, state)
         return path
 
@@ -543,7 +504,7 @@ def _run_info(path: Path, meta: dict[str, Any], status: dict[str, Any],
 def open_runs(runs_dir: str | Path | None = None, *,
               stale_after: float = STALE_AFTER_SECONDS) -> list[Run]:
     """Every readable run folder in the runs directory, oldest first (ids sort by time)."""
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    root = runs_root(runs_dir)
     if not root.is_dir():
         return []
     runs = []
@@ -558,18 +519,6 @@ def list_runs(runs_dir: str | Path | None = None, *,
               stale_after: float = STALE_AFTER_SECONDS) -> list[RunInfo]:
     """Every run in the runs directory, oldest first (ids sort by time)."""
     return [run.info for run in open_runs(runs_dir, stale_after=stale_after)]
-
-
-def resolve_run_dir(run: str | Path, runs_dir: str | Path | None = None) -> Path:
-    """A run id (in runs_dir) or a run folder's path -> the folder; RunError if neither."""
-    candidate = Path(run)
-    if (candidate / RUN_JSON).is_file():
-        return candidate
-    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    by_id = root / str(run)
-    if (by_id / RUN_JSON).is_file():
-        return by_id
-    raise RunError(f"no run {str(run)!r}: not a run folder, and not a run id in {root}")
 
 
 def open_run(run_id_or_path: str | Path, runs_dir: str | Path | None = None, *,
@@ -734,7 +683,7 @@ class Run:
     # -- checkpoints and resume --------------------------------------------------------------
 
     def checkpoint_path(self, which: str = "latest") -> Path:
-        return self.path / CHECKPOINTS_DIR / f"{which}.pt"
+        return checkpoint_path(self.path, which)
 
     def load_checkpoint(self, which: str = "latest") -> dict[str, Any]:
         return load_checkpoint(self.checkpoint_path(which))
@@ -760,10 +709,8 @@ class Run:
             normalization = Normalization.from_dict(state["normalization"])
         return model, normalization, state
 
-    def resume_state(self):  # -> workbench.training.ResumeState
+    def resume_state(self) -> ResumeState:
         """What the Trainer needs to continue this run from its latest checkpoint."""
-        from workbench.training import ResumeState
-
         status = self.status
         if status not in RESUMABLE_STATUSES:
             raise RunError(

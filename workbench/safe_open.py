@@ -12,8 +12,9 @@ The verdict is cached by (real path, size, mtime, what was checked, HDF5 version
 memory and on disk (`cache_dir()`), so re-opening a file, or a test suite, pays for the
 child once. A timeout is never cached: a busy machine may pass next time.
 
-The child imports only numpy, h5py and the reader's structure code (never torch),
-so it starts in about a tenth of a second.
+The child imports only numpy, h5py and the reader's structure checks
+(workbench.dataset_layout; never the reader, which imports this module, and never
+torch), so it starts in about a tenth of a second.
 """
 
 from __future__ import annotations
@@ -232,27 +233,27 @@ def _step(text: str) -> None:
 def _check_open(path: str, inputs: str | None, targets: str | None) -> None:
     import h5py
 
-    from workbench import datasets
+    from workbench import dataset_layout
 
     _step("opening the file")
     with h5py.File(path, "r") as f:
         _step("reading the structure")
-        layout = datasets.resolve_layout(f, path, inputs, targets)
+        layout = dataset_layout.resolve_layout(f, path, inputs, targets)
         for group in layout.groups.values():
             for side in (group.x, group.y):
                 _step(f"reading the samples of {side.path}")
-                datasets.probe_array(side.dataset)
+                dataset_layout.probe_array(side.dataset)
 
 
 def _check_list(path: str) -> None:
     import h5py
 
-    from workbench import datasets
+    from workbench import dataset_layout
 
     _step("opening the file")
     with h5py.File(path, "r") as f:
         _step("listing the arrays in the file")
-        for info in datasets.walk_arrays(f, path):
+        for info in dataset_layout.walk_arrays(f, path):
             _step(f"reading the attributes of {info.path}")
             dict(f[info.path].attrs)
 

@@ -77,17 +77,13 @@ def test_a_file_in_the_way_of_the_folder_is_an_output_error(tmp_path):
 
 @posix_only
 def test_a_run_folder_and_a_made_dataset_are_readable_as_the_umask_allows(tmp_path, umask_027):
-    from tests.workbench.train_helpers import open_dataset, tiny_config, write_waves
-    from workbench.runs import RunRecorder, create_run_dir
+    from tests.workbench.train_helpers import record_run, tiny_config, write_waves
     from workbench.tasks import generate
-    from workbench.training import Trainer
 
     made = generate("reverse", tmp_path / "reverse.h5", n=20, length=3)
     assert _mode(made) == 0o640
     config = tiny_config(write_waves(tmp_path / "waves.h5"), steps=2)
-    run_dir = create_run_dir("gru", tmp_path / "runs")
-    with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    run_dir = record_run(config, tmp_path / "runs")
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     names = {p.relative_to(run_dir).as_posix() for p in files}
     assert {"run.json", "config.toml", "status.json", "checkpoints/latest.pt"} <= names

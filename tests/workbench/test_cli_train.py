@@ -11,14 +11,14 @@ import pytest
 
 from tests.workbench.train_helpers import (
     open_dataset,
+    record_run,
     state_equal,
     tiny_config,
     write_reverse,
     write_waves,
 )
 from workbench.cli import main
-from workbench.events import StepMetrics
-from workbench.runs import RunRecorder, create_run_dir, list_runs, open_run
+from workbench.runs import list_runs, open_run
 from workbench.training import Trainer
 
 TINY = ["--cell", "gru", "--hidden", "8", "--batch", "16", "--lr", "0.01", "--probe-batch", "8",
@@ -145,28 +145,15 @@ def test_evaluate_tokens_reports_accuracies(tmp_path, runs_dir, capsys):
         assert f["outputs"].dtype == np.int64 and f["outputs"].shape == (10, 6)
 
 
-class _StopAt:
-    def __init__(self, step: int) -> None:
-        self.step, self.trainer = step, None
-
-    def on_event(self, event) -> None:
-        if isinstance(event, StepMetrics) and event.step == self.step:
-            self.trainer.request_stop()
-
-
 def test_train_resume_of_a_stopped_run_matches_a_straight_run(waves, runs_dir, capsys):
     config = tiny_config(waves, steps=13, teacher_forcing=0.5)
-    run_dir = create_run_dir("gru", runs_dir)
-    stopper = _StopAt(6)
-    with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
-        stopper.trainer = trainer
-        assert trainer.run().status == "stopped"
+    run_dir = record_run(config, runs_dir, stop_at=6)
+    assert open_run(run_dir).status == "stopped"
     result = _train(capsys, "--resume", run_dir.name, "--runs-dir", str(runs_dir), "--no-progress")
     assert result["status"] == "completed" and result["steps"] == 13
     assert result["run_id"] == run_dir.name  # the same run, in the same folder
     with open_dataset(config) as dataset:
-        straight = Trainer(config, dataset, [])
+        straight = Trainer(config, dataset, [], run_id="straight", checkpointer=None)
         straight.run()
     resumed = open_run(run_dir).load_checkpoint("latest")["model"]
     assert state_equal(resumed, straight.model.state_dict())
@@ -208,9 +195,7 @@ def waves_run(waves, tmp_path_factory):
     """A recorded tiny run on the sine-like waves (1 feature in, 1 out): (runs_dir, run_id)."""
     runs = tmp_path_factory.mktemp("runs")
     config = tiny_config(waves, steps=3)
-    run_dir = create_run_dir("gru", runs)
-    with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    run_dir = record_run(config, runs)
     return runs, run_dir.name
 
 
@@ -261,9 +246,7 @@ def reverse_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     data = write_reverse(tmp_path_factory.mktemp("data") / "reverse.h5")
     config = tiny_config(data, steps=3)
-    run_dir = create_run_dir("gru", runs)
-    with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    run_dir = record_run(config, runs)
     return runs, run_dir.name, data
 
 
@@ -307,12 +290,7 @@ def test_data_that_does_not_fit_the_run_exits_2_naming_file_side_and_shapes(
 
 def test_resuming_on_a_file_that_does_not_fit_exits_2(waves, other_files, runs_dir, capsys):
     config = tiny_config(waves, steps=8)
-    run_dir = create_run_dir("gru", runs_dir)
-    stopper = _StopAt(2)
-    with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
-        stopper.trainer = trainer
-        assert trainer.run().status == "stopped"
+    run_dir = record_run(config, runs_dir, stop_at=2)
     assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir),
                  "--data", str(other_files["sine2"]), "--no-progress"]) == 2
     line = _one_error_line(capsys)
@@ -322,12 +300,7 @@ def test_resuming_on_a_file_that_does_not_fit_exits_2(waves, other_files, runs_d
 def test_resume_with_other_threads_warns_that_it_is_no_longer_bit_identical(waves, runs_dir,
                                                                            capsys):
     config = tiny_config(waves, steps=6, threads=1)
-    run_dir = create_run_dir("gru", runs_dir)
-    stopper = _StopAt(2)
-    with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
-        stopper.trainer = trainer
-        assert trainer.run().status == "stopped"
+    run_dir = record_run(config, runs_dir, stop_at=2)
     assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs_dir), "--threads", "2",
                  "--no-progress", "--json"]) == 0
     captured = capsys.readouterr()

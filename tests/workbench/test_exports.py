@@ -7,13 +7,12 @@ import json
 
 import pytest
 
-from tests.workbench.train_helpers import open_dataset, tiny_config, write_waves
+from tests.workbench.train_helpers import record_run, tiny_config, write_waves
 from workbench import exports
 from workbench.cli import main
 from workbench.compare import comparison_rows
 from workbench.config import RunConfig
-from workbench.runs import RunRecorder, create_run_dir, open_run
-from workbench.training import Trainer
+from workbench.runs import open_run
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +23,7 @@ def two_runs(tmp_path_factory):
     runs = []
     for cell, seed in (("gru", 0), ("lstm", 1)):
         config = tiny_config(data, cell=cell, seed=seed, steps=6)
-        run_dir = create_run_dir(cell, runs_dir)
-        with open_dataset(config) as dataset:
-            Trainer(config, dataset, [RunRecorder(run_dir)]).run()
-        runs.append(open_run(run_dir))
+        runs.append(open_run(record_run(config, runs_dir)))
     return runs
 
 

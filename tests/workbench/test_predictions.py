@@ -10,6 +10,7 @@ from models.seq2seq import Seq2Seq
 from tests.workbench.train_helpers import (
     VOCAB,
     open_dataset,
+    record_run,
     state_equal,
     tiny_config,
     write_reverse,
@@ -17,8 +18,8 @@ from tests.workbench.train_helpers import (
 )
 from workbench.errors import DatasetError
 from workbench.predictions import decode, predict_from_run, predict_sample
-from workbench.runs import RunRecorder, create_run_dir, open_run
-from workbench.training import BatchConverter, Trainer, build_model_config
+from workbench.runs import open_run
+from workbench.training import BatchConverter, build_model_config
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +120,8 @@ def test_continuous_prediction_is_in_data_units(waves):
 
 def test_from_a_recorded_run_uses_its_checkpoint_and_split(waves, tmp_path):
     config = tiny_config(waves, cell="lstm", steps=4, split_seed=5)
-    run_dir = create_run_dir("lstm", tmp_path)
+    run_dir = record_run(config, tmp_path)
     with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
         run = open_run(run_dir)
         model, norm, _ = run.load_model("best")
         direct = predict_sample(model, dataset, "val", 1, norm)
@@ -215,9 +215,7 @@ def test_a_file_that_does_not_fit_the_run_is_a_run_error(waves, reverse, tmp_pat
     from workbench.errors import RunError
 
     config = tiny_config(waves, steps=2)
-    run_dir = create_run_dir("gru", tmp_path)
-    with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    run_dir = record_run(config, tmp_path)
     expected = (f"{reverse}: its inputs do not fit the run's model: the file holds tokens "
                 "with a vocabulary of 8, the model was trained on continuous values with 1 "
                 "feature per step")

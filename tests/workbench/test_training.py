@@ -13,12 +13,15 @@ import pytest
 import torch
 
 from tests.workbench.train_helpers import (
+    StopAt,
     open_dataset,
+    record_run,
     state_equal,
     tiny_config,
     write_reverse,
     write_waves,
 )
+from workbench.checkpoints import ResumeState, load_checkpoint
 from workbench.events import (
     EpochMetrics,
     ListenerError,
@@ -29,8 +32,9 @@ from workbench.events import (
     RunStatus,
     StepMetrics,
 )
-from workbench.runs import RunRecorder, create_run_dir, load_checkpoint, open_run
-from workbench.training import ProbeClock, ResumeState, Trainer
+from workbench.run_service import RunService
+from workbench.runs import open_run
+from workbench.training import ProbeClock, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +47,15 @@ def reverse(tmp_path_factory):
     return write_reverse(tmp_path_factory.mktemp("data") / "reverse.h5")
 
 
+def _trainer(config, dataset, listeners=(), **kwargs) -> Trainer:
+    """A Trainer alone (no run folder, no checkpoints): what these tests look at."""
+    return Trainer(config, dataset, listeners, run_id="test-run", checkpointer=None, **kwargs)
+
+
 def _train(config, listeners=(), **kwargs):
     recording = RecordingListener()
     with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [recording, *listeners], **kwargs)
+        trainer = _trainer(config, dataset, [recording, *listeners], **kwargs)
         finished = trainer.run()
     return trainer, recording, finished
 
@@ -224,36 +233,18 @@ def test_same_config_same_losses_bit_for_bit(waves):
     assert losses_a != [s.loss for s in rec_c.of_type(StepMetrics)]
 
 
-class _StopAt:
-    def __init__(self, step: int) -> None:
-        self.step = step
-        self.trainer = None
-
-    def on_event(self, event) -> None:
-        if isinstance(event, StepMetrics) and event.step == self.step:
-            self.trainer.request_stop()
-
-
 def test_resume_from_a_checkpoint_ends_with_the_same_weights(waves, tmp_path):
     # mid-epoch stop (batches 5 per epoch), dropout, sampled teacher forcing and Adam
     config = tiny_config(waves, teacher_forcing=0.5, layers=2, dropout=0.3, steps=14)
     straight, rec_straight, _ = _train(config)
 
-    run_dir = create_run_dir("gru", tmp_path)
-    stopper = _StopAt(7)
-    with open_dataset(config) as dataset:
-        first = Trainer(config, dataset, [RunRecorder(run_dir), stopper])
-        stopper.trainer = first
-        assert first.run().status == "stopped"
+    run_dir = record_run(config, tmp_path, stop_at=7)
     run = open_run(run_dir)
     assert run.status == "stopped"
-    state = run.resume_state()
-    assert state.step == 7
-    with open_dataset(config) as dataset:
-        second = Trainer(config, dataset, [RunRecorder(run_dir)], run_id=run.run_id,
-                         resume=state)
-        assert second.run().status == "completed"
-    assert state_equal(second.model.state_dict(), straight.model.state_dict())
+    assert run.resume_state().step == 7
+    second = RunService(tmp_path).resume(run.run_id)
+    assert second.run().status == "completed"
+    assert state_equal(second.trainer.model.state_dict(), straight.model.state_dict())
     steps = open_run(run_dir).step_metrics()
     assert [s.step for s in steps] == list(range(1, 15))  # appended, no step twice
     assert [s.loss for s in steps] == [s.loss for s in rec_straight.of_type(StepMetrics)]
@@ -261,28 +252,28 @@ def test_resume_from_a_checkpoint_ends_with_the_same_weights(waves, tmp_path):
 
 def test_resume_with_a_bigger_budget_matches_a_longer_run(waves, tmp_path):
     config = tiny_config(waves, steps=6)
-    run_dir = create_run_dir("gru", tmp_path)
-    with open_dataset(config) as dataset:
-        Trainer(config, dataset, [RunRecorder(run_dir)]).run()
+    run_dir = record_run(config, tmp_path)
     state = ResumeState.from_checkpoint(load_checkpoint(run_dir / "checkpoints" / "latest.pt"))
     longer = config.replace(steps=12)
     with open_dataset(config) as dataset:
-        resumed = Trainer(longer, dataset, [], resume=state)
+        resumed = _trainer(longer, dataset, resume=state)
         resumed.run()
     straight, _, _ = _train(longer)
     assert state_equal(resumed.model.state_dict(), straight.model.state_dict())
 
 
-def _stopped_at(config, run_dir, step, **kwargs):
-    """Train `config` in `run_dir` until `step`, stopped there; the Trainer and its events."""
-    stopper, recording = _StopAt(step), RecordingListener()
-    state = open_run(run_dir).resume_state() if (run_dir / "run.json").exists() else None
-    with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), stopper, recording],
-                          run_id=run_dir.name, resume=state, **kwargs)
-        stopper.trainer = trainer
-        assert trainer.run().status == "stopped"
-    return trainer, recording
+def _stopped_at(config, runs_dir, step, run=None, **kwargs):
+    """Start `config` in runs_dir (or resume `run` with `kwargs`) through the service until
+    `step`, stopped there; the Trainer, its events and the run folder."""
+    stopper, recording = StopAt(step), RecordingListener()
+    service = RunService(runs_dir)
+    if run is None:
+        active = service.start(config, [stopper, recording], **kwargs)
+    else:
+        active = service.resume(run, [stopper, recording], **kwargs)
+    stopper.run = active
+    assert active.run().status == "stopped"
+    return active.trainer, recording, active.run_dir
 
 
 def test_a_resume_keeps_the_recorded_threads_whatever_the_thread_policy(waves, tmp_path,
@@ -291,15 +282,15 @@ def test_a_resume_keeps_the_recorded_threads_whatever_the_thread_policy(waves, t
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)  # "cli" resolves to 2 threads, "gui" to 1
     config = tiny_config(waves, hidden=128, threads=0, steps=6)  # automatic threads
-    run_dir = create_run_dir("gru", tmp_path)
-    first, _ = _stopped_at(config, run_dir, 2, thread_policy="cli")  # started in the CLI
+    first, _, run_dir = _stopped_at(config, tmp_path, 2, thread_policy="cli")  # in the CLI
     assert first.threads == 2
     # resumed in the GUI: the recorded count, not the GUI's own automatic choice
-    second, recording = _stopped_at(config, run_dir, 4, thread_policy="gui")
+    second, recording, _ = _stopped_at(config, tmp_path, 4, run_dir, thread_policy="gui")
     started = recording.of_type(RunStarted)[0]
     assert second.threads == 2 and started.threads == 2 and started.warning == ""
     # an explicit other count is allowed, and the record says what that costs
-    third, recording = _stopped_at(config.replace(threads=1), run_dir, 5, thread_policy="gui")
+    third, recording, _ = _stopped_at(config, tmp_path, 5, run_dir, thread_policy="gui",
+                                      changes={"threads": 1})
     warning = recording.of_type(RunStarted)[0].warning
     assert third.threads == 1 and "no longer bit-identical" in warning and "used 2" in warning
     segments = open_run(run_dir).meta["segments"]
@@ -323,7 +314,7 @@ def test_an_allocation_failure_while_building_is_a_config_error(waves, monkeypat
 
     monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", fails)
     with open_dataset(config) as dataset, pytest.raises(ConfigError) as info:
-        Trainer(config, dataset, [])
+        _trainer(config, dataset)
     text = str(info.value)
     assert "hidden = 8" in text and "out of memory" in text and "68719476736 bytes" in text
     assert info.value.__context__ is None  # the half-built model is not kept alive
@@ -333,7 +324,7 @@ def test_an_allocation_failure_while_building_is_a_config_error(waves, monkeypat
 
     monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", bug)
     with open_dataset(config) as dataset, pytest.raises(RuntimeError, match="a bug"):
-        Trainer(config, dataset, [])
+        _trainer(config, dataset)
     monkeypatch.setattr(models.seq2seq.Seq2Seq, "__init__", real)
 
 
@@ -358,13 +349,13 @@ def test_nan_ends_the_run_as_diverged_and_keeps_the_last_good_checkpoint(
     waves, tmp_path, checkpoint_seconds
 ):
     config = tiny_config(waves, steps=40)
-    run_dir = create_run_dir("gru", tmp_path)
     poison = _Poison(8)
     with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir), poison],
-                          checkpoint_seconds=checkpoint_seconds)
-        poison.trainer = trainer
-        finished = trainer.run()
+        active = RunService(tmp_path, checkpoint_seconds=checkpoint_seconds).start(
+            config, [poison], dataset=dataset)
+        poison.trainer = active.trainer
+        finished = active.run()
+    run_dir = active.run_dir
     assert finished.status == "diverged"
     # the NaN shows in step 9's loss, or, when a checkpoint is due first, in the weights
     assert "step 9" in finished.message if checkpoint_seconds else "step 8" in finished.message
@@ -407,10 +398,11 @@ def _count_beats(run_dir, status, seen):
 
 def test_stop_and_pause_from_another_thread(waves, tmp_path):
     config = tiny_config(waves, steps=100_000, probe_every=1000)
-    run_dir = create_run_dir("gru", tmp_path)
     recording = RecordingListener()
     with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [recording, RunRecorder(run_dir, heartbeat_seconds=0.05)])
+        trainer = RunService(tmp_path, heartbeat_seconds=0.05).start(config, [recording],
+                                                                     dataset=dataset)
+        run_dir = trainer.run_dir  # an ActiveRun: the same thread-safe controls
         thread, result = _run_in_thread(trainer)
         _wait_for(lambda: len(recording.of_type(StepMetrics)) >= 3)
         trainer.request_pause()
@@ -439,10 +431,10 @@ def test_stop_and_pause_from_another_thread(waves, tmp_path):
 
 def test_stop_during_validation_takes_effect_at_the_next_batch(waves):
     config = tiny_config(waves, steps=None, epochs=3)
-    stopper = _StopAt(5)  # the last step of epoch 1: validation comes next
+    stopper = StopAt(5)  # the last step of epoch 1: validation comes next
     with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [stopper])
-        stopper.trainer = trainer
+        trainer = _trainer(config, dataset, [stopper])
+        stopper.run = trainer
         recording = RecordingListener()
         trainer.listeners.append(recording)
         finished = trainer.run()
@@ -462,13 +454,51 @@ def test_a_raising_listener_is_reported_and_the_run_goes_on(waves):
     assert errors and errors[0].listener == "_Broken" and "listener bug" in errors[0].message
 
 
-def test_probe_rule_keeps_probes_near_five_percent():
-    clock = ProbeClock()
-    assert clock.due(1, 0.0)  # the first step is probed
-    clock.record(0.0, 0.01)  # a cheap probe: every 2 s
-    assert not clock.due(2, 1.9) and clock.due(3, 2.0)
-    clock.record(2.0, 1.0)  # an expensive one: wait 19 x its cost
-    assert not clock.due(4, 2.0 + 18.9) and clock.due(5, 2.0 + 19.0)
+def _simulate(step_seconds: float, cost: float, seconds: float) -> tuple[ProbeClock, float, list]:
+    """A run of `seconds` training time under the probe rule, every probe costing `cost`
+    (then the final probe, as the Trainer does): the clock, the end time, probe times."""
+    clock, now, step, times = ProbeClock(), 0.0, 0, []
+    while now < seconds:
+        step += 1
+        now += step_seconds
+        if clock.due(step, now):
+            now += cost
+            clock.record(now, cost)
+            times.append(now)
+    if times[-1] != now:  # the final probe, unless the last step was probed
+        now += cost
+        clock.record(now, cost)
+        times.append(now)
+    return clock, now, times
+
+
+def test_probe_rule_holds_five_percent_over_the_whole_run_first_and_final_probe_included():
+    # (training step, probe cost) of the module docstring's table, over runs of 5 s to 10 min
+    for step_seconds, cost in ((0.007, 0.007), (0.026, 0.034), (0.033, 0.083), (0.066, 0.104),
+                               (0.106, 0.188), (0.227, 0.386), (0.76, 1.4)):
+        for seconds in (5.0, 12.0, 60.0, 600.0):
+            if seconds < 2 * cost / 0.05:
+                continue  # too short to pay for the first and the final probe
+            clock, end, times = _simulate(step_seconds, cost, seconds)
+            assert clock.share(end) <= 0.05 + 1e-9, (step_seconds, cost, seconds)
+            assert times[0] <= step_seconds + cost  # the first step is probed
+            gaps = np.diff(times[:-1])  # the final probe comes when the run ends
+            assert (gaps >= 2.0 + cost - 1e-9).all()  # never more often than every 2 s
+    # a long run probes as often as the budget allows: every 2 s for a cheap probe, every
+    # 19 x the cost of an expensive one (its 5%)
+    _, end, times = _simulate(0.033, 0.083, 600.0)
+    assert 0.9 * end / 2.0 <= len(times) <= end / 2.0 + 2
+    _, end, times = _simulate(0.227, 0.386, 600.0)
+    assert 0.9 * end / (20 * 0.386) <= len(times) <= end / (20 * 0.386) + 2
+
+
+def test_probe_rule_counts_a_resumed_segment_from_its_own_start():
+    clock = ProbeClock(origin=100.0)  # resumed after 100 s of training
+    assert clock.due(51, 100.1)  # the first step after a resume is probed
+    clock.record(100.2, 0.1)
+    # the 100 s before hold no probe of this clock: they buy this segment no probes
+    assert not clock.due(80, 102.3)
+    assert clock.due(200, 100.0 + 0.3 / 0.05)
     assert ProbeClock(every=10).due(20, 0.0) and not ProbeClock(every=10).due(21, 0.0)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from workbench.config import RunConfig
 from workbench.datasets import SequenceDataset
+from workbench.events import StepMetrics
 
 VOCAB = ("<pad>", "<s>", "</s>", "a", "b", "c", "d", "e")
 
@@ -58,26 +59,53 @@ def state_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+class StopAt:
+    """A listener that asks its run (an ActiveRun or a Trainer, set as `run`) to stop
+    once step `step` is done."""
+
+    def __init__(self, step: int, run=None) -> None:
+        self.step, self.run = step, run
+
+    def on_event(self, event) -> None:
+        if isinstance(event, StepMetrics) and event.step == self.step:
+            self.run.request_stop()
+
+
+def record_run(config: RunConfig, runs_dir: Path, listeners=(), *, stop_at: int | None = None,
+               **service) -> Path:
+    """Train `config` as the app does (workbench.run_service) into a new folder of
+    `runs_dir`, stopped after step `stop_at` when given; the run's folder.
+
+    The dataset is opened here without the safe-open child (the tests' own files), and
+    handed to the service as the comparison queue does.
+    """
+    from workbench.run_service import RunService
+
+    stopper = [StopAt(stop_at)] if stop_at else []
+    with open_dataset(config) as dataset:
+        active = RunService(runs_dir, **service).start(config, [*listeners, *stopper],
+                                                       dataset=dataset)
+        for listener in stopper:
+            listener.run = active
+        active.run()
+    return active.run_dir
+
+
 def crash_child(data: str, runs_dir: str, resume: str | None = None, budget: int = 10**9) -> None:
-    """Train until killed (the SIGKILL test's child): a new run, or `resume` a crashed one.
+    """Train until killed (the SIGKILL test's child): a new run, or `resume` a crashed one,
+    through the run service as the CLI does.
 
     Checkpoints every 0.3 s and flushes as usual, so kills land in every kind of write.
     """
-    from workbench.runs import RunRecorder, create_run_dir, open_run
-    from workbench.training import ResumeState, Trainer
+    from workbench.run_service import RunService
 
     torch.set_num_threads(1)
-    config = tiny_config(Path(data), steps=budget, probe_every=None)
-    state: ResumeState | None = None
+    service = RunService(runs_dir, checkpoint_seconds=0.3, heartbeat_seconds=0.5)
     if resume:
-        run = open_run(resume, runs_dir)
-        run_dir, state = run.path, run.resume_state()
+        active = service.resume(resume, changes={"steps": budget})
     else:
-        run_dir = create_run_dir(config.cell, runs_dir)
-    with open_dataset(config) as dataset:
-        trainer = Trainer(config, dataset, [RunRecorder(run_dir, heartbeat_seconds=0.5)],
-                          resume=state, checkpoint_seconds=0.3)
-        trainer.run()
+        active = service.start(tiny_config(Path(data), steps=budget, probe_every=None))
+    active.run()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -171,13 +170,10 @@ def apply_overrides(config: RunConfig, args: argparse.Namespace) -> RunConfig:
 
 
 def open_dataset(config: RunConfig, data: str | None = None):
-    from workbench.datasets import SequenceDataset
+    """The dataset `config` names (or `data`): ConfigError when the file is missing."""
+    from workbench.run_service import open_run_data
 
-    path = Path(data or config.data)
-    if not path.is_file():
-        raise ConfigError(f"data file not found: {path}")
-    return SequenceDataset.open(str(path), config.inputs, config.targets,
-                                split_seed=config.split_seed, val_fraction=config.val_fraction)
+    return open_run_data(config, data)
 
 
 @contextlib.contextmanager
@@ -224,7 +220,8 @@ class ConsoleProgress:
 
 @contextlib.contextmanager
 def stop_on_interrupt(trainer: Any) -> Iterator[None]:
-    """Ctrl-C asks the trainer to stop cleanly; a second Ctrl-C interrupts at once."""
+    """Ctrl-C asks `trainer` (anything with request_stop and stop_requested: an ActiveRun,
+    a ComparisonRunner) to stop cleanly; a second Ctrl-C interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -245,58 +242,36 @@ def stop_on_interrupt(trainer: Any) -> Iterator[None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from workbench.runs import RunRecorder, create_run_dir
-    from workbench.training import Trainer
+    from workbench.run_service import RunService
 
     if args.resume:
         return _resume(args)
     config = config_from_args(args)
-    with open_dataset(config) as dataset:
-        run_dir = create_run_dir(config.cell, args.runs_dir)
-        try:
-            recorder = RunRecorder(run_dir, name=args.name)
-            progress = ConsoleProgress(0, enabled=not args.no_progress)
-            trainer = Trainer(config, dataset, [recorder, progress], run_id=run_dir.name,
-                              thread_policy="cli")
-        except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        progress.total = trainer.total_steps
-        with stop_on_interrupt(trainer):
-            finished = trainer.run()
-    return _report(run_dir, finished, args.json)
+    progress = ConsoleProgress(0, enabled=not args.no_progress)
+    active = RunService(args.runs_dir).start(config, [progress], name=args.name,
+                                             thread_policy="cli")
+    progress.total = active.total_steps
+    with stop_on_interrupt(active):
+        finished = active.run()
+    return _report(active.run_dir, finished, args.json)
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from workbench.runs import RunRecorder, open_run
-    from workbench.training import Trainer
+    """train --resume RUN: the flags a resume may change (RESUME_CHANGES) are passed on;
+    the run's other settings are its recorded ones."""
+    from workbench.run_service import RESUME_CHANGES, RunService
 
-    run = open_run(args.resume, args.runs_dir)
-    state = run.resume_state()
-    config = run.config()
-    budget = {k: getattr(args, k) for k in ("epochs", "steps") if getattr(args, k) is not None}
-    if budget:
-        config = apply_overrides(config, argparse.Namespace(**budget))
-    # what may differ on resume: where the data is (the same data, moved), the device and
-    # threads. A thread count other than the recorded one (or another device) changes the
-    # float sums, so the continuation is no longer bit-identical: the Trainer says so in a
-    # warning; without --threads (0, automatic) the recorded count is kept.
-    moved = {k: getattr(args, k) for k in ("data", "threads", "device") if getattr(args, k) is not None}
-    if "data" in moved:
-        moved["data"] = str(Path(moved["data"]).expanduser().resolve())
-    if moved:
-        config = config.replace(**moved)
-    with open_dataset(config) as dataset:
-        recorder = RunRecorder(run.path)
-        progress = ConsoleProgress(0, enabled=not args.no_progress)
-        trainer = Trainer(config, dataset, [recorder, progress], run_id=run.run_id,
-                          resume=state, thread_policy="cli")
-        if trainer.warning:
-            print(f"warning: {trainer.warning}", file=sys.stderr)
-        progress.total = trainer.total_steps
-        with stop_on_interrupt(trainer):
-            finished = trainer.run()
-    return _report(run.path, finished, args.json)
+    changes: dict[str, Any] = {k: getattr(args, k) for k in RESUME_CHANGES
+                               if getattr(args, k, None) is not None}
+    progress = ConsoleProgress(0, enabled=not args.no_progress)
+    active = RunService(args.runs_dir).resume(args.resume, [progress], changes=changes,
+                                              thread_policy="cli")
+    if active.warning:
+        print(f"warning: {active.warning}", file=sys.stderr)
+    progress.total = active.total_steps
+    with stop_on_interrupt(active):
+        finished = active.run()
+    return _report(active.run_dir, finished, args.json)
 
 
 def _report(run_dir: Path, finished: RunFinished, as_json: bool) -> int:
