@@ -249,10 +249,8 @@ def window_threads(window) -> int:
 
 def headless_run(data: Path, hidden: int, seconds: float, runs_dir: Path) -> tuple[float, int]:
     """Throughput of the same run with no GUI, same torch thread count (policy "gui")."""
-    from workbench.datasets import SequenceDataset
     from workbench.events import StepMetrics
-    from workbench.runs import RunRecorder, create_run_dir
-    from workbench.training import Trainer
+    from workbench.run_service import RunService
 
     config = run_config(data, hidden)
     steps: list[StepMetrics] = []
@@ -267,12 +265,9 @@ def headless_run(data: Path, hidden: int, seconds: float, runs_dir: Path) -> tup
                 if state["start"] and time.perf_counter() - state["start"] > seconds:
                     trainer.request_stop()
 
-    run_dir = create_run_dir("lstm", runs_dir)
-    with SequenceDataset.open(data) as dataset:
-        recorder = RunRecorder(run_dir)
-        trainer = Trainer(config, dataset, [recorder, Clock()], thread_policy="gui")
-        trainer.run()
-        recorder.close()
+    run = RunService(runs_dir).start(config, [Clock()], thread_policy="gui")
+    trainer = run.trainer
+    run.run()
     first, last = steps[2], steps[-1]
     return (last.sequences - first.sequences) / max(1e-9, last.seconds - first.seconds), \
         trainer.threads

@@ -88,12 +88,8 @@ class RunController(QObject):
     def resume(self, run_id: str) -> bool:
         """Continue a stopped or crashed run from its latest checkpoint; False, with a
         message, when it cannot be resumed."""
-        try:
-            run = self.runs_index.open(run_id)
-            step = run.resume_state().step
-            # the plots show the history up to the checkpoint, then the run goes on
-            history = [e for e in run.events() if not isinstance(e, RunFinished)
-                       and getattr(e, "step", 0) <= step]
+        try:  # the plots show the history up to the checkpoint, then the run goes on
+            history = self.service.history_until(run_id)
         except WorkbenchError as exc:
             errors.show_error(self._widget, exc, title="Cannot resume this run")
             return False

@@ -154,7 +154,7 @@ def _train(config, with_predictor: bool):
     dataset = open_dataset(config)
     try:
         listeners = [recorder, predictor] if with_predictor else [recorder]
-        trainer = Trainer(config, dataset, listeners)
+        trainer = Trainer(config, dataset, listeners, run_id="live", checkpointer=None)
         predictor.bind(recorder, trainer)  # predictions go down the same event stream
         trainer.run()
     finally:
@@ -180,20 +180,11 @@ def test_live_predictions_arrive_each_epoch_and_leave_training_unchanged(tmp_pat
 
 def _recorded_run(tmp_path):
     """(runs_dir, run_dir) of a one-epoch run recorded with its checkpoints."""
-    from workbench.runs import RunRecorder, create_run_dir
-    from workbench.training import Trainer
+    from tests.workbench.train_helpers import record_run
 
     config = tiny_config(write_waves(tmp_path / "waves.h5"), epochs=1, steps=None)
     runs_dir = tmp_path / "runs"
-    run_dir = create_run_dir(config.cell, runs_dir)
-    dataset = open_dataset(config)
-    try:
-        recorder = RunRecorder(run_dir)
-        Trainer(config, dataset, [recorder]).run()
-        recorder.close()
-    finally:
-        dataset.close()
-    return runs_dir, run_dir
+    return runs_dir, record_run(config, runs_dir)
 
 
 def test_checkpoint_predictor_predicts_off_the_gui_thread(qtbot, tmp_path):
