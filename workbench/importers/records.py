@@ -138,8 +138,9 @@ class RecordReader:
             raise DatasetError(f"{self.label}: cannot read: {exc.strerror or exc}") from None
 
     # --- errors ---------------------------------------------------------------------------
-    def fail(self, line: int, message: str) -> DatasetError:
-        return DatasetError(f"{self.label}: line {line}: {message}")
+    def fail(self, line: int, message: str, where: str = "") -> DatasetError:
+        """The error for `line`; `where` adds to the place, e.g. " (data row 4), column 'b'"."""
+        return DatasetError(f"{self.label}: line {line}{where}: {message}")
 
     def reject(self, line: int, message: str) -> None:
         """A bad line: raise a DatasetError naming it, or count and skip it

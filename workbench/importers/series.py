@@ -252,21 +252,21 @@ class _TimeOrder:
             return
         value = _number(text) if self.kind == "number" else _date(text)
         if value is None:
-            raise self.reader.fail(line, f"column {self.column!r}: {text!r} is not a "
-                                         f"{self.kind} like the times before it")
+            raise self.reader.fail(line, f"{text!r} is not a {self.kind} like the times "
+                                         "before it", f", column {self.column!r}")
         last = self.last.get(key)
         if last is not None:
             try:
                 back = value < last[0]
             except TypeError:  # a date with a time zone after one without
-                raise self.reader.fail(line, f"column {self.column!r}: {text!r} cannot be "
-                                             f"compared with {last[1]!r} (line {last[2]}): "
-                                             "mixed time zones") from None
+                raise self.reader.fail(line, f"{text!r} cannot be compared with "
+                                             f"{last[1]!r} (line {last[2]}): mixed time zones",
+                                       f", column {self.column!r}") from None
             if back:
                 where = " within each series" if self.several else ""
                 raise self.reader.fail(
-                    line, f"column {self.column!r}: {text} comes before {last[1]} (line "
-                          f"{last[2]}); the rows must be in time order{where}")
+                    line, f"{text} comes before {last[1]} (line {last[2]}); the rows must be "
+                          f"in time order{where}", f", column {self.column!r}")
         self.last[key] = (value, text, line)
 
 
@@ -282,6 +282,11 @@ def _date(text: str) -> _dt.datetime | None:
         return _dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _where(row: int, column: str) -> str:
+    """The place of a cell after its line: " (data row 41), column 'b'" (row from 1)."""
+    return f" (data row {row + 1}), column {column!r}"
 
 
 def _parse_column(reader: RecordReader, strings: list[str], lines: np.ndarray, row0: int,
@@ -300,16 +305,15 @@ def _parse_column(reader: RecordReader, strings: list[str], lines: np.ndarray, r
             try:
                 values[i] = float(cell)
             except ValueError:
-                raise reader.fail(int(lines[i]), f"(data row {row0 + i + 1}), column {name!r}: "
-                                                 f"{cell[:40]!r} is not a number") from None
+                raise reader.fail(int(lines[i]), f"{cell[:40]!r} is not a number",
+                                  _where(row0 + i, name)) from None
     finite = np.isfinite(values) | np.isnan(values)
     big = np.abs(np.where(np.isnan(values), 0.0, values)) > FLOAT32_MAX
     bad = ~finite | big
     if bad.any():
         i = int(np.argmax(bad))
-        raise reader.fail(int(lines[i]), f"(data row {row0 + i + 1}), column {name!r}: "
-                                         f"{strings[i].strip()[:40]!r} is not a finite number "
-                                         "that fits a 32-bit float")
+        raise reader.fail(int(lines[i]), f"{strings[i].strip()[:40]!r} is not a finite "
+                                         "number that fits a 32-bit float", _where(row0 + i, name))
     return values
 
 
@@ -380,9 +384,9 @@ class _Series:
             gaps = np.flatnonzero(missing)
             if self.last_pos[c] < 0 and (not valid.size or gaps[0] < valid[0]):
                 raise reader.fail(int(block_lines[gaps[0]]), (
-                    f"column {self.cols.used_names[c]!r}: a missing value at the start of "
-                    f"{self._name()}, with no value before it to interpolate from; pass "
-                    "--missing drop-windows to drop the windows that hold it"))
+                    f"a missing value at the start of {self._name()}, with no value before it "
+                    "to interpolate from; pass --missing drop-windows to drop the windows that "
+                    "hold it"), f", column {self.cols.used_names[c]!r}")
             last_valid = int(valid[-1]) if valid.size else -1
             fill = gaps[gaps < last_valid]
             if fill.size:
@@ -436,9 +440,9 @@ class _Series:
         if len(self.pending):
             row, c = np.argwhere(self.pending_nan)[0]
             raise reader.fail(int(self.pending_lines[row]), (
-                f"column {self.cols.used_names[c]!r}: a missing value at the end of "
-                f"{self._name()}, with no value after it to interpolate to; pass --missing "
-                "drop-windows to drop the windows that hold it"))
+                f"a missing value at the end of {self._name()}, with no value after it to "
+                "interpolate to; pass --missing drop-windows to drop the windows that hold it"),
+                f", column {self.cols.used_names[c]!r}")
 
     def boundaries(self, time_col: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"series": self.key, "steps": self.length}
@@ -515,7 +519,7 @@ def _check_splits(label: str, o: SeriesOptions, count: _Count) -> dict[str, int]
     fractions = {"train": 1.0 - o.val_fraction - o.test_fraction, "val": o.val_fraction,
                  "test": o.test_fraction}
     for split, total in totals.items():
-        if total:
+        if total or not count.complete:  # a scan of the first rows reports, never refuses
             continue
         need = needed_length(span, o.val_fraction, o.test_fraction)
         key, longest = max(count.lengths.items(), key=lambda kv: kv[1])
@@ -568,9 +572,9 @@ def _block(reader: RecordReader, o: SeriesOptions, cols: _Columns, states: dict[
         cell = block[i].fields[cols.used[j]].strip()
         what = "an empty cell" if not cell else repr(cell)
         raise reader.fail(int(lines[i]), (
-            f"(data row {row0 + i + 1}), column {cols.used_names[j]!r}: a missing value "
-            f"({what}); pass --missing interpolate to fill it linearly, or --missing "
-            "drop-windows to drop the windows that hold it"))
+            f"a missing value ({what}); pass --missing interpolate to fill it linearly, or "
+            "--missing drop-windows to drop the windows that hold it"),
+            _where(row0 + int(i), cols.used_names[j]))
     times = [r.fields[cols.time] for r in block] if cols.time is not None else None
     if cols.series is None:
         states[SINGLE_SERIES].feed(values, lines, times, sink, reader)
