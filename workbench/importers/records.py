@@ -394,3 +394,19 @@ class _Feed:
         again = self._record if include_first else self._record[1:]
         self._again.extendleft(reversed(again))
         self._record = []
+
+
+def preview_records(reader: RecordReader, rows: int) -> list[Record]:
+    """The first `rows` records of a file as parsed (for the import dialog's table);
+    reads only the first block or two. DatasetError naming the line of a bad one
+    (unless the reader skips bad lines)."""
+    out: list[Record] = []
+    records = iter(reader)
+    try:
+        for record in records:
+            out.append(record)
+            if len(out) >= rows:
+                break
+    finally:
+        records.close()  # type: ignore[attr-defined]  (a generator: closes the file)
+    return out
