@@ -10,6 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workbench.datasets import SequenceDataset
 from workbench.errors import ConfigError, DatasetError
@@ -272,3 +274,29 @@ def test_token_ids_use_the_smallest_dtype(tmp_path):
     with h5py.File(tmp_path / "w.h5") as f:
         assert f["train/inputs"].dtype == np.uint16  # 804 provisional ids need 16 bits
         assert len(f["input_vocab"]) == 404
+
+
+quoted_text = st.text(alphabet=st.sampled_from('ab ,"\n\té'), max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(quoted_text, min_size=2, max_size=2), min_size=1, max_size=30),
+       block=st.sampled_from([16, 64, 2**20]))
+def test_the_reader_reads_what_csv_writes_whatever_the_block_size(tmp_path, monkeypatch, rows,
+                                                                  block):
+    """Blocks parsed at once and records that cross blocks (quoted newlines) give what
+    the csv module reads from the whole text."""
+    import csv
+    import io
+
+    from workbench.importers import records
+
+    text = io.StringIO()
+    csv.writer(text, delimiter="\t", lineterminator="\n").writerows(rows)
+    path = tmp_path / "rows.tsv"
+    path.write_text(text.getvalue(), encoding="utf-8")
+    monkeypatch.setattr(records, "READ_BYTES", block)
+    expected = [r for r in csv.reader(io.StringIO(text.getvalue(), newline=""), delimiter="\t")
+                if r and r != [""]]
+    got = [r.fields for r in records.RecordReader(path, delimiter="\t")]
+    assert got == expected

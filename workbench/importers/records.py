@@ -19,7 +19,10 @@ out to be broken skips only its first line and reads the rest again, so one stra
 quote never swallows the rest of the file.
 
 Memory is one read block (1 MiB) plus the record being parsed, whatever the
-file's size.
+file's size. Speed: a block without quotes (or with quoting off) and without NUL is
+parsed by csv.reader in one call, a record per line; only blocks that need it go
+line by line through the machinery above. `blocks()` hands out the records a block
+at a time, for callers that work on blocks.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ import codecs
 import csv
 import io
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
+
+import numpy as np
 
 from workbench.errors import ConfigError, DatasetError
 
@@ -44,16 +49,62 @@ UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 DELIMITER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One parsed row: the line it starts on (1-based) and its fields."""
 
     line: int
     fields: list[str]
 
 
-# (line number, its text, None) or (line number, None, what is wrong with it)
+class Block:
+    """Records in file order without an object per row: `rows[i]` holds the fields of
+    the record starting on line `lines[i]`. What the importers work on."""
+
+    __slots__ = ("lines", "rows")
+
+    def __init__(self, lines: Sequence[int], rows: list[list[str]]) -> None:
+        self.lines, self.rows = lines, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: slice) -> Block:
+        return Block(self.lines[index], self.rows[index])
+
+    def records(self) -> Iterator[Record]:
+        return map(Record, self.lines, self.rows)
+
+    def line_array(self) -> np.ndarray:
+        """The line numbers as an int64 array."""
+        lines = self.lines
+        if isinstance(lines, range):
+            return np.arange(lines.start, lines.stop, lines.step, dtype=np.int64)
+        return np.asarray(lines, dtype=np.int64)
+
+
+# (line number, its text with its newline, None) or (line number, None, what is wrong)
 _Line = tuple[int, "str | None", "str | None"]
+SLOW_CHUNK_LINES = 4096
+
+
+@dataclass
+class _Chunk:
+    """A run of lines as read: either `clean` (texts without their newline, that csv
+    parses a record per line) or `lines` (each with its number, for the slow path)."""
+
+    line: int  # the number of its first line
+    clean: list[str] | None
+    lines: list[_Line] | None
+    size: int  # bytes it covers
+
+    @property
+    def count(self) -> int:
+        return len(self.clean if self.clean is not None else self.lines or ())
+
+    def slow_lines(self) -> list[_Line]:
+        if self.lines is not None:
+            return self.lines
+        return [(self.line + i, text + "\n", None) for i, text in enumerate(self.clean or ())]
 
 
 class _BadLine(Exception):
@@ -131,7 +182,8 @@ class RecordReader:
         self.bad_lines = 0
         self.first_bad: str | None = None
         self.bytes_read = 0
-        self._feed: _Feed | None = None
+        self._lines_seen = 0
+        self._bytes_seen = 0
         try:
             self.size = self.path.stat().st_size
         except OSError as exc:
@@ -157,38 +209,72 @@ class RecordReader:
         return min(1.0, self.bytes_read / self.size) if self.size else 1.0
 
     @property
-    def parsed_fraction(self) -> float:
-        """How far the records handed out reach (by characters: exact for ASCII),
-        for estimating a file's rows from its first ones."""
-        chars = self._feed.chars if self._feed is not None else 0
-        return min(1.0, chars / self.size) if self.size else 1.0
+    def estimated_lines(self) -> int:
+        """The file's lines, estimated from the bytes per line of the blocks parsed so
+        far (to say "about N rows" after a scan of the first ones)."""
+        if not self._bytes_seen:
+            return 0
+        return int(self.size * self._lines_seen / self._bytes_seen)
+
+    def _seen(self, chunk: _Chunk) -> None:
+        self._lines_seen += chunk.count
+        self._bytes_seen += chunk.size
 
     # --- records --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Record]:
+        for block in self.blocks():
+            yield from block.records()
+
+    def blocks(self) -> Iterator[Block]:
+        """The records in blocks of up to a few thousand, in file order."""
         self.bad_lines = 0
         self.first_bad = None
-        self.bytes_read = 0
+        self.bytes_read = self._lines_seen = self._bytes_seen = 0
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 (closed in finally, across yields)
         except OSError as exc:
             raise DatasetError(f"{self.label}: cannot read: {exc.strerror or exc}") from None
         try:
-            yield from self._records(self._lines(handle))
+            yield from self._blocks(self._chunks(handle))
         finally:
             handle.close()
 
-    def _records(self, lines: Iterator[_Line]) -> Iterator[Record]:
-        feed = self._feed = _Feed(lines)
-        options = {"delimiter": self.delimiter, "strict": True}
+    def _csv_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"delimiter": self.delimiter, "strict": True}
         if not self.quoting:
             options["quoting"] = csv.QUOTE_NONE
+        return options
+
+    def _blocks(self, chunks: Iterator[_Chunk]) -> Iterator[Block]:
+        options = self._csv_options()
+        feed = _Feed(chunks, self._seen)
         reader = csv.reader(feed, **options)
         while True:
+            if not feed.pending:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                self._seen(chunk)
+                if chunk.clean is not None:
+                    records = _fast_records(chunk, options)
+                    if records is not None:
+                        if records:
+                            yield records
+                        continue
+                feed.add(chunk)
+            records = self._slow_records(feed, reader)
+            if records:
+                yield records
+
+    def _slow_records(self, feed: _Feed, reader: Any) -> Block:
+        """Records parsed line by line until the feed is used up at a record's end."""
+        out = Block([], [])
+        while feed.pending:
             feed.begin()
             try:
                 fields = next(reader)
             except StopIteration:
-                return
+                break
             except _BadLine as bad:
                 self.reject(bad.line, bad.message)
                 feed.retry_after_first(include_first=True)
@@ -202,7 +288,9 @@ class RecordReader:
             if any("\x00" in f for f in fields):
                 self.reject(feed.first_line, "contains a NUL character (is this a binary file?)")
                 continue
-            yield Record(feed.first_line, fields)
+            out.lines.append(feed.first_line)  # type: ignore[attr-defined]
+            out.rows.append(fields)
+        return out
 
     def _csv_message(self, exc: csv.Error, feed: _Feed) -> str:
         text = str(exc)
@@ -223,17 +311,17 @@ class RecordReader:
         return f"cannot parse: {text}"
 
     # --- lines ----------------------------------------------------------------------------
-    def _lines(self, handle: BinaryIO) -> Iterator[_Line]:
+    def _chunks(self, handle: BinaryIO) -> Iterator[_Chunk]:
         head = handle.read(4)
         handle.seek(0)
         encoding = self.encoding
         if encoding is None and head[:2] in UTF16_BOMS:
             encoding = "utf-16"
         if encoding is None or _ascii_compatible(encoding):
-            return self._byte_lines(handle, encoding or "utf-8")
-        return self._text_lines(handle, encoding)
+            return self._byte_chunks(handle, encoding or "utf-8")
+        return self._text_chunks(handle, encoding)
 
-    def _byte_lines(self, handle: BinaryIO, encoding: str) -> Iterator[_Line]:
+    def _byte_chunks(self, handle: BinaryIO, encoding: str) -> Iterator[_Chunk]:
         """Split bytes into lines, then decode block by block; exact offsets on errors."""
         line = 1  # number of the first line in `pending`
         offset = 0  # file offset of pending[0]
@@ -284,23 +372,27 @@ class RecordReader:
             else:
                 yield from self._decode_block(pending, line, offset, encoding)
 
-    def _too_long(self, line: int) -> Iterator[_Line]:
-        yield line, None, (f"longer than {self.max_line_bytes:,} bytes without a line break "
-                           "(is this a text file?)")
+    def _too_long(self, line: int) -> Iterator[_Chunk]:
+        problem = (f"longer than {self.max_line_bytes:,} bytes without a line break (is this "
+                   "a text file?)")
+        yield _Chunk(line, None, [(line, None, problem)], 0)
 
     def _decode_block(self, block: bytes, line: int, offset: int,
-                      encoding: str) -> Iterator[_Line]:
+                      encoding: str) -> Iterator[_Chunk]:
         try:
             text = block.decode(encoding)
         except UnicodeDecodeError:
-            yield from self._decode_lines(block, line, offset, encoding)
+            yield _Chunk(line, None, list(self._decode_lines(block, line, offset, encoding)),
+                         len(block))
             return
         parts = text.split("\n")
-        last = parts.pop()
-        for i, part in enumerate(parts):
-            yield line + i, part + "\n", None
-        if last:
-            yield line + len(parts), last, None
+        if not parts[-1]:
+            parts.pop()
+        if "\x00" not in text and not (self.quoting and '"' in text):
+            yield _Chunk(line, parts, None, len(block))
+        else:
+            yield _Chunk(line, None, [(line + i, part + "\n", None)
+                                      for i, part in enumerate(parts)], len(block))
 
     def _decode_lines(self, block: bytes, line: int, offset: int,
                       encoding: str) -> Iterator[_Line]:
@@ -327,9 +419,19 @@ class RecordReader:
         yield line, None, (f"byte 0x{byte:02x} at offset {offset + exc.start:,} is not "
                            f"valid {encoding}{hint}")
 
-    def _text_lines(self, handle: BinaryIO, encoding: str) -> Iterator[_Line]:
+    def _text_chunks(self, handle: BinaryIO, encoding: str) -> Iterator[_Chunk]:
         """Encodings where a newline is not one byte (UTF-16, UTF-32): decoded as a
-        stream; errors name the line (the byte offset is not known exactly)."""
+        stream, line by line; errors name the line (the byte offset is not known
+        exactly)."""
+        lines = self._text_lines(handle, encoding)
+        while True:
+            start = self.bytes_read
+            batch = [item for _, item in zip(range(SLOW_CHUNK_LINES), lines)]
+            if not batch:
+                return
+            yield _Chunk(batch[0][0], None, batch, self.bytes_read - start)
+
+    def _text_lines(self, handle: BinaryIO, encoding: str) -> Iterator[_Line]:
         text = io.TextIOWrapper(handle, encoding=encoding, errors="strict", newline="")
         line = 0
         while True:
@@ -351,17 +453,42 @@ class RecordReader:
             yield line, part, None
 
 
-class _Feed:
-    """The lines csv.reader parses, remembering those of the current record so a
-    broken record can be re-read from its second line."""
+def _fast_records(chunk: _Chunk, options: dict[str, Any]) -> Block | None:
+    """A clean chunk's records in one csv.reader call; None when it needs the slow path
+    (csv found something to object to: a stray carriage return, a huge field)."""
+    lines = chunk.clean or []
+    try:
+        rows = list(csv.reader(lines, **options))
+    except csv.Error:
+        return None
+    if len(rows) != len(lines):
+        return None
+    numbers = range(chunk.line, chunk.line + len(rows))
+    if [] in rows or [""] in rows:  # blank lines: no record
+        keep = [i for i, fields in enumerate(rows) if len(fields) > 1 or (fields and fields[0])]
+        return Block([numbers[i] for i in keep], [rows[i] for i in keep])
+    return Block(numbers, rows)
 
-    def __init__(self, lines: Iterator[_Line]) -> None:
-        self._lines = lines
-        self._again: deque[tuple[int, str]] = deque()
+
+class _Feed:
+    """The lines csv.reader parses on the slow path, remembering those of the current
+    record so a broken record can be re-read from its second line. When its lines run
+    out inside a record, it takes the next chunk itself."""
+
+    def __init__(self, chunks: Iterator[_Chunk], seen: Callable[[_Chunk], None]) -> None:
+        self._chunks = chunks
+        self._seen = seen
+        self._again: deque[_Line] = deque()
         self._record: list[tuple[int, str]] = []
         self._next_line = 1
         self.last_line = 0
-        self.chars = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._again)
+
+    def add(self, chunk: _Chunk) -> None:
+        self._again.extend(chunk.slow_lines())
 
     def begin(self) -> None:
         self._record = []
@@ -374,25 +501,24 @@ class _Feed:
         return self
 
     def __next__(self) -> str:
-        if self._again:
-            item = self._again.popleft()
-        else:
-            line, text, problem = next(self._lines)
-            if text is None:
-                self._next_line = line + 1
-                raise _BadLine(line, problem or "unreadable")
-            item = (line, text)
-        self._record.append(item)
-        self.chars += len(item[1])
-        self.last_line = item[0]
-        self._next_line = item[0] + 1
-        return item[1]
+        while not self._again:
+            chunk = next(self._chunks)  # StopIteration at the end of the file
+            self._seen(chunk)
+            self.add(chunk)
+        line, text, problem = self._again.popleft()
+        if text is None:
+            self._next_line = line + 1
+            raise _BadLine(line, problem or "unreadable")
+        self._record.append((line, text))
+        self.last_line = line
+        self._next_line = line + 1
+        return text
 
     def retry_after_first(self, include_first: bool = False) -> None:
         """Read the lines of the broken record again, but its first (or all of them when
         the break was a bad line after them)."""
         again = self._record if include_first else self._record[1:]
-        self._again.extendleft(reversed(again))
+        self._again.extendleft(reversed([(n, t, None) for n, t in again]))
         self._record = []
 
 
@@ -401,12 +527,12 @@ def preview_records(reader: RecordReader, rows: int) -> list[Record]:
     reads only the first block or two. DatasetError naming the line of a bad one
     (unless the reader skips bad lines)."""
     out: list[Record] = []
-    records = iter(reader)
+    blocks = reader.blocks()
     try:
-        for record in records:
-            out.append(record)
+        for block in blocks:
+            out.extend(block[: rows - len(out)].records())
             if len(out) >= rows:
                 break
     finally:
-        records.close()  # type: ignore[attr-defined]  (a generator: closes the file)
+        blocks.close()  # type: ignore[attr-defined]  (a generator: closes the file)
     return out

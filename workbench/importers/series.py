@@ -29,6 +29,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
+import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -48,11 +50,7 @@ from workbench.importers.common import (
     never_cancelled,
     no_progress,
 )
-from workbench.importers.records import (
-    Record,
-    RecordReader,
-    parse_delimiter,
-)
+from workbench.importers.records import Block, Record, RecordReader, parse_delimiter
 from workbench.importers.splits import (
     SPLITS,
     needed_length,
@@ -243,6 +241,48 @@ class _TimeOrder:
         self.kind: str | None = None  # "number" | "date" | "text" (not checked)
         self.last: dict[str, tuple[Any, str, int]] = {}
 
+    def check_block(self, keys: list[str] | None, texts: list[str], lines: np.ndarray) -> None:
+        """Check a block of rows at once (numbers and ISO dates parse in numpy), else
+        row by row (which names the first row at fault)."""
+        if self.kind is None and texts:
+            self.check(keys[0] if keys else SINGLE_SERIES, texts[0], int(lines[0]))
+        values = self._parse_all(texts) if self.kind in ("number", "date") else None
+        if values is None:
+            if self.kind != "text":
+                for i, text in enumerate(texts):
+                    self.check(keys[i] if keys else SINGLE_SERIES, text, int(lines[i]))
+            return
+        if keys is None:
+            groups = {SINGLE_SERIES: np.arange(len(texts))}
+        else:
+            index: dict[str, list[int]] = {}
+            for i, key in enumerate(keys):
+                index.setdefault(key, []).append(i)
+            groups = {key: np.asarray(rows) for key, rows in index.items()}
+        for key, rows in groups.items():
+            series = values[rows]
+            last = self.last.get(key)
+            back = np.flatnonzero(series[1:] < series[:-1])
+            if (last is not None and self._comparable(last[0]) and series[0] < last[0]) or \
+                    back.size:
+                for i in rows:  # the slow path names the row
+                    self.check(key, texts[i], int(lines[i]))
+            i = int(rows[-1])
+            self.last[key] = (series[-1], texts[i].strip(), int(lines[i]))
+
+    def _parse_all(self, texts: list[str]) -> np.ndarray | None:
+        try:
+            if self.kind == "number":
+                return np.array(texts, dtype=np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                return np.array([t.strip() for t in texts], dtype="datetime64[us]")
+        except (ValueError, TypeError, Warning):
+            return None
+
+    def _comparable(self, value: Any) -> bool:
+        return isinstance(value, (np.floating, np.datetime64, float))
+
     def check(self, key: str, text: str, line: int) -> None:
         text = text.strip()
         if self.kind is None:
@@ -257,7 +297,7 @@ class _TimeOrder:
         last = self.last.get(key)
         if last is not None:
             try:
-                back = value < last[0]
+                back = value < _plain(last[0], value)
             except TypeError:  # a date with a time zone after one without
                 raise self.reader.fail(line, f"{text!r} cannot be compared with "
                                              f"{last[1]!r} (line {last[2]}): mixed time zones",
@@ -268,6 +308,15 @@ class _TimeOrder:
                     line, f"{text} comes before {last[1]} (line {last[2]}); the rows must be "
                           f"in time order{where}", f", column {self.column!r}")
         self.last[key] = (value, text, line)
+
+
+def _plain(last: Any, value: Any) -> Any:
+    """A time kept from a block (numpy) as the type of a value parsed alone."""
+    if isinstance(last, np.datetime64) and isinstance(value, _dt.datetime):
+        return last.astype("datetime64[us]").astype(_dt.datetime)
+    if isinstance(last, np.floating):
+        return float(last)
+    return last
 
 
 def _number(text: str) -> float | None:
@@ -464,42 +513,74 @@ class _Count:
     lengths: dict[str, int]  # series id -> steps, in order of first appearance
     rows: int
     complete: bool
+    last_line: int = 0
 
 
 class _Limited:
-    """The header and at most `limit` rows of a reader; `cut` once a row was left out."""
+    """The header, then blocks of at most `limit` rows in all; `cut` once a row was
+    left out, `last_line` the line of the last row handed out."""
 
     def __init__(self, reader: RecordReader, limit: int | None) -> None:
         self.reader, self.limit, self.cut = reader, limit, False
+        self.header: Record | None = None
+        self.last_line = 0
 
-    def __iter__(self) -> Iterator[Record]:
-        for i, record in enumerate(self.reader):
-            if self.limit is not None and i > self.limit:
-                self.cut = True
+    def __iter__(self) -> Iterator[Block]:
+        left = self.limit
+        for block in self.reader.blocks():
+            if self.header is None:
+                self.header = Record(block.lines[0], block.rows[0])
+                block = block[1:]
+            if left is not None:
+                if len(block) > left:
+                    self.cut = True
+                block = block[:left]
+                left -= len(block)
+            for a in range(0, len(block), BLOCK_ROWS):
+                piece = block[a:a + BLOCK_ROWS]
+                self.last_line = piece.lines[-1]
+                yield piece
+            if self.cut:
                 return
-            yield record
+
+
+def _check_widths(reader: RecordReader, cols: _Columns, block: Block) -> None:
+    width = len(cols.names)
+    if set(map(len, block.rows)) - {width}:
+        for record in block.records():
+            _check_width(reader, cols, record)
 
 
 def _first_pass(reader: RecordReader, o: SeriesOptions, limit: int | None,
                 progress: Progress, cancelled: Cancelled) -> _Count:
     limited = _Limited(reader, limit)
-    records = iter(limited)
-    cols = _columns(reader, next(records, None), o)
     order = _TimeOrder(reader, o.time_col, o.series_col is not None) if o.time_col else None
     lengths: dict[str, int] = {}
     rows = 0
-    for record in records:
-        _check_width(reader, cols, record)
-        key = record.fields[cols.series].strip() if cols.series is not None else SINGLE_SERIES
-        lengths[key] = lengths.get(key, 0) + 1
+    cols: _Columns | None = None
+    for block in limited:
+        if cols is None:
+            cols = _columns(reader, limited.header, o)
+        _check_widths(reader, cols, block)
+        keys = None
+        if cols.series is not None:
+            keys = [fields[cols.series].strip() for fields in block.rows]
+            for key, n in Counter(keys).items():
+                lengths[key] = lengths.get(key, 0) + n
+        else:
+            lengths[SINGLE_SERIES] = lengths.get(SINGLE_SERIES, 0) + len(block)
         if order is not None:
-            order.check(key, record.fields[cols.time], record.line)
-        rows += 1
-        if rows % BLOCK_ROWS == 0:
-            _tick(progress, cancelled, 0.4 * reader.fraction, "counting the rows")
+            order.check_block(keys, [fields[cols.time] for fields in block.rows],
+                              block.line_array())
+        rows += len(block)
+        _tick(progress, cancelled, 0.4 * reader.fraction, "counting the rows")
+    if cols is None:
+        cols = _columns(reader, limited.header, o)
     if rows == 0:
         raise DatasetError(f"{reader.label}: the file has a header (line {cols.line}) but no rows")
-    return _Count(cols, lengths, rows, not limited.cut)
+    count = _Count(cols, lengths, rows, not limited.cut)
+    count.last_line = limited.last_line
+    return count
 
 
 def _tick(progress: Progress, cancelled: Cancelled, fraction: float, message: str) -> None:
@@ -539,49 +620,43 @@ def _second_pass(reader: RecordReader, o: SeriesOptions, count: _Count, sink: An
                  ) -> tuple[dict[str, _Series], int]:
     cols = count.cols
     states = {key: _Series(key, length, o, cols) for key, length in count.lengths.items()}
-    records = iter(_Limited(reader, limit))
-    next(records, None)  # the header
     missing = 0
-    block: list[Record] = []
     row0 = 0
-    for record in records:
-        _check_width(reader, cols, record)
-        block.append(record)
-        if len(block) == BLOCK_ROWS:
-            missing += _block(reader, o, cols, states, block, row0, sink)
-            row0 += len(block)
-            block = []
-            _tick(progress, cancelled, 0.4 + 0.5 * reader.fraction, "cutting the windows")
-    if block:
+    for block in _Limited(reader, limit):
+        _check_widths(reader, cols, block)
         missing += _block(reader, o, cols, states, block, row0, sink)
+        row0 += len(block)
+        _tick(progress, cancelled, 0.4 + 0.5 * reader.fraction, "cutting the windows")
     for state in states.values():
         state.finish(reader)
     return states, missing
 
 
 def _block(reader: RecordReader, o: SeriesOptions, cols: _Columns, states: dict[str, _Series],
-           block: list[Record], row0: int, sink: Any) -> int:
-    lines = np.fromiter((r.line for r in block), dtype=np.int64, count=len(block))
+           block: Block, row0: int, sink: Any) -> int:
+    lines = block.line_array()
+    rows = block.rows
     values = np.empty((len(block), len(cols.used)))
     for j, (index, name) in enumerate(zip(cols.used, cols.used_names)):
-        values[:, j] = _parse_column(reader, [r.fields[index] for r in block], lines, row0, name)
+        values[:, j] = _parse_column(reader, [fields[index] for fields in rows], lines, row0,
+                                     name)
     nan = np.isnan(values)
     missing = int(nan.sum())
     if missing and o.missing == "refuse":
         i, j = np.argwhere(nan)[0]
-        cell = block[i].fields[cols.used[j]].strip()
+        cell = rows[i][cols.used[j]].strip()
         what = "an empty cell" if not cell else repr(cell)
         raise reader.fail(int(lines[i]), (
             f"a missing value ({what}); pass --missing interpolate to fill it linearly, or "
             "--missing drop-windows to drop the windows that hold it"),
             _where(row0 + int(i), cols.used_names[j]))
-    times = [r.fields[cols.time] for r in block] if cols.time is not None else None
+    times = [fields[cols.time] for fields in rows] if cols.time is not None else None
     if cols.series is None:
         states[SINGLE_SERIES].feed(values, lines, times, sink, reader)
         return missing
     groups: dict[str, list[int]] = {}
-    for i, r in enumerate(block):
-        groups.setdefault(r.fields[cols.series].strip(), []).append(i)
+    for i, fields in enumerate(rows):
+        groups.setdefault(fields[cols.series].strip(), []).append(i)
     for key, rows in groups.items():
         idx = np.asarray(rows)
         states[key].feed(values[idx], lines[idx],
@@ -598,7 +673,7 @@ def _run(source: Path, out: Path | None, options: SeriesOptions, *, limit: int |
     reader = RecordReader(source, delimiter=o.delimiter or ",", encoding=o.encoding)
     count = _first_pass(reader, o, limit, progress, cancelled)
     estimated = count.rows if count.complete else \
-        int(count.rows / max(reader.parsed_fraction, 1e-9))
+        int(count.rows * reader.estimated_lines / max(1, count.last_line))
     expected = _check_splits(str(source), o, count)
     shapes = ((o.window, len(o.input_cols)), (o.horizon, len(o.target_cols)))
     if out is None:

@@ -194,6 +194,16 @@ def tokenize(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else text.split()
 
 
+def _tokens(text: str, lowercase: bool, char: bool) -> list[str]:
+    """tokenize(normalise(text)) in one go (the importer's inner loop)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    text = text.strip()
+    if lowercase:
+        text = text.lower()
+    return list(text) if char else text.split()
+
+
 def decode(ids: np.ndarray | list[int], vocab: tuple[str, ...] | list[str], level: str) -> str:
     """Token ids back to text, stopping at the end or pad id (the inverse of the import
     for tokens seen in training)."""
@@ -219,12 +229,13 @@ class _Pairs:
         self.empty = 0
         self.too_long = 0
         self.complete = True
+        self.last_line = 0
 
     def __iter__(self) -> Iterator[tuple[list[str], list[str]]]:
         o = self.options
         self.rows = self.empty = self.too_long = 0
         self.complete = True
-        records = iter(self.reader)
+        records = self._records()
         expected: int | None = None
         expected_line = 0
         source_i = target_i = -1
@@ -233,25 +244,25 @@ class _Pairs:
             header = next(records, None)
             if header is None:
                 raise DatasetError(f"{self.reader.label}: the file is empty")
-            names = [n.strip() for n in header.fields]
-            expected, expected_line = len(names), header.line
+            names = [n.strip() for n in header[1]]
+            expected, expected_line = len(names), header[0]
             source_i, target_i = self._indexes(names)
             resolved = True
-        for record in records:
-            fields = record.fields
+        for line, fields in records:
             if expected is None:
-                expected, expected_line = len(fields), record.line
+                expected, expected_line = len(fields), line
             if len(fields) != expected:
-                self.reader.reject(record.line, f"{len(fields)} fields, expected {expected} "
-                                                f"(as on line {expected_line})")
+                self.reader.reject(line, f"{len(fields)} fields, expected {expected} "
+                                         f"(as on line {expected_line})")
                 continue
             if not resolved:
-                source_i, target_i = self._indexes(None, len(fields), record.line)
+                source_i, target_i = self._indexes(None, len(fields), line)
                 resolved = True
             if self.limit is not None and self.rows >= self.limit:
                 self.complete = False
                 return
             self.rows += 1
+            self.last_line = line
             pair = self._pair(fields[source_i], fields[target_i] if target_i >= 0 else None)
             if pair is not None:
                 yield pair
@@ -261,6 +272,10 @@ class _Pairs:
                     f"has no readable rows ({self.reader.bad_lines} bad lines skipped; first: "
                     f"{self.reader.first_bad})")
             raise DatasetError(f"{self.reader.label}: the file {what}")
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        for block in self.reader.blocks():
+            yield from zip(block.lines, block.rows)
 
     def _indexes(self, names: list[str] | None, count: int | None = None,
                  line: int = 1) -> tuple[int, int]:
@@ -284,17 +299,15 @@ class _Pairs:
 
     def _pair(self, source: str, target: str | None) -> tuple[list[str], list[str]] | None:
         o = self.options
-        source = normalise(source, lowercase=o.lowercase, level=o.level)
-        if target is not None:
-            target = normalise(target, lowercase=o.lowercase, level=o.level)
-        if not source or (target is not None and not target):
-            self.empty += 1
-            return None
-        src = tokenize(source, o.level)
+        char = o.level == "char"
+        src = _tokens(source, o.lowercase, char)
         if target is None:
             tgt = src[::-1] if o.single == "reverse" else src
         else:
-            tgt = tokenize(target, o.level)
+            tgt = _tokens(target, o.lowercase, char)
+        if not src or not tgt:
+            self.empty += 1
+            return None
         if o.max_length is not None and (len(src) > o.max_length or len(tgt) > o.max_length):
             self.too_long += 1
             return None
@@ -313,16 +326,19 @@ class _FirstPass:
 
 
 def _first_pass(pairs: _Pairs, progress: Progress, cancelled: Cancelled) -> _FirstPass:
-    ids: dict[str, int] = {}
+    seen: set[str] = set()
     n = t_in = t_out = 0
     for n, (src, tgt) in enumerate(pairs, start=1):
-        t_in = max(t_in, len(src))
-        t_out = max(t_out, len(tgt))
-        for token in itertools.chain(src, tgt):
-            if token not in ids:
-                ids[token] = FIRST_TOKEN_ID + len(ids)
+        if len(src) > t_in:
+            t_in = len(src)
+        if len(tgt) > t_out:
+            t_out = len(tgt)
+        seen.update(src)
+        seen.update(tgt)
         if n % BLOCK_ROWS == 0:
             _tick(progress, cancelled, 0.45 * pairs.reader.fraction, "reading the file")
+    # provisional ids in any order: the final vocabularies are sorted by count and token
+    ids = {token: FIRST_TOKEN_ID + i for i, token in enumerate(seen)}
     return _FirstPass(n, t_in, t_out + 1, ids)
 
 
@@ -431,7 +447,7 @@ def _run(source: Path, out: Path | None, options: TextOptions, *, limit: int | N
     dtype = _id_dtype(FIRST_TOKEN_ID + len(first.ids))
     tokens = list(first.ids)
     estimated = pairs.rows if pairs.complete else \
-        int(pairs.rows / max(reader.parsed_fraction, 1e-9))
+        int(pairs.rows * reader.estimated_lines / max(1, pairs.last_line))
     meta = {"source": str(source), "rows": pairs.rows, "pairs": first.pairs,
             "complete": pairs.complete, "estimated_rows": estimated}
     if out is None:
@@ -474,10 +490,10 @@ def _second_pass(pairs: _Pairs, o: TextOptions, first: _FirstPass, sizes: dict[s
     names = ("train", "val", "test")
     labels = itertools.chain.from_iterable(random_assignment(sizes, o.seed))
     batches = _Batches(sink, first, dtype)
-    ids = first.ids
+    get = first.ids.__getitem__
     n = 0
     for n, ((src, tgt), label) in enumerate(zip(pairs, labels), start=1):
-        batches.add(names[label], [ids[t] for t in src], [ids[t] for t in tgt] + [END_ID])
+        batches.add(names[label], list(map(get, src)), [*map(get, tgt), END_ID])
         if n % BLOCK_ROWS == 0:
             _tick(progress, cancelled, 0.45 + 0.45 * pairs.reader.fraction, "writing the pairs")
     if n != first.pairs:
