@@ -65,7 +65,8 @@ def new_dataset_file(out: Path, attrs: Mapping[str, Any]) -> Iterator[h5py.File]
 
 def _validate(tmp: Path, final: Path) -> None:
     try:
-        with SequenceDataset.open(tmp, safe_check=False, val_fraction=0.0) as ds:
+        # cache_bytes=0: checked block by block, never read whole into memory
+        with SequenceDataset.open(tmp, safe_check=False, val_fraction=0.0, cache_bytes=0) as ds:
             ds.check_values()
     except DatasetError as exc:
         raise DatasetError(str(exc).replace(str(tmp), str(final))) from None
