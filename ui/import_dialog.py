@@ -143,6 +143,7 @@ class _Job:
                 continue
             self.finished = True
             self._timer.stop()
+            self._timer.deleteLater()  # in the GUI thread, where it was made
             if progress is not None and self._on_progress is not None:
                 self._on_progress(progress[1], progress[2])
             (self._on_done if event[0] == "done" else self._on_failed)(event[1])
