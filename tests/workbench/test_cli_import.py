@@ -226,3 +226,17 @@ def test_help_lists_the_flags_of_the_issue(capsys):
         text = capsys.readouterr().out
         for flag in flags:
             assert flag in text, (command, flag)
+
+
+def test_a_bad_value_in_the_first_samples_does_not_make_inspect_fail(tmp_path, capsys):
+    import numpy as np
+
+    from workbench.tasks import write_dataset
+
+    x = np.random.default_rng(0).normal(size=(20, 6, 1)).astype(np.float32)
+    x[0, 2, 0] = np.nan
+    path = write_dataset(tmp_path / "nan.h5", x, x[:, :2], validate=False)
+    code, out, err = run(capsys, ["inspect", str(path)])
+    assert code == 0 and err == "" and "stored:   all 20" in out
+    line = user_error(capsys, ["inspect", str(path), "--check"])
+    assert "NaN" in line

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from workbench.datasets import CONTINUOUS, Batch, SequenceDataset
+from workbench.errors import WorkbenchError
 
 __all__ = ["looks_like_overlapping_windows"]
 
@@ -32,7 +33,10 @@ def looks_like_overlapping_windows(dataset: SequenceDataset) -> str | None:
     summary = dataset.summary
     if not summary.val_from_seed:
         return None
-    pairs = _neighbour_pairs(dataset)
+    try:
+        pairs = _neighbour_pairs(dataset)
+    except WorkbenchError:  # a bad value in a sample: `inspect --check` names it, not this
+        return None
     if len(pairs) < 2:
         return None
     tested = hits = 0
