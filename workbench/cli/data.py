@@ -106,6 +106,10 @@ def _register_inspect(subparsers: Any) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    import sys
+
+    from workbench.importers import looks_like_overlapping_windows, read_time_split
+
     arrays = None
     if args.arrays:
         arrays = datasets.list_arrays(args.file)
@@ -117,6 +121,8 @@ def _inspect(args: argparse.Namespace) -> int:
     ) as ds:
         checked = ds.check_values() if args.check else None
         summary = ds.summary
+        warning = looks_like_overlapping_windows(ds)
+    time_split = read_time_split(args.file)
     if args.json:
         out = summary.to_json()
         if arrays is not None:
@@ -124,11 +130,17 @@ def _inspect(args: argparse.Namespace) -> int:
                              for a in arrays]
         if checked is not None:
             out["values_checked"] = checked
+        if time_split is not None:
+            out["time_split"] = time_split.to_json()
         common.print_json(out)
-        return 0
-    print(_summary_text(summary))
-    if checked is not None:
-        print(f"  values:   all {checked} samples checked, none bad")
+    else:
+        print(_summary_text(summary))
+        if time_split is not None:
+            print("\n".join(time_split.lines()))
+        if checked is not None:
+            print(f"  values:   all {checked} samples checked, none bad")
+    if warning:  # on stderr, so that --json stays one clean line
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
