@@ -12,7 +12,8 @@ RUNS = [
     ["bench_datasets.py", "--size-mb", "300"],
     ["bench_models.py", "--quick"],
     ["bench_training.py", "--steps", "100", "--rounds", "1"],
-    ["bench_ui.py", "--seconds", "10", "--rounds", "1"],
+    ["bench_ui.py", "--seconds", "10", "--rounds", "1", "--open-mb", "256"],
+    ["bench_import.py", "--size-mb", "20", "--text-mb", "5"],
 ]
 
 

@@ -107,6 +107,7 @@ class DatasetDocument(QObject):
         self.dataset: SequenceDataset | None = None
         self.inputs: str | None = None  # None: as the file says (the project's format)
         self.targets: str | None = None
+        self.notes: tuple[str, ...] = ()
 
     @property
     def summary(self) -> DatasetSummary | None:
@@ -125,6 +126,7 @@ class DatasetDocument(QObject):
         """Make an opened file the document (GUI thread); the old one is closed."""
         dataset, path, arrays = opened.dataset, opened.path, opened.arrays
         inputs, targets = opened.inputs, opened.targets
+        self.notes = opened.notes
         old, self.dataset = self.dataset, dataset
         if old is not None:
             old.close()
@@ -166,6 +168,7 @@ class Opened:
     dataset: SequenceDataset | None = None
     inputs: str | None = None
     targets: str | None = None
+    notes: tuple[str, ...] = ()  # what the format cannot know: overlapping windows, a time split
 
 
 def open_checked(path: str | os.PathLike[str], inputs: str | None = None,
@@ -179,7 +182,22 @@ def open_checked(path: str | os.PathLike[str], inputs: str | None = None,
     inputs, targets = inputs or None, targets or None
     if not (inputs and targets) and not is_project_layout(arrays):
         return Opened(path, list(arrays))
-    return Opened(path, list(arrays), SequenceDataset.open(path, inputs, targets), inputs, targets)
+    dataset = SequenceDataset.open(path, inputs, targets)
+    return Opened(path, list(arrays), dataset, inputs, targets, _notes(path, dataset))
+
+
+def _notes(path: str, dataset: SequenceDataset) -> tuple[str, ...]:
+    """The overlap warning and a recorded time split, as `inspect` prints them."""
+    from workbench.importers import looks_like_overlapping_windows, read_time_split
+
+    notes = []
+    warning = looks_like_overlapping_windows(dataset)
+    if warning:
+        notes.append(warning)
+    split = read_time_split(path)
+    if split is not None:
+        notes.append("\n".join(line.strip() for line in split.lines()))
+    return tuple(notes)
 
 
 class ArrayChoiceDialog(QDialog):
@@ -551,8 +569,9 @@ class DataPanel(QWidget):
                 label.setText("–")
             return
         labels["task"].setText(summary.task or "(not from a built-in task)")
-        self.description.setText(summary.description)
-        self.description.setVisible(bool(summary.description))
+        text = "\n\n".join(t for t in (summary.description, *self.document.notes) if t)
+        self.description.setText(text)
+        self.description.setVisible(bool(text))
         x, y = summary.inputs, summary.targets
         kinds = x.kind if x.kind == y.kind else f"{x.kind} → {y.kind}"
         variable = " (variable length)" if summary.variable_length else ""

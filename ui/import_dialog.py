@@ -9,24 +9,19 @@ with a progress bar; the dialog closes with the written file in `written_path`
 (and its summary in `summary`). An error names its line and column: a scan's in
 the dialog itself, an import's in a message box (ui.errors.show_message).
 
-Background work follows the project's rule: no QObject is created in, moved to or
-destroyed in another thread, and there is no QThread. The scan and the import run
-on a plain `threading.Thread`, which puts plain events (progress, done, failed) on
-a `queue.SimpleQueue`; a QTimer in the GUI thread drains it (`_Job`, a private
-stand-in, of the same shape, for the shared ui/jobs.py). Cancel is a flag the
-importer checks between blocks of rows; a cancelled or failed import leaves no file.
+Background work goes through ui.jobs (plain threads, events drained by a GUI-thread
+timer): the scan and the import are cancellable jobs; cancel is a flag the importer
+checks between blocks of rows; a cancelled or failed import leaves no file.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -53,6 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui import errors
+from ui.jobs import JobFailure, JobSession, Sink
 from ui.task_dialog import datasets_dir
 from workbench.errors import WorkbenchError
 from workbench.importers import (
@@ -79,7 +75,6 @@ __all__ = ["ImportDialog", "import_dataset"]
 
 PREVIEW_ROWS = 20
 SCAN_DELAY_MS = 300  # options settle this long before a scan starts
-POLL_MS = 50
 PROGRESS_EVERY_S = 0.05
 TEXT_FILTER = "Text pairs (*.tsv *.csv *.txt *.tab);;All files (*)"
 SERIES_FILTER = "CSV files (*.csv *.txt);;All files (*)"
@@ -94,81 +89,20 @@ ENCODINGS = (("UTF-8 (with or without a BOM)", None), ("Latin-1", "latin-1"),
 
 # --- background work ----------------------------------------------------------------------
 
-
-class _Job:
-    """One background call, `work(report, cancelled)`, on a plain threading.Thread.
-
-    The thread holds only the work, a SimpleQueue and a threading.Event (never this
-    object, never a QObject); it puts plain tuples on the queue. The QTimer, made here
-    in the GUI thread as a child of `parent`, drains it and calls `on_progress(fraction,
-    message)`, then `on_done(result)` or `on_failed(exception)`, all in the GUI thread.
-    """
-
-    def __init__(self, parent: QObject, work: Callable[..., Any], *,
-                 on_done: Callable[[Any], None], on_failed: Callable[[BaseException], None],
-                 on_progress: Callable[[float, str], None] | None = None) -> None:
-        self._on_done, self._on_failed, self._on_progress = on_done, on_failed, on_progress
-        self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._cancel = threading.Event()
-        self.finished = False
-        self._timer = QTimer(parent)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._drain)
-        self._thread = threading.Thread(target=_run_job, args=(work, self._events, self._cancel),
-                                        name="import-job", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._timer.start()
-
-    def cancel(self) -> None:
-        """Ask the work to stop at its next check (it raises ImportCancelled)."""
-        self._cancel.set()
-
-    def wait(self, seconds: float) -> bool:
-        """Wait for the thread to end (True if it did), then deliver what it left."""
-        self._thread.join(seconds)
-        self._drain()
-        return not self._thread.is_alive()
-
-    def _drain(self) -> None:
-        progress = None
-        while not self.finished:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                break
-            if event[0] == "progress":
-                progress = event
-                continue
-            self.finished = True
-            self._timer.stop()
-            self._timer.deleteLater()  # in the GUI thread, where it was made
-            if progress is not None and self._on_progress is not None:
-                self._on_progress(progress[1], progress[2])
-            (self._on_done if event[0] == "done" else self._on_failed)(event[1])
-            return
-        if progress is not None and self._on_progress is not None:
-            self._on_progress(progress[1], progress[2])
+CANCELLED = "cancelled"  # what an import or scan job returns when it was stopped
 
 
-def _run_job(work: Callable[..., Any], events: queue.SimpleQueue, cancel: threading.Event
-             ) -> None:
-    """The worker thread's whole life: plain values in, plain tuples out."""
+def _throttled(sink: Sink) -> Callable[[float, str], None]:
+    """A progress callback for the importers that sends at most a few events a second."""
     last = [0.0]
 
     def report(fraction: float, message: str) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1.0:
             last[0] = now
-            events.put(("progress", float(fraction), str(message)))
+            sink.on_event((float(fraction), str(message)))
 
-    try:
-        result = work(report, cancel.is_set)
-    except BaseException as exc:  # delivered to on_failed in the GUI thread
-        events.put(("failed", exc))
-    else:
-        events.put(("done", result))
+    return report
 
 
 # --- the pages ------------------------------------------------------------------------------
@@ -567,8 +501,15 @@ class ImportDialog(QDialog):
         self.summary: TextImportSummary | SeriesImportSummary | None = None
         self.scan_result: TextImportSummary | SeriesImportSummary | None = None
         self.scan_error: str | None = None
-        self._scan_job: _Job | None = None
-        self._import_job: _Job | None = None
+        self.scan_job = JobSession(self)
+        self.scan_job.thread_name = "import-scan"
+        self.scan_job.finished.connect(self._on_scanned)
+        self.scan_job.failed.connect(self._on_scan_failed)
+        self.import_job = JobSession(self)
+        self.import_job.thread_name = "import"
+        self.import_job.events_ready.connect(self._on_progress)
+        self.import_job.finished.connect(self._on_imported)
+        self.import_job.failed.connect(self._on_import_failed)
         self._scan_again = False
         self._out_edited = False
 
@@ -636,10 +577,10 @@ class ImportDialog(QDialog):
         return out if out.suffix else out.with_suffix(".h5")
 
     def importing(self) -> bool:
-        return self._import_job is not None
+        return self.import_job.is_running()
 
     def scanning(self) -> bool:
-        return self._scan_job is not None or self._scan_timer.isActive()
+        return self.scan_job.is_running() or self._scan_timer.isActive()
 
     # --- the quick scan ------------------------------------------------------------------
     def _schedule_scan(self, *_args: Any) -> None:
@@ -657,9 +598,9 @@ class ImportDialog(QDialog):
         self._scan_timer.start()
 
     def _start_scan(self) -> None:
-        if self._scan_job is not None:  # one at a time: stop it, then scan again
+        if self.scan_job.is_running():  # one at a time: stop it, then scan again
             self._scan_again = True
-            self._scan_job.cancel()
+            self.scan_job.cancel()
             return
         page = self.page()
         source = page.source()
@@ -673,15 +614,16 @@ class ImportDialog(QDialog):
             return
         scan = scan_text if page.kind == "text" else scan_series
 
-        def work(_report: Any, cancelled: Callable[[], bool]) -> Any:
-            return scan(source, options, cancelled=cancelled)
+        def work(_sink: Sink, cancelled: Callable[[], bool]) -> Any:
+            try:
+                return scan(source, options, cancelled=cancelled)
+            except ImportCancelled:
+                return CANCELLED
 
-        self._scan_job = _Job(self, work, on_done=self._on_scanned, on_failed=self._on_scan_failed)
-        self._scan_job.start()
+        self.scan_job.start_cancellable(work)
 
-    def _scan_finished(self) -> bool:
+    def _scan_stale(self) -> bool:
         """True when the finished scan is stale and another starts instead."""
-        self._scan_job = None
         if self._scan_again:
             self._scan_again = False
             self._start_scan()
@@ -689,18 +631,18 @@ class ImportDialog(QDialog):
         return False
 
     def _on_scanned(self, summary: Any) -> None:
-        if self._scan_finished():
+        if summary is None or self._scan_stale() or summary == CANCELLED:
             return
         self.scan_result = summary
         self.scan_label.setText(scan_text_summary(summary))
 
-    def _on_scan_failed(self, exc: BaseException) -> None:
-        if self._scan_finished() or isinstance(exc, ImportCancelled):
+    def _on_scan_failed(self, failure: JobFailure) -> None:
+        if self._scan_again:
+            return  # _on_scanned starts the next scan
+        if not failure.user_error:
+            errors.show_failure(self, failure, title="Could not scan the file")
             return
-        if not isinstance(exc, WorkbenchError):
-            errors.show_error(self, exc, title="Could not scan the file")
-            return
-        self._show_scan_error(str(exc))
+        self._show_scan_error(failure.message)
 
     def _show_scan_error(self, text: str) -> None:
         self.scan_error = text
@@ -709,7 +651,7 @@ class ImportDialog(QDialog):
     # --- the import ----------------------------------------------------------------------
     def start_import(self) -> None:
         """Import with the options shown (what the Import button does)."""
-        if self._import_job is not None:
+        if self.import_job.is_running():
             return
         page = self.page()
         source, out = page.source(), self.output_path()
@@ -731,34 +673,36 @@ class ImportDialog(QDialog):
             return
         run = import_text if page.kind == "text" else import_series
 
-        def work(report: Any, cancelled: Callable[[], bool]) -> Any:
+        def work(sink: Sink, cancelled: Callable[[], bool]) -> Any:
             out.parent.mkdir(parents=True, exist_ok=True)
-            return run(source, out, options, progress=report, cancelled=cancelled)
+            try:
+                return run(source, out, options, progress=_throttled(sink), cancelled=cancelled)
+            except ImportCancelled:
+                return CANCELLED
 
         self._set_busy(True)
-        self._import_job = _Job(self, work, on_done=self._on_imported,
-                                on_failed=self._on_import_failed, on_progress=self._on_progress)
-        self._import_job.start()
+        self.import_job.start_cancellable(work)
 
-    def _on_progress(self, fraction: float, message: str) -> None:
+    def _on_progress(self, events: tuple) -> None:
+        fraction, message = events[-1]  # the latest of the batch
         self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
         self.status.setText(f"Importing: {message}… (the file appears only once it is complete)")
 
     def _on_imported(self, summary: Any) -> None:
-        self._import_job = None
+        if summary is None:  # failed: _on_import_failed has said why
+            return
         self._set_busy(False)
+        if summary == CANCELLED:
+            self.status.setText("Import cancelled; nothing was written.")
+            return
         self.summary = summary
         self.written_path = summary.path
         self.accept()
 
-    def _on_import_failed(self, exc: BaseException) -> None:
-        self._import_job = None
+    def _on_import_failed(self, failure: JobFailure) -> None:
         self._set_busy(False)
-        if isinstance(exc, ImportCancelled):
-            self.status.setText("Import cancelled; nothing was written.")
-            return
         self.status.setText("The import failed; nothing was written.")
-        errors.show_error(self, exc, title="Could not import the file")
+        errors.show_failure(self, failure, title="Could not import the file")
 
     def _set_busy(self, busy: bool) -> None:
         self.tabs.setEnabled(not busy)
@@ -772,8 +716,8 @@ class ImportDialog(QDialog):
 
     # --- closing -------------------------------------------------------------------------
     def _on_cancel(self) -> None:
-        if self._import_job is not None:
-            self._import_job.cancel()
+        if self.import_job.is_running():
+            self.import_job.cancel()
             self.status.setText("Stopping the import…")
             return
         self.reject()
@@ -781,10 +725,9 @@ class ImportDialog(QDialog):
     def reject(self) -> None:
         """Close; a running import is stopped first (it leaves no file)."""
         self._scan_timer.stop()
-        for job in (self._import_job, self._scan_job):
-            if job is not None:
-                job.cancel()
-                job.wait(10.0)
+        for job in (self.import_job, self.scan_job):
+            job.cancel()
+            job.wait(10_000)
         if self.written_path is None:  # (an import that finished meanwhile accepted)
             super().reject()
 

@@ -83,6 +83,20 @@ class _FunctionJob:
         return self._function(self._sink)
 
 
+class _CancellableJob:
+    """A job that is one call, `function(sink, cancelled)`, with `request_cancel()`."""
+
+    def __init__(self, function: Callable[[Sink, Callable[[], bool]], Any], sink: Sink) -> None:
+        self._function, self._sink = function, sink
+        self._cancelled = threading.Event()
+
+    def run(self) -> Any:
+        return self._function(self._sink, self._cancelled.is_set)
+
+    def request_cancel(self) -> None:
+        self._cancelled.set()
+
+
 class _Runner:
     """One job on one plain thread; no Qt object at all. Lives as long as its thread."""
 
@@ -173,6 +187,15 @@ class JobSession(QObject):
     def start_function(self, function: Callable[[Sink], Any]) -> None:
         """Run `function(sink)` in a worker thread; its return value is the result."""
         self.start(lambda sink: _FunctionJob(function, sink))
+
+    def start_cancellable(self, function: Callable[[Sink, Callable[[], bool]], Any]) -> None:
+        """Run `function(sink, cancelled)` in a worker thread; `cancel()` makes
+        `cancelled()` true (the function checks it between blocks of work)."""
+        self.start(lambda sink: _CancellableJob(function, sink))
+
+    def cancel(self) -> None:
+        """Ask a cancellable job to stop at its next check."""
+        self._request("request_cancel")
 
     def wait(self, timeout_ms: int) -> bool:
         """Block up to `timeout_ms` for the running job's thread to end, then deliver what

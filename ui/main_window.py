@@ -27,6 +27,7 @@ from ui.data_panel import DataPanel, DatasetDocument
 from ui.docks import Docks
 from ui.export_actions import ExportActions
 from ui.help_menu import add_help_menu
+from ui.import_dialog import import_dataset
 from ui.launcher import Launcher
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
@@ -137,12 +138,16 @@ class MainWindow(QMainWindow):
                                         shortcut=keys.New,
                                         tip="Generate a dataset from a built-in task (Ctrl+N)")
         self.compare_action = self.launcher.compare_action
+        self.import_action = self._action(
+            "&Import Text or CSV…", self.import_file,
+            tip="Make a dataset from text pairs (TSV/CSV) or a CSV of time series")
         self.recent_menu = RecentMenu(self.settings, self.data_panel.open_file, self)
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self.open_action)
         menu.addMenu(self.recent_menu)
         menu.addAction(self.task_action)
+        menu.addAction(self.import_action)
         menu.addSeparator()
         for action in self.exports.actions:
             menu.addAction(action)
@@ -259,6 +264,11 @@ class MainWindow(QMainWindow):
 
     def new_dataset_from_task(self) -> None:
         path = new_dataset_from_task(self)
+        if path is not None:
+            self.data_panel.open_file(path)
+
+    def import_file(self) -> None:
+        path = import_dataset(self)
         if path is not None:
             self.data_panel.open_file(path)
 

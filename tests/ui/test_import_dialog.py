@@ -4,7 +4,6 @@ a cancelled import leaves no file."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from ui import errors
-from ui.import_dialog import ImportDialog, _Job, import_dataset
+from ui.import_dialog import ImportDialog, import_dataset
 from workbench.datasets import SequenceDataset
-from workbench.importers import ImportCancelled, read_time_split
+from workbench.importers import read_time_split
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -158,33 +157,6 @@ def test_closing_during_an_import_stops_it(qtbot, tmp_path, messages):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tsv"]
 
 
-def test_a_job_runs_on_a_plain_thread_and_reports_in_the_gui_thread(qtbot):
-    seen: list[tuple[str, object, bool]] = []
-    gui = threading.current_thread()
-    started = threading.Event()
-
-    def work(report, cancelled):
-        seen.append(("thread", threading.current_thread().name, threading.current_thread() is gui))
-        report(0.5, "half")
-        started.set()
-        while not cancelled():
-            started.wait(0.01)
-        raise ImportCancelled("stopped")
-
-    holder = QTimer()  # any QObject as the parent of the job's timer
-    job = _Job(holder, work, on_done=lambda r: seen.append(("done", r, False)),
-               on_failed=lambda e: seen.append(("failed", type(e).__name__,
-                                                threading.current_thread() is gui)),
-               on_progress=lambda f, m: seen.append(("progress", (f, m),
-                                                     threading.current_thread() is gui)))
-    job.start()
-    qtbot.waitUntil(started.is_set, timeout=5000)
-    job.cancel()
-    qtbot.waitUntil(lambda: job.finished, timeout=5000)
-    assert seen == [("thread", "import-job", False), ("progress", (0.5, "half"), True),
-                    ("failed", "ImportCancelled", True)]
-
-
 def test_import_dataset_returns_none_when_cancelled(qtbot):
     def close_it():
         widget = QApplication.activeModalWidget()
@@ -193,3 +165,59 @@ def test_import_dataset_returns_none_when_cancelled(qtbot):
 
     QTimer.singleShot(50, close_it)
     assert import_dataset(None) is None
+
+
+def test_the_data_panel_says_what_the_format_cannot_know(qtbot, tmp_path):
+    """Windows cut from one series without split groups get the overlap warning; an
+    imported series shows its time split; a built-in task shows neither."""
+    import h5py
+    import numpy as np
+
+    from ui.data_panel import DataPanel, DatasetDocument
+    from workbench.importers import SeriesOptions, import_series
+    from workbench.tasks import generate
+
+    panel = DataPanel(DatasetDocument())
+    qtbot.addWidget(panel)
+    series = np.sin(np.arange(400) / 5.0).astype(np.float32)
+    windows = tmp_path / "windows.h5"
+    with h5py.File(windows, "w") as f:
+        f.attrs["sequence_workbench_format"] = 1
+        f["inputs"] = np.stack([series[i:i + 20] for i in range(300)])[..., None]
+        f["targets"] = np.stack([series[i + 20:i + 25] for i in range(300)])[..., None]
+    panel.open_file(windows)
+    assert panel.wait_opened()
+    assert "overlapping windows" in panel.description.text()
+
+    imported = import_series(EXAMPLES / "sensor.csv", tmp_path / "sensor.h5", SeriesOptions(
+        input_cols=("temperature",), target_cols=("temperature",), window=6, horizon=2,
+        missing="interpolate"))
+    panel.open_file(imported.path)
+    assert panel.wait_opened()
+    assert "by time" in panel.description.text()
+
+    task = generate("copy", tmp_path / "copy.h5", n=60, seed=0, length=4, delay=3)
+    panel.open_file(task)
+    assert panel.wait_opened()
+    assert "overlapping" not in panel.description.text()
+    assert "by time" not in panel.description.text()
+    panel.document.close()
+
+
+def test_file_import_opens_the_imported_dataset_in_the_window(qtbot, tmp_path, monkeypatch,
+                                                              messages):
+    import ui.main_window as main_window_module
+    from ui.main_window import MainWindow
+    from ui.settings import AppSettings, open_settings
+    from workbench.importers import TextOptions, import_text
+
+    imported = import_text(EXAMPLES / "phrases.tsv", tmp_path / "phrases.h5", TextOptions())
+    monkeypatch.setattr(main_window_module, "import_dataset", lambda parent: imported.path)
+    window = MainWindow(AppSettings(open_settings(tmp_path / "settings.ini")),
+                        runs_dir=tmp_path / "runs", load_dataset=False)
+    qtbot.addWidget(window)
+    assert "Import" in window.import_action.text()
+    window.import_action.trigger()
+    assert window.data_panel.wait_opened()
+    assert window.document.path == str(Path(imported.path).resolve())
+    assert window.document.summary.targets.kind == "tokens"

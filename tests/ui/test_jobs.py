@@ -260,3 +260,25 @@ def test_latest_drops_stale_requests(qtbot):
     qtbot.waitUntil(lambda: results == [0, 3], timeout=10_000)
     _wait_idle(qtbot, jobs)
     assert ran == [0, 3]
+
+
+def test_a_cancellable_job_stops_when_asked_and_reports_in_the_gui_thread(qtbot):
+    jobs = JobSession()
+    started = threading.Event()
+    seen, results = [], []
+    jobs.events_ready.connect(lambda b: seen.append((b, threading.current_thread())))
+    jobs.finished.connect(results.append)
+
+    def work(sink, cancelled):
+        sink.on_event((0.5, "half"))
+        started.set()
+        while not cancelled():
+            started.wait(0.01)
+        return "stopped"
+
+    jobs.start_cancellable(work)
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    jobs.cancel()
+    _wait_idle(qtbot, jobs)
+    assert results == ["stopped"]
+    assert seen == [(((0.5, "half"),), threading.main_thread())]
