@@ -20,7 +20,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QDockWidget
 
-from workbench.events import Event, RecordingListener
+from workbench.events import Event
 
 
 class PlotFeed:
@@ -92,10 +92,14 @@ class PlotFeed:
 
 
 class RunHistories:
-    """Recorded runs' events, read once while a run's step count is unchanged."""
+    """Recorded runs' events (the run service's replay: the list the live path
+    delivered), read once while a run's step count is unchanged."""
 
     def __init__(self, runs_index: Any) -> None:
+        from workbench.run_service import RunService
+
         self.runs_index = runs_index
+        self._service = RunService(runs_index.runs_dir)
         self._cache: dict[str, tuple[int, list[Event]]] = {}
 
     def events(self, run_id: str, *, live_run_id: str | None = None) -> list[Event]:
@@ -105,10 +109,9 @@ class RunHistories:
         cached = self._cache.get(run_id)
         if cached is not None and cached[0] == steps and run_id != live_run_id:
             return cached[1]
-        recorder = RecordingListener()
-        self.runs_index.open(run_id).replay(recorder)
-        self._cache[run_id] = (steps, recorder.events)
-        return recorder.events
+        events = self._service.replay(run_id)
+        self._cache[run_id] = (steps, events)
+        return events
 
 
 class Overlays:
