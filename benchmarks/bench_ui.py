@@ -94,19 +94,26 @@ def time_startup(home: Path) -> tuple[float, float]:
 # --- event-loop latency -----------------------------------------------------------------
 
 
-def measure_latency(app, seconds: float) -> list[float]:
-    """Lateness (ms) of each tick of a repeating 10 ms timer over `seconds`."""
+def tick_lateness(app, done, first=None) -> list[float]:
+    """Lateness (ms) of each tick of a repeating 10 ms timer, until `done(now)` is true;
+    `first()` runs at the first tick (what the GUI thread is asked to do), and the
+    lateness of the ticks after it shows how long it held the thread."""
     from PySide6.QtCore import Qt, QTimer
 
     late: list[float] = []
     last = [time.perf_counter()]
-    end = time.perf_counter() + seconds
+    started = [first is None]
 
     def tick() -> None:
         now = time.perf_counter()
+        if not started[0]:
+            started[0] = True
+            first()
+            last[0] = now
+            return
         late.append(max(0.0, (now - last[0]) * 1000 - TICK_MS))
         last[0] = now
-        if now >= end:
+        if done(now):
             timer.stop()
             app.exit(0)
 
@@ -120,38 +127,31 @@ def measure_latency(app, seconds: float) -> list[float]:
     return late
 
 
+def measure_latency(app, seconds: float) -> list[float]:
+    """Lateness (ms) of each tick of a repeating 10 ms timer over `seconds`."""
+    end = time.perf_counter() + seconds
+    return tick_lateness(app, lambda now: now >= end)
+
+
 def open_blocking(app, window, path: Path) -> tuple[list[float], float]:
     """Tick lateness (ms) from the moment Open is asked for until the file is open, and
     the seconds it took."""
-    from PySide6.QtCore import Qt, QTimer
-
     panel = window.data_panel
-    late: list[float] = []
-    state = {"last": 0.0, "asked": 0.0, "done": 0.0}
     wanted = str(path.resolve())
+    times = {}
 
-    def tick() -> None:
-        now = time.perf_counter()
-        if state["asked"]:
-            late.append(max(0.0, (now - state["last"]) * 1000 - TICK_MS))
-        state["last"] = now
-        if not state["asked"]:
-            state["asked"] = now
-            panel.open_file(path)  # synchronous before the spine: the tick after shows it
-            state["last"] = now
-        elif not getattr(panel, "opening", False) and window.document.path == wanted:
-            state["done"] = now
-            timer.stop()
-            app.exit(0)
+    def ask() -> None:
+        times["asked"] = time.perf_counter()
+        panel.open_file(path)  # synchronous before the spine: the tick after shows it
 
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
-    state["last"] = time.perf_counter()
-    timer.start()
-    app.exec()
-    return late, state["done"] - state["asked"]
+    def opened(now: float) -> bool:
+        if getattr(panel, "opening", False) or window.document.path != wanted:
+            return False
+        times["done"] = now
+        return True
+
+    late = tick_lateness(app, opened, ask)
+    return late, times["done"] - times["asked"]
 
 
 def write_big_file(path: Path, megabytes: float) -> Path:
