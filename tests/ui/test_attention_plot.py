@@ -40,7 +40,7 @@ def attention_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("attention")
     data = write_reverse(root / "reverse.h5")
     config = tiny_config(data, cell="lstm", attention="bahdanau", steps=9, probe_every=3)
-    return root / "runs", record_run(config, root / "runs")
+    return root / "runs", record_run(config, root / "runs"), data
 
 
 def test_the_matrix_of_a_probe_sample_is_drawn_with_its_tokens(panel):
@@ -107,7 +107,7 @@ def test_the_panel_runs_alone():
 
 
 def test_a_real_runs_probes_replay_into_the_panel(panel, attention_run):
-    _, run_dir = attention_run
+    _, run_dir, _ = attention_run
     run = open_run(run_dir)
     panel.add_events(list(run.events()))
     panel.redraw_now()
@@ -124,7 +124,7 @@ def test_the_window_has_the_panel_and_replays_an_attention_run_into_it(qtbot, tm
     from ui.main_window import MainWindow
     from ui.settings import AppSettings, open_settings
 
-    runs_dir, run_dir = attention_run
+    runs_dir, run_dir, data = attention_run
     window = MainWindow(AppSettings(open_settings(tmp_path / "settings.ini")),
                         runs_dir=runs_dir, load_dataset=False)
     qtbot.addWidget(window)
@@ -137,6 +137,17 @@ def test_the_window_has_the_panel_and_replays_an_attention_run_into_it(qtbot, tm
         last = open_run(run_dir).last_probe()
         np.testing.assert_array_equal(window.attention_plot.matrix(), last.attention_weights[0])
         assert window.attention_plot.probe_count == 3
+        # the Model panel offers attention, says what each kind does and counts its weights
+        assert window.open_dataset(data)
+        panel = window.model_panel
+        panel.set_values({"cell": "gru", "hidden": 8, "attention": "none"})
+        plain = int(panel.parameters.text().replace(",", ""))
+        assert "only through the encoder's final state" in panel.attention_description.text()
+        panel.attention.setCurrentIndex(panel.attention.findData("luong-general"))
+        assert int(panel.parameters.text().replace(",", "")) == plain + 3 * 8 * 8  # W, W_c
+        assert "tanh(W_c" in panel.attention_description.text()
+        assert panel.values()["attention"] == "luong-general"
+        assert panel.run_config(str(data)).attention == "luong-general"
     finally:
         window.shutdown(30_000)
         window.predictions.close()
