@@ -17,7 +17,7 @@ from tests.workbench.train_helpers import VOCAB, record_run, tiny_config, write_
 from ui.plots.attention_plot import NO_ATTENTION_NOTICE, AttentionPlot  # noqa: E402
 from ui.plots.demo import demo_attention_events  # noqa: E402
 from workbench.events import ProbeEvent  # noqa: E402
-from workbench.runs import open_run  # noqa: E402
+from workbench.runs import list_runs, open_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LENGTH = 8
@@ -148,6 +148,19 @@ def test_the_window_has_the_panel_and_replays_an_attention_run_into_it(qtbot, tm
         assert "tanh(W_c" in panel.attention_description.text()
         assert panel.values()["attention"] == "luong-general"
         assert panel.run_config(str(data)).attention == "luong-general"
+        # live: a run trained from the window reaches the panel through the same feed
+        panel.set_values({"cell": "gru", "hidden": 8, "batch_size": 16, "epochs": 1,
+                          "attention": "bahdanau"})
+        window.train()
+        qtbot.waitUntil(lambda: not window.session.is_running(), timeout=60_000)
+        window.feed.bring_up_to_date()
+        (new,) = [r for r in list_runs(runs_dir) if r.run_id != run_dir.name]
+        live = open_run(new.run_id, runs_dir)
+        assert live.config().attention == "bahdanau" and live.status == "completed"
+        assert window.attention_plot.probe_count == len(live.probe_files())
+        np.testing.assert_array_equal(window.attention_plot.matrix(),
+                                      live.last_probe().attention_weights[0])
+        assert "Bahdanau" in window.attention_plot.plot_item.titleLabel.text
     finally:
         window.shutdown(30_000)
         window.predictions.close()
