@@ -5,7 +5,7 @@ is saved with the window's state:
 
     left:     Data (arrays, summary, sample preview)
     top:      Loss                        right: Model and training settings
-    bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions
+    bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions | Attention
               Runs (every run in the runs directory; Comparisons reopens saved ones)
 """
 
@@ -31,6 +31,8 @@ DOCKS = (
      "LSTM and GRU: how open each gate is at each time step, and how often saturated"),
     ("predictions", "Predictions", "predictionsDock",
      "One validation sample: the target, the teacher-forced and the generated output"),
+    ("attention", "Attention", "attentionDock",
+     "Where each output step looks in the input, per probe (runs with attention)"),
     ("runs", "Runs", "runsDock", "Every run in the runs directory"),
 )
 
@@ -47,6 +49,7 @@ class Docks:
     trajectory: QDockWidget
     gates: QDockWidget
     predictions: QDockWidget
+    attention: QDockWidget
     runs: QDockWidget
 
     @classmethod
@@ -79,11 +82,12 @@ class Docks:
     @property
     def all(self) -> tuple[QDockWidget, ...]:
         return (self.data, self.model, self.loss, self.gradient, self.trajectory, self.gates,
-                self.predictions, self.runs)
+                self.predictions, self.attention, self.runs)
 
     @property
     def plots(self) -> tuple[QDockWidget, ...]:
-        return (self.loss, self.gradient, self.trajectory, self.gates, self.predictions)
+        return (self.loss, self.gradient, self.trajectory, self.gates, self.predictions,
+                self.attention)
 
     def default_layout(self) -> None:
         w = self.window
@@ -99,6 +103,7 @@ class Docks:
         w.tabifyDockWidget(self.gradient, self.trajectory)
         w.tabifyDockWidget(self.trajectory, self.gates)
         w.tabifyDockWidget(self.gates, self.predictions)
+        w.tabifyDockWidget(self.predictions, self.attention)
         self.gradient.raise_()
         w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs,
                         Qt.Orientation.Vertical)

@@ -31,6 +31,7 @@ from ui.import_dialog import import_dataset
 from ui.launcher import Launcher
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
+from ui.plots.attention_plot import AttentionPlot
 from ui.plots.gates_plot import GatesPlot
 from ui.plots.gradient_plot import GradientPlot
 from ui.plots.loss_plot import LossPlot
@@ -79,14 +80,16 @@ class MainWindow(QMainWindow):
         self.trajectory_plot = TrajectoryPlot()
         self.gates_plot = GatesPlot()
         self.predictions_plot = PredictionsPlot()
+        self.attention_plot = AttentionPlot()
+        self.predictions_plot.runs_dir = self.runs_dir  # the beam tree's decodes
         self.runs_panel = RunsPanel(self.runs_index)
         self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot, self.gates_plot,
-                      self.predictions_plot)
+                      self.predictions_plot, self.attention_plot)
         self.docks = Docks.build(self, {
             "data": self.data_panel, "model": self.model_panel, "loss": self.loss_plot,
             "gradient": self.gradient_plot, "trajectory": self.trajectory_plot,
             "gates": self.gates_plot, "predictions": self.predictions_plot,
-            "runs": self.runs_panel})
+            "attention": self.attention_plot, "runs": self.runs_panel})
         self.run_label = QLabel("", self)
         self.run_label.setObjectName("runLabel")
 
@@ -337,6 +340,7 @@ class MainWindow(QMainWindow):
                 return
         self.save_settings()
         self.predictions.close()
+        self.predictions_plot.close_beam_tree()
         self.comparisons.close_views()
         self.document.close()
         event.accept()

@@ -49,7 +49,18 @@ CELL_LABELS = {
 # The settings this panel edits (RunConfig field names), with their defaults.
 PANEL_FIELDS = ("cell", "hidden", "layers", "dropout", "embedding", "optimizer", "lr",
                 "momentum", "batch_size", "epochs", "teacher_forcing", "teacher_forcing_end",
-                "clip", "seed", "probe_every", "device")
+                "clip", "seed", "probe_every", "device", "attention")
+
+# workbench.config.ATTENTION_KINDS: (label, one line on what it does)
+ATTENTION_CHOICES = {
+    "none": ("None", "The decoder sees the input only through the encoder's final state."),
+    "bahdanau": ("Bahdanau (additive)", "Scores v·tanh(W s + U h) from the previous decoder "
+                 "state; the context is fed into the decoder's input."),
+    "luong-dot": ("Luong (dot)", "Scores the decoder's output against each encoder step, "
+                  "h_tᵀh_i; no extra weights but the combination layer."),
+    "luong-general": ("Luong (general)", "Scores h_tᵀ W h_i, then tanh(W_c [c; h]) before "
+                      "the output layer."),
+}
 
 
 def cell_names() -> tuple[str, ...]:
@@ -85,7 +96,7 @@ def count_parameters(values: dict[str, Any], summary: Any) -> int | None:
     if summary is None:
         return None
     try:
-        from models.cells import parameter_count
+        from models.seq2seq import parameter_count  # attention's weights included
     except ImportError:  # pragma: no cover
         return None
 
@@ -96,7 +107,8 @@ def count_parameters(values: dict[str, Any], summary: Any) -> int | None:
 
     config = SimpleNamespace(cell=values["cell"], hidden=int(values["hidden"]),
                              layers=int(values["layers"]), source=side(summary.inputs),
-                             target=side(summary.targets))
+                             target=side(summary.targets),
+                             attention=values.get("attention", "none"))
     try:
         return int(parameter_count(config))
     except Exception:
@@ -169,6 +181,16 @@ class ModelPanel(QWidget):
         form.addRow("Dropout", self.dropout)
         self.embedding = self._spin("embedding", model)
         form.addRow("Embedding size", self.embedding)
+        self.attention = QComboBox(model)  # attention: the combo and its one-line description
+        for name, (label, _text) in ATTENTION_CHOICES.items():
+            self.attention.addItem(label, name)
+        self.attention.setToolTip(FIELDS["attention"].help)
+        form.addRow("Attention", self.attention)
+        self.attention_description = QLabel(model)
+        self.attention_description.setWordWrap(True)
+        self.attention_description.setObjectName("attentionDescription")
+        form.addRow(self.attention_description)
+        self.attention.currentIndexChanged.connect(self._on_attention_chosen)
         self.parameters = QLabel("–", model)
         self.parameters.setObjectName("parameterCount")
         self.parameters.setToolTip("Trainable parameters of the encoder-decoder on this dataset")
@@ -252,7 +274,7 @@ class ModelPanel(QWidget):
         layout.addStretch(1)
         fit_width_to_content(self, scroll, 300)  # as wide as the fields need
 
-        for widget in (self.cell, self.optimizer, self.device):
+        for widget in (self.cell, self.optimizer, self.device, self.attention):
             widget.currentIndexChanged.connect(self._on_edited)
         for widget in (self.hidden, self.layers, self.embedding, self.batch_size, self.epochs,
                        self.seed, self.probe_every, self.dropout, self.momentum, self.clip):
@@ -314,6 +336,7 @@ class ModelPanel(QWidget):
             "seed": self.seed.value(),
             "probe_every": self.probe_every.value() or None,
             "device": self.device.currentData(),
+            "attention": self.attention.currentData(),
         }
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -351,6 +374,8 @@ class ModelPanel(QWidget):
             self.probe_every.setValue(min(int(merged["probe_every"] or 0), INT32_MAX))
             if not _select(self.device, merged["device"]):
                 self.device.setCurrentIndex(0)  # e.g. "cuda" saved on a machine without one
+            _select(self.attention, merged["attention"])
+            self._on_attention_chosen()
         finally:
             self._building = building
         self._refresh()
@@ -377,6 +402,10 @@ class ModelPanel(QWidget):
             return
         self._refresh()
         self.changed.emit()
+
+    def _on_attention_chosen(self, *_args: Any) -> None:
+        name = self.attention.currentData()
+        self.attention_description.setText(ATTENTION_CHOICES.get(name, ("", ""))[1])
 
     def _on_dataset_changed(self, *_args: Any) -> None:
         self._refresh()

@@ -36,6 +36,8 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 # models.init.recurrent_init_names, spelled here so that reading a config needs no torch
 RECURRENT_INITS: tuple[str, ...] = ("default", "orthogonal", "identity")
+# models.attention.ATTENTION_KINDS, spelled here so that reading a config needs no torch
+ATTENTION_KINDS: tuple[str, ...] = ("none", "bahdanau", "luong-dot", "luong-general")
 OFF_WORDS = ("off", "none", "")
 
 
@@ -94,6 +96,7 @@ _SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("layers", "model", int, "stacked layers", 1, 64),
     FieldSpec("dropout", "model", float, "dropout between layers", 0.0, 0.99),
     FieldSpec("embedding", "model", int, "embedding size for token sequences", 1, 65536),
+    FieldSpec("attention", "model", str, "attention of the decoder over the encoder's steps (none: the final state only)", choices=ATTENTION_KINDS),
     FieldSpec("recurrent_init", "model", str, "start of the recurrent weights W_hh, per gate block (default: torch's uniform)", choices=RECURRENT_INITS),
     FieldSpec("recurrent_radius", "model", float, "spectral radius of each layer's W_hh at the start, per gate block (off: as the init gives it)", 0.0, 100.0, exclusive_minimum=True, optional=True),
     FieldSpec("forget_bias", "model", float, "LSTM only: the forget gate's bias at the start (off: torch's)", -100.0, 100.0, optional=True),
@@ -128,7 +131,8 @@ def validate_field(name: str, value: Any) -> Any:
     spec = FIELDS.get(name)
     if spec is None:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(FIELDS)}")
-    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS
+                         and value.strip().lower() not in (spec.choices or ())):  # attention "none"
         if spec.optional:
             return None
         raise ConfigError(f"{name} = {value!r} is not allowed: expected {spec.allowed()}")
@@ -228,6 +232,7 @@ class RunConfig:
     layers: int = 1
     dropout: float = 0.0
     embedding: int = 32
+    attention: str = "none"
     recurrent_init: str = "default"
     recurrent_radius: float | None = None
     forget_bias: float | None = None

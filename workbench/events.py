@@ -66,6 +66,12 @@ class ProbeEvent:
       gate_means / gate_saturation: gate name -> (layers, T_in + T_out)
       spectral_radius: name -> float, e.g. "layer0" (RNN) or "layer0.f" (LSTM gate block)
       attention_weights: (samples, T_out, T_in) or None without attention
+
+    The probe samples themselves (set by the Trainer, not the probe: PROBE_SAMPLE_FIELDS;
+    None in a probe recorded before they existed), so a panel can label their steps:
+      sample_source_lengths / sample_target_lengths: (samples,) int64 valid steps
+      sample_source_tokens: (samples, T_in) str, the input tokens ("" past a sample's
+        length), token inputs only; sample_target_tokens: (samples, T_out) the same
     """
 
     step: int
@@ -81,6 +87,15 @@ class ProbeEvent:
     spectral_radius: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # how long the probe took
     attention_weights: np.ndarray | None = None  # (samples, T_out, T_in); None: no attention
+    sample_source_lengths: np.ndarray | None = None
+    sample_target_lengths: np.ndarray | None = None
+    sample_source_tokens: np.ndarray | None = None
+    sample_target_tokens: np.ndarray | None = None
+
+
+# ProbeEvent fields the Trainer fills from its probe batch (not models.probes.ProbeResult's)
+PROBE_SAMPLE_FIELDS = ("sample_source_lengths", "sample_target_lengths",
+                       "sample_source_tokens", "sample_target_tokens")
 
 
 @dataclass(frozen=True)

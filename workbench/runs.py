@@ -209,10 +209,16 @@ def write_probe(path: Path, event: ProbeEvent) -> None:
         f.attrs["epoch"] = event.epoch
         f.attrs["seconds"] = event.seconds
         for name in ("encoder_grad_norms", "decoder_grad_norms", "encoder_hidden",
-                     "decoder_hidden", "encoder_cell_grad_norms", "decoder_cell_grad_norms"):
+                     "decoder_hidden", "encoder_cell_grad_norms", "decoder_cell_grad_norms",
+                     "attention_weights", "sample_source_lengths", "sample_target_lengths"):
             value = getattr(event, name)
             if value is not None:
                 f.create_dataset(name, data=np.asarray(value))
+        for name in ("sample_source_tokens", "sample_target_tokens"):
+            value = getattr(event, name)
+            if value is not None:
+                f.create_dataset(name, data=np.asarray(value, dtype=object).astype(str).astype(
+                    object), dtype=h5py.string_dtype())
         for group_name in ("gate_means", "gate_saturation"):
             group = f.create_group(group_name)
             for key, value in getattr(event, group_name).items():
@@ -230,6 +236,9 @@ def read_probe(path: Path) -> ProbeEvent:
         def array(name: str) -> np.ndarray | None:
             return f[name][()] if name in f else None
 
+        def strings(name: str) -> np.ndarray | None:
+            return f[name].asstr()[()].astype(str) if name in f else None
+
         return ProbeEvent(
             step=int(f.attrs["step"]),
             epoch=int(f.attrs["epoch"]),
@@ -243,6 +252,11 @@ def read_probe(path: Path) -> ProbeEvent:
             gate_saturation={k: v[()] for k, v in f["gate_saturation"].items()},
             spectral_radius={k: float(v) for k, v in f["spectral_radius"].attrs.items()},
             seconds=float(f.attrs["seconds"]),
+            attention_weights=array("attention_weights"),  # absent: no attention, or older
+            sample_source_lengths=array("sample_source_lengths"),
+            sample_target_lengths=array("sample_target_lengths"),
+            sample_source_tokens=strings("sample_source_tokens"),
+            sample_target_tokens=strings("sample_target_tokens"),
         )
 
 

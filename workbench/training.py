@@ -225,7 +225,7 @@ def build_model_config(config: RunConfig, summary: Any):
 
     return Seq2SeqConfig(cell=config.cell, hidden=config.hidden, layers=config.layers,
                          dropout=config.dropout, source=side(summary.inputs),
-                         target=side(summary.targets))
+                         target=side(summary.targets), attention=config.attention)
 
 
 def _describe_side(kind: str, features: int | None, vocab_size: int | None) -> str:
@@ -271,7 +271,7 @@ def training_bytes(config: RunConfig, model_config: Any) -> tuple[int, int]:
     """(parameters, bytes their float32 copies need while training): weights and
     gradients, plus Adam's two moments or SGD's momentum buffer. Activations come on
     top, so this is a lower bound of what training needs."""
-    from models.cells import parameter_count
+    from models.seq2seq import parameter_count  # attention's weights included
 
     parameters = parameter_count(model_config)
     copies = 2 + (2 if config.optimizer == "adam" else (1 if config.momentum > 0 else 0))
@@ -691,6 +691,7 @@ class Trainer:
 
     def _probe(self) -> None:
         from models.probes import probe
+        from workbench.probe_samples import probe_sample_fields
 
         started = time.perf_counter()
         result = probe(self.model, self.probe_batch.src, self.probe_batch.tgt,
@@ -698,6 +699,8 @@ class Trainer:
                        sample_count=self.config.probe_samples, dtype=torch.float64)
         event = probe_event(result, self.position.step, self.position.epoch,
                             time.perf_counter() - started)
+        event = dataclasses.replace(event, **probe_sample_fields(  # the samples' tokens
+            self.probe_batch, self.summary, self.config.probe_samples))
         self._emit(event)
         self.progress.last_probe_step = self.position.step
         self.probes.record(self._now(), time.perf_counter() - started)

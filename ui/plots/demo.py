@@ -138,17 +138,79 @@ def demo_events(
     return events
 
 
+def demo_attention_events(
+    attention: str = "bahdanau",
+    *,
+    steps: int = 3000,
+    probe_every: int = 100,
+    length: int = 8,
+    samples: int = 3,
+    seed: int = 0,
+    run_id: str | None = None,
+) -> list[Event]:
+    """A demo token run with attention on a reverse task: probes whose alignment (output
+    step t looks at input step T_in - t + 1) sharpens from uniform towards the
+    anti-diagonal as training goes on; the last sample is shorter (padded), as in a
+    variable-length file. attention "none": the same run without attention weights."""
+    rng = np.random.default_rng(seed)
+    run_id = run_id or f"demo-attention-{attention}-{seed}"
+    words = ("<pad>", "<s>", "</s>", *"abcdefgh")
+    config = {"version": 1, "model": {"cell": "lstm", "hidden": 32, "layers": 1,
+                                      "attention": attention}}
+    dataset = {"task": "reverse", "input_kind": "tokens", "target_kind": "tokens",
+               "input_steps": length, "target_steps": length + 1}
+    events: list[Event] = [RunStarted(run_id, config, parameters=4321, dataset=dataset,
+                                      model_config={"cell": "lstm", "attention": attention})]
+    lengths = np.full(samples, length, dtype=np.int64)
+    lengths[-1] = max(1, length - 2)
+    ids = rng.integers(3, len(words), (samples, length))
+    src = np.full((samples, length), "", dtype=object)
+    tgt = np.full((samples, length + 1), "", dtype=object)
+    for b, n in enumerate(lengths):
+        src[b, :n] = [words[i] for i in ids[b, :n]]
+        tgt[b, :n] = src[b, :n][::-1]
+        tgt[b, n] = "</s>"
+    basis, _ = np.linalg.qr(rng.normal(size=(16, 3)))
+
+    def weights(progress: float) -> np.ndarray:
+        w = np.full((samples, length + 1, length), np.nan)
+        sharp = 0.05 + 2.5 * progress**1.5
+        for b, n in enumerate(lengths):
+            i = np.arange(n)
+            for t in range(n + 1):
+                mirror = n - 1 - t if t < n else n - 1  # the end token looks at the last step
+                score = -sharp * (i - mirror) ** 2 + rng.normal(0, 0.3, n)
+                row = np.exp(score - score.max())
+                w[b, t] = 0.0
+                w[b, t, :n] = row / row.sum()
+        return w
+
+    for step in range(0, steps + 1, probe_every):
+        progress = step / steps
+        enc, dec = _grad_norms("lstm", progress, length, length + 1, 1, rng)
+        eh, dh = _spiral_hidden(progress, length, length + 1, 16, samples, basis, rng)
+        events.append(ProbeEvent(
+            step, 1 + step // 300, enc, dec, eh, dh,
+            attention_weights=None if attention == "none" else weights(progress),
+            sample_source_lengths=lengths, sample_target_lengths=lengths + 1,
+            sample_source_tokens=src.astype(str), sample_target_tokens=tgt.astype(str)))
+    events.append(RunFinished("completed", "demo finished", steps, 10, steps * 0.01))
+    return events
+
+
 # -- standalone runner -----------------------------------------------------------
 
 
 def run_standalone(
     make_panel: Callable[[], Any], title: str, argv: Sequence[str] | None = None,
     *, overlay_cell: str | None = "lstm",
+    make_events: Callable[[str], list[Event]] | None = None,
 ) -> int:
     """Open one panel on demo data, streaming the events in as a live run would.
 
     --smoke quits after about a second (a test proves the entry point runs);
     --export PATH feeds the whole run at once, writes PATH (PNG or SVG) and quits.
+    `make_events(cell)` makes the demo run instead of `demo_events(cell)`.
     """
     parser = argparse.ArgumentParser(description=f"{title} on demo data")
     parser.add_argument("--cell", default="rnn-tanh", help="cell type of the demo run")
@@ -162,7 +224,7 @@ def run_standalone(
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     panel = make_panel()
     panel.setWindowTitle(f"{title} (demo: {args.cell})")
-    events = demo_events(args.cell)
+    events = (make_events or demo_events)(args.cell)
     if overlay_cell and not args.no_overlay and overlay_cell != args.cell:
         panel.set_overlay("demo-overlay", f"{overlay_cell} (demo)", demo_events(overlay_cell, seed=1))
 

@@ -12,6 +12,9 @@ training) and the free-running output (fed its own previous prediction, as in us
 - Tokens: the four strings aligned token by token in a table, the outputs' tokens
   that differ from the target in red (a generated sequence that stops early shows
   its missing steps as red gaps), and whether the generated sequence is exact.
+  Under it, the top k hypotheses of a beam search of width k (the Beam box) with
+  their scores, log P / L^α; "Tree…" opens the search tree (ui.beam_tree), where a
+  click on a token decodes again from that prefix.
 
 The panel never runs a model: it shows a workbench.predictions.Prediction that is
 computed elsewhere and handed over with `show_prediction`. Picking another sample
@@ -47,6 +50,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ui.jobs import JobSession, Latest
 from ui.plots import common, style
 from workbench.events import EpochMetrics, ListenerError, RunStarted, StepMetrics
+from workbench.predictions import DEFAULT_LENGTH_PENALTY
+
+DEFAULT_BEAM = 3  # the beam width predictions are searched with until the user picks one
+MAX_PANEL_BEAM = 16
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +149,13 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
     one run: the overlay methods do nothing)."""
 
     sample_changed = QtCore.Signal(int)  # the user picked validation sample `index`
+    beam_changed = QtCore.Signal(int)  # the user picked beam width `k` (token targets)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.prediction: Any | None = None
+        self.runs_dir: str | Path | None = None  # where the beam tree's decodes find runs
+        self.beam_tree: Any | None = None  # ui.beam_tree.BeamTreeWindow, once opened
         self._run_id = ""
         self._note = ""
         self._build_controls()
@@ -174,8 +184,23 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         self.feature_combo.setVisible(False)
         self.feature_combo.currentIndexChanged.connect(self._on_feature_chosen)
         self.info_label = style.readout_label()
+        self.beam_spin = QtWidgets.QSpinBox()
+        self.beam_spin.setRange(1, MAX_PANEL_BEAM)
+        self.beam_spin.setValue(DEFAULT_BEAM)
+        self.beam_spin.setPrefix("beam ")
+        self.beam_spin.setToolTip("Beam width k: the top k hypotheses of a beam search are "
+                                  "listed under the table (token targets; 1 = greedy)")
+        self.beam_spin.setKeyboardTracking(False)
+        self.beam_spin.valueChanged.connect(self._on_beam_spin_changed)
+        self.tree_button = QtWidgets.QPushButton("Tree…")
+        self.tree_button.setToolTip("The beam search tree: what was kept, what was pruned; "
+                                    "click a token to decode again from it")
+        self.tree_button.clicked.connect(self.open_beam_tree)
+        for widget in (self.beam_spin, self.tree_button):
+            widget.setVisible(False)
         self._controls = common.control_bar("Validation sample", self.sample_spin,
                                             self.count_label, self.feature_combo,
+                                            self.beam_spin, self.tree_button,
                                             readout=self.info_label)
 
     def _build_continuous(self) -> None:
@@ -239,9 +264,21 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
             "<b>red</b></span>: an output token that differs from the target; "
             f"{MISSING_TOKEN}: a step the generated sequence never reached (it stopped early).")
         legend.setWordWrap(True)
+        self.hypotheses_table = QtWidgets.QTableWidget(0, 4)
+        self.hypotheses_table.setHorizontalHeaderLabels(["Hypothesis", "Score", "log P", ""])
+        self.hypotheses_table.setToolTip(
+            "The beam's finished hypotheses, best first: score = log P / length^α")
+        self.hypotheses_table.verticalHeader().setVisible(True)
+        self.hypotheses_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.hypotheses_table.horizontalHeader().setSectionResizeMode(
+            0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.hypotheses_table.setMinimumHeight(60)
+        self.hypotheses_title = QtWidgets.QLabel("")
         layout.addWidget(self.token_summary)
         layout.addWidget(self.token_view, 1)
         layout.addWidget(legend)
+        layout.addWidget(self.hypotheses_title)
+        layout.addWidget(self.hypotheses_table, 1)
 
     # -- public API --------------------------------------------------------------
 
@@ -259,10 +296,16 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         self.sample_spin.blockSignals(True)
         self.sample_spin.setValue(int(prediction.index))
         self.sample_spin.blockSignals(False)
-        if prediction.kind == "tokens":
+        tokens = prediction.kind == "tokens"
+        self.beam_spin.setVisible(tokens)
+        self.tree_button.setVisible(tokens)
+        self.tree_button.setEnabled(getattr(prediction, "search", None) is not None)
+        if tokens:
             self.feature_combo.setVisible(False)
             self._draw_tokens(prediction)
             self.stack.setCurrentWidget(self.tokens_page)
+            if self.beam_tree is not None and self.beam_tree.isVisible():
+                self.beam_tree.follow(prediction)
         else:
             self._sync_features(prediction)
             self._draw_continuous(prediction)
@@ -279,6 +322,42 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
     @property
     def sample_index(self) -> int:
         return self.sample_spin.value()
+
+    @property
+    def beam_width(self) -> int:
+        """The beam width the user picked (predictors search with it; token targets)."""
+        return self.beam_spin.value()
+
+    def set_beam_width(self, k: int) -> None:
+        """Pick beam width `k` as the user would (emits beam_changed)."""
+        self.beam_spin.setValue(int(k))
+
+    def hypothesis_rows(self) -> list[tuple[str, float, float]]:
+        """(text, score, log P) of each hypothesis listed, best first (tests, tooltips)."""
+        p = self.prediction
+        if p is None or not getattr(p, "hypotheses", ()):
+            return []
+        return [(h.text if h.text is not None else " ".join(map(str, h.ids.tolist())),
+                 h.score, h.log_prob) for h in p.hypotheses]
+
+    def open_beam_tree(self) -> Any:
+        """Open (or raise) the beam tree window on the prediction shown."""
+        from ui.beam_tree import BeamTreeWindow
+
+        if self.prediction is None or getattr(self.prediction, "search", None) is None:
+            return None
+        if self.beam_tree is None:
+            self.beam_tree = BeamTreeWindow(self.runs_dir, self)
+        self.beam_tree.show_prediction(self.prediction)
+        self.beam_tree.show()
+        self.beam_tree.raise_()
+        return self.beam_tree
+
+    def close_beam_tree(self) -> None:
+        """Close the tree window and end its decode job (window close, tests)."""
+        if self.beam_tree is not None:
+            self.beam_tree.close()
+            self.beam_tree.close_decoder()
 
     def set_sample(self, index: int) -> None:
         """Pick sample `index` as the user would (emits sample_changed)."""
@@ -305,6 +384,9 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
             curve.setData([], [])
         self.token_view.clear()
         self.token_summary.setText("")
+        self.hypotheses_table.setRowCount(0)
+        self.hypotheses_title.setText("")
+        self.tree_button.setEnabled(False)
         self.info_label.setText("")
         self.empty.setText(NO_PREDICTION)
         self.stack.setCurrentWidget(self.empty)
@@ -349,6 +431,9 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
 
     def _on_sample_spin_changed(self, value: int) -> None:
         self.sample_changed.emit(int(value))
+
+    def _on_beam_spin_changed(self, value: int) -> None:
+        self.beam_changed.emit(int(value))
 
     def _on_feature_chosen(self, _index: int) -> None:
         if self.prediction is not None and self.prediction.kind != "tokens":
@@ -426,6 +511,40 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
     def _draw_tokens(self, p: Any) -> None:
         self.token_view.setHtml(token_table_html(p))
         self.token_summary.setText(token_summary(p))
+        self._draw_hypotheses(p)
+
+    def _draw_hypotheses(self, p: Any) -> None:
+        hypotheses = getattr(p, "hypotheses", ())
+        table = self.hypotheses_table
+        table.setRowCount(len(hypotheses))
+        table.setVisible(bool(hypotheses))
+        if p.beam is None:
+            self.hypotheses_title.setText("No beam search for this prediction.")
+        else:
+            self.hypotheses_title.setText(
+                f"Beam search, width {p.beam} (length penalty α = {p.length_penalty:g}): "
+                f"the top {len(hypotheses)} hypotheses, score = log P / length^α")
+        for row, h in enumerate(hypotheses):
+            tokens = split_tokens(h.text, h.ids)
+            cells = []
+            for t, token in enumerate(tokens):
+                wrong = t >= len(h.mismatch) or bool(h.mismatch[t])
+                token = html.escape(token) if token.strip() else "&nbsp;"
+                cells.append(f'<span style="color:{MISMATCH_COLOR};"><b>{token}</b></span>'
+                             if wrong else token)
+            sep = "" if all(len(t) == 1 for t in tokens) else " "
+            label = QtWidgets.QLabel(sep.join(cells))
+            label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+            label.setStyleSheet("font-family: monospace; padding-left: 4px;")
+            table.setCellWidget(row, 0, label)
+            mark = "✓ exact" if h.exact else ("cut off" if not h.ended else "")
+            for col, text in ((1, f"{h.score:.3f}"), (2, f"{h.log_prob:.3f}"), (3, mark)):
+                item = QtWidgets.QTableWidgetItem(text)
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight
+                                      | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                table.setItem(row, col, item)
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
 
     def mismatched_tokens(self, key: str = "free_running") -> list[str]:
         """The output tokens shown in red (for tests and tooltips)."""
@@ -463,14 +582,19 @@ class LivePredictor:
     `bind(sink, trainer)` in the training thread (the factory that builds the
     Trainer): `sink` is the listener that forwards to the GUI (the training
     job's ui.jobs.Sink), `trainer` the Trainer whose model, dataset and normalization are
-    used. `request(index)` (any thread) picks the sample; the prediction follows at
-    the next step. A failure is reported once (as a ListenerError) and predictions
-    stop; the run goes on.
+    used. `request(index, beam)` (any thread) picks the sample (and the beam width;
+    None keeps it); the prediction follows at the next step. For token targets each
+    prediction holds the top `beam` hypotheses of a beam search and its tree. A
+    failure is reported once (as a ListenerError) and predictions stop; the run goes
+    on.
     """
 
-    def __init__(self, index: int = 0) -> None:
+    def __init__(self, index: int = 0, beam: int = DEFAULT_BEAM,
+                 length_penalty: float = DEFAULT_LENGTH_PENALTY) -> None:
         self._lock = threading.Lock()
         self._index = max(0, int(index))
+        self._beam = max(1, int(beam))
+        self.length_penalty = float(length_penalty)
         self._pending = True  # predict once as soon as the run has a model
         self._sink: Any | None = None
         self._trainer: Any | None = None
@@ -481,10 +605,13 @@ class LivePredictor:
     def bind(self, sink: Any, trainer: Any) -> None:
         self._sink, self._trainer = sink, trainer
 
-    def request(self, index: int) -> None:
-        """Predict sample `index` next (thread-safe)."""
+    def request(self, index: int, beam: int | None = None) -> None:
+        """Predict sample `index` next, with beam width `beam` (None: as before)
+        (thread-safe)."""
         with self._lock:
             self._index = max(0, int(index))
+            if beam is not None:
+                self._beam = max(1, int(beam))
             self._pending = True
 
     @property
@@ -512,12 +639,14 @@ class LivePredictor:
 
         trainer = self._trainer
         with self._lock:
-            index, self._pending = self._index, False
+            index, beam, self._pending = self._index, self._beam, False
         try:
             count = len(trainer.dataset.split("val"))
             prediction = predict_sample(trainer.model, trainer.dataset, "val",
                                         min(index, max(count - 1, 0)), trainer.normalization,
-                                        run_id=trainer.run_id)
+                                        run_id=trainer.run_id,
+                                        beam=beam_for(trainer.model, beam),
+                                        length_penalty=self.length_penalty)
         except Exception as exc:  # noqa: BLE001 - a listener must never stop the run
             self._broken = True
             log.warning("live prediction failed", exc_info=True)
@@ -527,26 +656,23 @@ class LivePredictor:
         self._sink.on_event(LivePrediction(prediction, step, epoch))
 
 
-def _file_version(path: Path) -> tuple[str, int, int]:
-    """(path, modification time in ns, size): changes when the file is rewritten."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return str(path), -1, -1
-    return str(path), stat.st_mtime_ns, stat.st_size
+def beam_for(model: Any, beam: int | None) -> int | None:
+    """The beam width to predict with: `beam` for token targets, None (no beam search)
+    for continuous ones."""
+    return beam if model.config.target.kind == "tokens" else None
 
 
 class CheckpointPredictor(QtCore.QObject):
     """Predicts a sample with a recorded run's checkpoint, in the background.
 
-    `request(run_id, index)` from the GUI thread; `predicted(LivePrediction)` or
-    `failed(str)` follow, emitted in the GUI thread (a ui.jobs session). Requests
-    made while one is being computed are coalesced: only the latest is computed
-    next. The model and the open dataset of the last run are kept (touched by one
-    job at a time) so that stepping through samples is quick, for as long as the
-    checkpoint file is the same (path, modification time and size): a run resumed
-    and trained further writes a new one, which the next request loads. `close()`
-    releases them.
+    `request(run_id, index, beam)` from the GUI thread (beam None: the width of the
+    last request); `predicted(LivePrediction)` or `failed(str)` follow, emitted in the
+    GUI thread (a ui.jobs session). Requests made while one is being computed are
+    coalesced: only the latest is computed next. The model and the open dataset of
+    the last run are kept (workbench.predictions.RunModelCache, touched by one job at
+    a time) so that stepping through samples is quick, for as long as the checkpoint
+    file is the same (path, modification time and size): a run resumed and trained
+    further writes a new one, which the next request loads. `close()` releases them.
     """
 
     predicted = QtCore.Signal(object)  # LivePrediction
@@ -560,15 +686,23 @@ class CheckpointPredictor(QtCore.QObject):
         self.job.thread_name = "predict"
         self.job.finished.connect(self._on_finished)
         self._latest = Latest(self.job)
-        self._cache: dict[str, Any] = {}  # touched by one prediction job at a time
+        from workbench.predictions import RunModelCache
 
-    def request(self, run_id: str, index: int) -> None:
-        self._latest.submit(lambda _sink: self._attempt(run_id, index))
+        self._cache = RunModelCache(runs_dir)  # touched by one prediction job at a time
+        self.beam = DEFAULT_BEAM
+        self.length_penalty = DEFAULT_LENGTH_PENALTY
 
-    def _attempt(self, run_id: str, index: int) -> LivePrediction | str:
+    def request(self, run_id: str, index: int, beam: int | None = None) -> None:
+        if beam is not None:
+            self.beam = max(1, int(beam))
+        beam, alpha = self.beam, self.length_penalty
+        self._latest.submit(lambda _sink: self._attempt(run_id, index, beam, alpha))
+
+    def _attempt(self, run_id: str, index: int, beam: int = DEFAULT_BEAM,
+                 length_penalty: float = DEFAULT_LENGTH_PENALTY) -> LivePrediction | str:
         """The job: a prediction, or the message saying why there is none."""
         try:
-            return self._predict(run_id, index)
+            return self._predict(run_id, index, beam, length_penalty)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI
             return f"{run_id}: {exc}"
 
@@ -578,38 +712,19 @@ class CheckpointPredictor(QtCore.QObject):
         elif isinstance(result, str):
             self.failed.emit(result)
 
-    def _predict(self, run_id: str, index: int) -> LivePrediction:
+    def _predict(self, run_id: str, index: int, beam: int = DEFAULT_BEAM,
+                 length_penalty: float = DEFAULT_LENGTH_PENALTY) -> LivePrediction:
         from workbench.predictions import predict_sample
-        from workbench.runs import open_run
 
-        run = open_run(run_id, self.runs_dir)
-        which = "best" if run.checkpoint_path("best").is_file() else "latest"
-        key = (run_id, *_file_version(run.checkpoint_path(which)))
-        if self._cache.get("key") != key:
-            self._release()
-            from workbench.datasets import SequenceDataset
-
-            model, normalization, state = run.load_model(which)
-            config = run.config()
-            dataset = SequenceDataset.open(config.data, config.inputs, config.targets,
-                                           split_seed=config.split_seed,
-                                           val_fraction=config.val_fraction)
-            position = state.get("position") or {}
-            self._cache = {"key": key, "model": model, "normalization": normalization,
-                           "dataset": dataset, "which": which,
-                           "step": int(position.get("step", 0) or 0),
-                           "epoch": int(position.get("epoch", 0) or 0)}
-        c = self._cache
-        count = len(c["dataset"].split("val"))
-        prediction = predict_sample(c["model"], c["dataset"], "val", min(index, max(count - 1, 0)),
-                                    c["normalization"], run_id=run_id)
-        return LivePrediction(prediction, c["step"], c["epoch"], f"{c['which']} checkpoint")
+        c = self._cache.load(run_id)
+        count = len(c.dataset.split("val"))
+        prediction = predict_sample(c.model, c.dataset, "val", min(index, max(count - 1, 0)),
+                                    c.normalization, run_id=run_id,
+                                    beam=beam_for(c.model, beam), length_penalty=length_penalty)
+        return LivePrediction(prediction, c.step, c.epoch, f"{c.which} checkpoint")
 
     def _release(self) -> None:
-        dataset = self._cache.get("dataset")
-        self._cache = {}
-        if dataset is not None:
-            dataset.close()
+        self._cache.close()
 
     def close(self) -> None:
         """Finish the prediction in progress and release the model and the data."""

@@ -6,8 +6,8 @@
     python main.py runs [--json]
     python main.py show RUN [--json]
     python main.py export RUN --csv FILE
-    python main.py evaluate RUN [--data FILE] [--split val] [--json]
-    python main.py predict RUN --data FILE --out FILE.h5
+    python main.py evaluate RUN [--data FILE] [--split val] [--beam K] [--json]
+    python main.py predict RUN --data FILE --out FILE.h5 [--beam K]
 
 RUN is a run id (in --runs-dir, default the user's runs folder) or a run folder.
 A user's mistake (missing file, bad value, unknown cell) exits 2 with one line.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
@@ -40,6 +41,7 @@ OVERRIDES: dict[str, str] = {
     "seed": "seed", "split_seed": "split_seed", "val_fraction": "val_fraction",
     "probe_every": "probe_every", "probe_samples": "probe_samples",
     "probe_batch": "probe_batch", "threads": "threads", "device": "device",
+    "attention": "attention",
 }
 EXIT_OK, EXIT_RUN_FAILED = 0, 1
 
@@ -71,6 +73,7 @@ def register(subparsers: Any) -> None:
     evaluate.add_argument("--split", default="val", help="split to score (default: val)")
     evaluate.add_argument("--checkpoint", choices=("best", "latest"), default=None,
                           help="which checkpoint (default: best, else latest)")
+    add_beam_args(evaluate, "score the outputs of a beam search of width K (token targets)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -82,7 +85,36 @@ def register(subparsers: Any) -> None:
     predict.add_argument("--split", default=None,
                          help="split to predict (default: every split the file serves)")
     predict.add_argument("--checkpoint", choices=("best", "latest"), default=None)
+    add_beam_args(predict, "write each sample's best hypothesis of a beam search of width K "
+                  "(token targets)")
     predict.set_defaults(func=cmd_predict)
+
+
+def add_beam_args(parser: argparse.ArgumentParser, beam_help: str) -> None:
+    """--beam K and --length-penalty ALPHA (checked by workbench.predictions.check_beam)."""
+    from workbench.predictions import DEFAULT_LENGTH_PENALTY
+
+    parser.add_argument("--beam", metavar="K", help=beam_help + " (default: greedy decoding)")
+    parser.add_argument("--length-penalty", metavar="ALPHA", default=None,
+                        help="rank beam hypotheses by log P / length^ALPHA "
+                        f"(default {DEFAULT_LENGTH_PENALTY:g})")
+
+
+def beam_from_args(args: argparse.Namespace, model_config: Any) -> tuple[int, float] | None:
+    """(beam, length penalty) from --beam/--length-penalty; None without --beam.
+    ConfigError (exit 2, one line) for continuous targets or a bad value."""
+    from workbench.predictions import DEFAULT_LENGTH_PENALTY, check_beam
+
+    if args.beam is None:
+        if args.length_penalty is not None:
+            raise ConfigError("--length-penalty needs --beam K")
+        return None
+    try:
+        beam: Any = int(str(args.beam).strip())
+    except ValueError:
+        beam = args.beam
+    alpha = DEFAULT_LENGTH_PENALTY if args.length_penalty is None else args.length_penalty
+    return check_beam(model_config, beam, alpha, where=f"--beam {args.beam}")
 
 
 def add_runs_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +138,7 @@ def register_train(subparsers: Any) -> None:
     model.add_argument("--layers", help="layers")
     model.add_argument("--dropout", help="dropout between layers")
     model.add_argument("--embedding", help="token embedding size")
+    model.add_argument("--attention", help="none, bahdanau, luong-dot or luong-general")
     train = p.add_argument_group("training")
     train.add_argument("--epochs", help="epochs (or --steps)")
     train.add_argument("--steps", help="a step budget (or --epochs)")
@@ -261,8 +294,8 @@ def _resume(args: argparse.Namespace) -> int:
     the run's other settings are its recorded ones."""
     from workbench.run_service import RESUME_CHANGES, RunService
 
-    changes: dict[str, Any] = {k: getattr(args, k) for k in RESUME_CHANGES
-                               if getattr(args, k, None) is not None}
+    changes: dict[str, Any] = {k: getattr(args, k) for k in (*RESUME_CHANGES, "attention")
+                               if getattr(args, k, None) is not None}  # attention: refused
     progress = ConsoleProgress(0, enabled=not args.no_progress)
     active = RunService(args.runs_dir).resume(args.resume, [progress], changes=changes,
                                               thread_policy="cli")
@@ -361,11 +394,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from workbench.training import BatchConverter, evaluate
 
     run, config, model, normalization, state, which = _load_for_inference(args)
+    beam = beam_from_args(args, model.config)
     with open_inference_data(config, args.data, model) as dataset:
         split = dataset.split(args.split)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
         scores = evaluate(model, split, convert, config.batch_size, normalization=normalization)
+        if beam is not None:
+            from workbench.predictions import beam_accuracy
+
+            token_accuracy, sequence_accuracy, _ = beam_accuracy(
+                model, split, convert, config.batch_size, beam=beam[0], length_penalty=beam[1])
+            scores = dataclasses.replace(scores, token_accuracy=token_accuracy,
+                                         sequence_accuracy=sequence_accuracy)
     tokens = model.config.target.kind == "tokens"
     result = {
         "run_id": run.run_id, "checkpoint": which, "step": state["position"]["step"],
@@ -377,6 +418,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "normalized_loss": scores.loss, "normalized_loss_free_running": scores.loss_free_running,
         "token_accuracy": scores.token_accuracy, "sequence_accuracy": scores.sequence_accuracy,
     }
+    if beam is not None:  # the accuracies above are the beam's; the losses stay greedy's
+        result["decoding"] = f"beam {beam[0]}"
+        result["beam"], result["length_penalty"] = beam
     if args.json:
         common.print_json(result)
     else:
@@ -395,6 +439,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     common.check_output_file(out, "--out")
     run, config, model, normalization, state, which = _load_for_inference(args)
+    beam = beam_from_args(args, model.config)
+    decoding = {} if beam is None else {"beam": beam[0], "length_penalty": beam[1]}
     with open_inference_data(config, args.data, model) as dataset:
         names = [args.split] if args.split else list(dataset.summary.splits)
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
@@ -406,7 +452,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 split = dataset.split(name)
                 for batch in split.iter_batches(config.batch_size, seed=0, epoch=0, shuffle=False):
                     t = convert(batch)
-                    generated = model.generate(t.src, steps, t.src_lengths)
+                    generated = model.generate(t.src, steps, t.src_lengths, **decoding)
                     values = generated.outputs.cpu().numpy()
                     if model.config.target.kind == "continuous" and normalization is not None:
                         values = normalization.denormalize_y(values).astype(np.float32)
@@ -427,6 +473,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         f.attrs["step"] = int(state["position"]["step"])
         f.attrs["data"] = str(Path(args.data).resolve())
         f.attrs["kind"] = model.config.target.kind
+        for key, value in decoding.items():  # absent: greedy decoding
+            f.attrs[key] = value
         vocab = dataset.summary.targets.vocab
         if vocab:
             f.attrs["vocab"] = list(vocab)
