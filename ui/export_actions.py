@@ -19,7 +19,7 @@ from ui.plot_feed import PlotFeed
 from ui.runs_panel import RunsPanel
 from workbench.errors import WorkbenchError
 
-PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions")
+PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions", "attention")
 
 
 class ExportActions(QObject):

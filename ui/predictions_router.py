@@ -28,12 +28,13 @@ class PredictionsRouter(QObject):
         self._live: LivePredictor | None = None
         self._run_id: str | None = None  # the recorded run whose checkpoint predicts
         plot.sample_changed.connect(self._on_sample_changed)
+        plot.beam_changed.connect(lambda _k: self._on_sample_changed(plot.sample_index))
         self.checkpoint_predictor.predicted.connect(self._on_predicted)
         self.checkpoint_predictor.failed.connect(self._on_failed)
 
     def live_predictor(self) -> LivePredictor:
         """A new run starts: the listener that predicts its chosen sample as it trains."""
-        self._live = LivePredictor(self.plot.sample_index)
+        self._live = LivePredictor(self.plot.sample_index, beam=self.plot.beam_width)
         self._run_id = None
         return self._live
 
@@ -44,7 +45,8 @@ class PredictionsRouter(QObject):
         self._live = None
         self._run_id = run_id
         if run_id is not None and predict_now:
-            self.checkpoint_predictor.request(run_id, self.plot.sample_index)
+            self.checkpoint_predictor.request(run_id, self.plot.sample_index,
+                                              beam=self.plot.beam_width)
 
     def set_sample_count(self, count: int) -> None:
         self.plot.set_sample_count(count)
@@ -53,10 +55,11 @@ class PredictionsRouter(QObject):
         self.checkpoint_predictor.close()
 
     def _on_sample_changed(self, index: int) -> None:
+        beam = self.plot.beam_width
         if self._live is not None:
-            self._live.request(index)
+            self._live.request(index, beam=beam)
         elif self._run_id is not None:
-            self.checkpoint_predictor.request(self._run_id, index)
+            self.checkpoint_predictor.request(self._run_id, index, beam=beam)
 
     def _on_predicted(self, prediction: Any) -> None:
         if prediction.prediction.run_id == self._run_id:

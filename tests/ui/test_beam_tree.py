@@ -154,3 +154,20 @@ def _checkpoint_best(live_run) -> np.ndarray:
     with open_dataset(run.config()) as dataset:
         _, hypotheses = beam_search_sample(model, dataset, "val", 1, beam=3)
     return hypotheses[0].ids
+
+
+def test_changing_the_beam_width_predicts_again_with_it(qtbot, panel, live_run):
+    """The router passes the panel's beam width to the checkpoint's prediction."""
+    from ui.predictions_router import PredictionsRouter
+
+    runs_dir, run_id, _ = live_run
+    router = PredictionsRouter(panel, runs_dir)
+    try:
+        panel.set_sample_count(4)
+        with qtbot.waitSignal(router.checkpoint_predictor.predicted, timeout=30_000):
+            router.show_recorded(run_id)
+        with qtbot.waitSignal(router.checkpoint_predictor.predicted, timeout=30_000):
+            panel.set_beam_width(2)
+        assert panel.prediction.beam == 2 and panel.prediction.run_id == run_id
+    finally:
+        router.close()
