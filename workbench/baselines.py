@@ -523,10 +523,10 @@ def heading(record: Mapping[str, Any] | None) -> str:
     kind = record.get("kind", "continuous")
     what = ("cross-entropy, token accuracy" if kind == "tokens"
             else f"{units.short_unit(kind)} ({units.short_unit(kind, 'data')})")
-    sample = record.get("sequences")
-    total = record.get("split_sequences")
+    sample, total = record.get("sequences"), record.get("split_sequences")
+    count = f"{sample:,}" if isinstance(sample, int) else "?"
     of = f" of {total:,}" if isinstance(total, int) and total != sample else ""
-    return f"baselines on the {record.get('split')} split ({sample:,}{of} sequences): {what}"
+    return f"baselines on the {record.get('split')} split ({count}{of} sequences): {what}"
 
 
 def _fmt(value: Any) -> str:
