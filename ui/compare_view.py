@@ -66,9 +66,21 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
      "The lowest validation loss with the true previous target fed to the decoder"),
     ("val_loss_free_running", "Val loss\n(free-running)",
      "Validation loss of the decoder fed its own predictions, at the best epoch"),
+    ("val_loss_free_running_data", "Val loss\n(free-running)",
+     "The free-running validation loss at the best epoch in the data's own units² (shown "
+     "where one scale converts it: a single target feature, or all on one scale)"),
+    ("persistence", "Persistence", "Baseline: the loss of repeating the last input step, "
+     "normalised (in data units² in brackets). A model that does not beat it is marked"),
+    ("seasonal_persistence", "Seasonal\npersistence", "Baseline: the loss of repeating the "
+     "value one period earlier (the file's period, or one detected in the training inputs)"),
+    ("mean", "Training\nmean", "Baseline: the loss of predicting the training split's mean"),
     ("token_accuracy", "Token\naccuracy", "Token data: share of target tokens generated right (best epoch)"),
     ("sequence_accuracy", "Exact-sequence\naccuracy",
      "Token data: share of target sequences generated exactly (best epoch)"),
+    ("chance", "Chance", "Baseline: uniform over the target vocabulary: cross-entropy ln V "
+     "and its token accuracy 1/V"),
+    ("majority", "Majority\ntoken", "Baseline: the training split's token frequencies: "
+     "their cross-entropy, and the token accuracy of always emitting the most frequent token"),
     ("vanishing_ratio", "G₁/G_T\n(encoder)",
      "Gradient norm at the first input step over that at the last, encoder top layer, last "
      "probe: near 1 the gradient carries back through the input; far below 1 it vanishes"),
@@ -78,6 +90,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 TOKEN_COLUMNS = ("token_accuracy", "sequence_accuracy")
 PERCENT_COLUMNS = TOKEN_COLUMNS
+# shown only when some row has a value (token figures; data units; baselines)
+OPTIONAL_COLUMNS = (*TOKEN_COLUMNS, "val_loss_free_running_data", "persistence",
+                    "seasonal_persistence", "mean", "chance", "majority")
+BASELINE_COLUMNS = ("persistence", "seasonal_persistence", "mean", "chance", "majority")
+CONTINUOUS_ONLY = ("val_loss_free_running_data", "persistence", "seasonal_persistence", "mean")
+NOT_BEATEN_COLOR = "#b00020"
 SORT_ROLE = int(QtCore.Qt.ItemDataRole.UserRole) + 1
 
 
@@ -503,6 +521,24 @@ class TrajectoryGrid(QtWidgets.QWidget):
         style.export_item(self.plot_widget.ci, path)
 
 
+def baseline_item(row: compare.ComparisonRow, key: str) -> NumericItem:
+    """A baseline's cell: continuous "normalised (data units²)", tokens "cross-entropy ·
+    accuracy"; sorted by the first. One value: every seed has the same data."""
+    value = row.stats[key].mean
+    if key in ("chance", "majority"):
+        accuracy = row.stats[f"{key}_accuracy"].mean
+        text = format_number(value) + (f" · {format_number(accuracy, True)}"
+                                       if accuracy is not None else "")
+    else:
+        data = row.stats[f"{key}_data"].mean
+        text = format_number(value) + (f" ({format_number(data)})" if data is not None else "")
+    item = NumericItem(text if value is not None else "–", value)
+    beaten = row.beats.get(key)
+    if beaten is not None:
+        item.setToolTip("beaten by this cell" if beaten else "NOT beaten by this cell")
+    return item
+
+
 class ComparisonTableWidget(QtWidgets.QTableWidget):
     """One row per cell, sortable by any column (numbers as numbers)."""
 
@@ -528,8 +564,11 @@ class ComparisonTableWidget(QtWidgets.QTableWidget):
         return [self.horizontalHeaderItem(i).text() for i in range(self.columnCount())]
 
     def set_table(self, table: compare.ComparisonTable) -> None:
-        """Fill the rows; token columns are hidden when no run has token figures."""
+        """Fill the rows; a column no run has figures for (token figures, data units,
+        baselines) is hidden. Loss headers say their unit; a cell that does not beat a
+        baseline has its free-running loss in red, with the notes in its tooltip."""
         self.table = table
+        self._set_units(table)
         sort_column = self.horizontalHeader().sortIndicatorSection()
         sort_order = self.horizontalHeader().sortIndicatorOrder()
         self.setSortingEnabled(False)  # filling a sorted table would reorder rows mid-way
@@ -551,20 +590,56 @@ class ComparisonTableWidget(QtWidgets.QTableWidget):
                                            float(params) if params is not None else None))
             for key in self.keys[3:]:
                 stat = row.stats[key]
+                if key in BASELINE_COLUMNS:
+                    self.setItem(r, self.column(key), baseline_item(row, key))
+                    continue
                 item = NumericItem(format_stat(stat, key in PERCENT_COLUMNS), stat.mean)
                 seeds = [f"seed {s}: {format_number(v, key in PERCENT_COLUMNS)}"
                          for s, v in zip(row.seeds, stat.values)]
                 item.setToolTip("\n".join(seeds))
                 self.setItem(r, self.column(key), item)
-        has_tokens = any(row.stats[k].mean is not None for row in table.rows for k in TOKEN_COLUMNS)
-        for key in TOKEN_COLUMNS:
-            self.setColumnHidden(self.column(key), not has_tokens)
+            if row.notes:
+                self._mark_not_beaten(r, row, cell_item)
+        for key in OPTIONAL_COLUMNS:
+            empty = all(row.stats[key].mean is None for row in table.rows)
+            self.setColumnHidden(self.column(key), empty)
         self.setSortingEnabled(True)
         if sort_column >= 0:
             self.sortItems(sort_column, sort_order)
         self.resizeColumnsToContents()
         self.resizeRowsToContents()
         self._fit_height()
+
+    def _set_units(self, table: compare.ComparisonTable) -> None:
+        """Each loss column's header with its unit (cross-entropy or MSE on normalised
+        data; the data-unit column in units²)."""
+        for i, (key, header, tip) in enumerate(TABLE_COLUMNS):
+            item = self.horizontalHeaderItem(i)
+            if key in (CONTINUOUS_ONLY if table.kind == "tokens" else ("chance", "majority")):
+                item.setText(header)  # not this data's figure: hidden, as declared
+                item.setToolTip(tip)
+                continue
+            if key == "val_loss_free_running_data":
+                unit = table.unit("val_loss_free_running_data")
+            elif key in ("chance", "majority"):
+                unit = f"{table.unit(key)}, accuracy"
+            elif key in compare.LOSS_COLUMNS:
+                unit = table.unit(key)
+                if key in BASELINE_COLUMNS:
+                    unit += "\n(data units²)"
+            else:
+                continue
+            item.setText(f"{header}\n{unit}")
+            item.setToolTip(f"{tip}. Unit: {unit.replace(chr(10), ' ')}")
+
+    def _mark_not_beaten(self, r: int, row: compare.ComparisonRow, cell_item: Any) -> None:
+        notes = "\n".join(row.notes)
+        cell_item.setToolTip(f"{cell_item.toolTip()}\n{notes}")
+        for key in ("val_loss_free_running", "best_val_loss", "token_accuracy"):
+            item = self.item(r, self.column(key))
+            if item is not None:
+                item.setForeground(QtGui.QBrush(QtGui.QColor(NOT_BEATEN_COLOR)))
+                item.setToolTip(f"{item.toolTip()}\n{notes}".strip())
 
     def _fit_height(self) -> None:
         """Tall enough for every row (five cells at most) without scrolling; room for a
@@ -870,6 +945,15 @@ class CompareView(QtWidgets.QWidget):
             budget = training.get("epochs")
             details.append(f"{budget} epochs" if budget else f"{training.get('steps', '?')} steps")
             details.append(f"created {c.created_iso[:16].replace('T', ' ')}")
+        table = self.table.table
+        if table is not None:
+            by = sorted({r.best_by for r in table.rows if r.run_ids})
+            if by:
+                details.append(f"best epoch by {', '.join(by)}")
+            behind = [r.cell for r in table.rows if r.notes]
+            if behind:
+                parts[0] += (f" <span style='color:{NOT_BEATEN_COLOR}'>{', '.join(behind)}: "
+                             "not better than a baseline (see the table)</span>")
         if self._status:
             details.append(f"status: {self._status}")
         if self._comparison_id:

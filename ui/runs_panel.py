@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from ui import errors
 from ui.controls import format_duration
+from workbench import baselines, units
 from workbench.errors import WorkbenchError
 from workbench.runs import RESUMABLE_STATUSES, Run, open_run, open_runs
 
@@ -73,6 +74,9 @@ class RunRow:
     parameters: int | None
     sequences_per_second: float | None
     message: str = ""
+    loss_unit: str = ""  # what the losses are in (workbench.units), for the tooltip
+    data_factor: float | None = None  # normalised MSE -> data units², where exact
+    baselines_tip: str = ""  # the run's baselines, one per line
 
     @property
     def resumable(self) -> bool:
@@ -89,7 +93,34 @@ def _row_from_run(run: Run) -> RunRow:
     return RunRow(info.run_id, info.path, info.name, info.cell, info.status, info.steps,
                   info.best_val_loss, info.seconds,
                   int(parameters) if isinstance(parameters, (int, float)) else None,
-                  speed, info.message)
+                  speed, info.message, **_loss_units(run.meta))
+
+
+def _loss_units(meta: dict) -> dict:
+    """RunRow's unit fields from run.json: the losses' unit, the factor to data units²
+    and the recorded baselines (workbench.baselines), for the best-loss tooltip."""
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else None
+    kind = units.target_kind(dataset)
+    record = baselines.recorded(meta)
+    lines = [baselines.heading(record)] if record else []
+    lines += [f"  {title}: {value}" for title, value, _what in baselines.describe(record)
+              if value != "-"]
+    return {"loss_unit": units.loss_words(kind),
+            "data_factor": units.data_unit_factor(meta.get("normalization"))
+            if kind == "continuous" else None,
+            "baselines_tip": "\n".join(lines)}
+
+
+def loss_tip(row: RunRow) -> str:
+    """The best-loss cell's tooltip: what the figure is, its unit, the value in data
+    units² where one scale converts it, and the run's baselines."""
+    lines = [f"Lowest teacher-forced validation loss, {row.loss_unit or 'as trained'}"]
+    if row.best_val_loss is not None and row.data_factor is not None \
+            and math.isfinite(row.best_val_loss):
+        lines.append(f"In data units: {row.best_val_loss * row.data_factor:.4g} (MSE, data units²)")
+    if row.baselines_tip:
+        lines.append(row.baselines_tip)
+    return "\n".join(lines)
 
 
 class RunsIndex(QObject):
@@ -185,6 +216,9 @@ class RunsPanel(QWidget):
         header.setStretchLastSection(True)
         header.setToolTip("Tick runs to overlay their loss and gradients; select a "
                           "finished run to replay it; double-click a name to rename it")
+        self.table.horizontalHeaderItem(COLUMNS.index("Best val. loss")).setToolTip(
+            "The lowest teacher-forced validation loss: MSE on normalised data (continuous "
+            "targets) or cross-entropy (tokens). Hover a value for data units and baselines")
         layout.addWidget(self.table, 1)
 
         buttons = QHBoxLayout()
@@ -355,6 +389,8 @@ class RunsPanel(QWidget):
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
             if c >= 5 or c == 3:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if c == 6:
+                item.setToolTip(loss_tip(row))
             if c == 4:
                 item.setToolTip(status_tip)
                 if row.status in ("diverged", "failed", "crashed"):

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench import baselines, summaries, units
 from workbench.atomic import atomic_write_json
 from workbench.config import RunConfig, validate_field
 from workbench.errors import ConfigError, RunError
@@ -514,6 +515,10 @@ class RunData:
     epochs: tuple[EpochMetrics, ...]
     probe: ProbeEvent | None
     layers: int = 1
+    best_by: str = summaries.LEGACY_BEST_BY  # which validation loss picked `best`
+    baselines: dict[str, Any] | None = None  # the run's record (workbench.baselines)
+    data_factor: float | None = None  # normalised MSE -> data units² (workbench.units)
+    kind: str = "continuous"  # of the targets
 
     @classmethod
     def from_run(cls, run: Any) -> RunData:
@@ -529,7 +534,8 @@ class RunData:
                    parameters=run.meta.get("parameters"), seconds=seconds,
                    sequences=steps[-1].sequences if steps else 0, steps=steps,
                    epochs=tuple(history.epochs), probe=history.last_probe(),
-                   layers=int(config.get("model", {}).get("layers", 1)))
+                   layers=int(config.get("model", {}).get("layers", 1)),
+                   **_honest(run.meta, config))
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> RunData:
@@ -560,18 +566,44 @@ class RunData:
                    parameters=started.parameters, seconds=float(seconds),
                    sequences=steps[-1].sequences if steps else 0, steps=tuple(steps),
                    epochs=tuple(epochs), probe=probe,
-                   layers=int(config.get("model", {}).get("layers", 1)))
+                   layers=int(config.get("model", {}).get("layers", 1)),
+                   **_honest({"dataset": started.dataset,
+                              "normalization": started.normalization}, config))
 
     # -- the figures -----------------------------------------------------------------------
 
     def best_epoch(self) -> EpochMetrics | None:
-        """The epoch with the lowest teacher-forced validation loss (the best checkpoint)."""
-        finite = [e for e in self.epochs if math.isfinite(e.val_loss)]
-        return min(finite, key=lambda e: e.val_loss) if finite else None
+        """The epoch of the best checkpoint: the lowest validation loss by `best_by`."""
+        return summaries.best_epoch(self.epochs, self.best_by)
 
     def figures(self) -> dict[str, float | None]:
-        """The table's per-run values (None where not defined); see COLUMNS."""
+        """The table's per-run values (None where not defined); see COLUMNS and
+        EXTRA_COLUMNS."""
         best = self.best_epoch()
+        return {**self._model_figures(best), **self._extra_figures(best)}
+
+    def _extra_figures(self, best: EpochMetrics | None) -> dict[str, float | None]:
+        """The best epoch's losses in data units² and the baselines (normalised and data
+        units; tokens: cross-entropy and token accuracy)."""
+        scores = (self.baselines or {}).get("scores") or {}
+        out: dict[str, float | None] = {
+            "best_val_loss_data": units.in_data_units(best.val_loss if best else None,
+                                                      self.data_factor),
+            "val_loss_free_running_data": units.in_data_units(
+                best.val_loss_free_running if best else None, self.data_factor)}
+        for name in baselines.LOSS_NAMES:
+            entry = scores.get(name) or {}
+            out[name] = entry.get("normalized")
+            out[f"{name}_data"] = entry.get("data")
+        for name in baselines.TOKEN_NAMES:
+            entry = scores.get(name) or {}
+            out[name] = entry.get("loss")
+            out[f"{name}_accuracy"] = entry.get("token_accuracy")
+        if self.kind == "tokens":  # token data: no loss is in "data units"
+            out["best_val_loss_data"] = out["val_loss_free_running_data"] = None
+        return out
+
+    def _model_figures(self, best: EpochMetrics | None) -> dict[str, float | None]:
         return {
             "seconds": self.seconds if self.steps else None,
             "sequences_per_second": self.sequences / self.seconds if self.seconds > 0 else None,
@@ -632,9 +664,30 @@ COLUMNS: tuple[str, ...] = (
     "seconds", "sequences_per_second", "best_val_loss", "val_loss_free_running",
     "token_accuracy", "sequence_accuracy", "vanishing_ratio", "spectral_radius",
 )
+# beside the model's figures: its losses in data units² and the baselines' (normalised
+# and data units for continuous targets; cross-entropy and accuracy for tokens), the same
+# for every seed of a comparison (one data set, one split)
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "best_val_loss_data", "val_loss_free_running_data",
+    "persistence", "persistence_data", "seasonal_persistence", "seasonal_persistence_data",
+    "mean", "mean_data", "chance", "chance_accuracy", "majority", "majority_accuracy",
+)
+LOSS_COLUMNS = ("best_val_loss", "val_loss_free_running", "persistence",
+                "seasonal_persistence", "mean", "chance", "majority")  # in the losses' units
+DATA_COLUMNS = tuple(c for c in EXTRA_COLUMNS if c.endswith("_data"))  # in data units²
 COLUMN_TITLES: dict[str, str] = {
     "seconds": "wall time (s)", "sequences_per_second": "sequences/s",
-    "best_val_loss": "best val loss", "val_loss_free_running": "val loss (free-running)",
+    "best_val_loss": "best val loss (teacher-forced)",
+    "val_loss_free_running": "best val loss (free-running)",
+    "best_val_loss_data": "best val loss (teacher-forced)",
+    "val_loss_free_running_data": "best val loss (free-running)",
+    "persistence": "baseline: persistence", "persistence_data": "baseline: persistence",
+    "seasonal_persistence": "baseline: seasonal persistence",
+    "seasonal_persistence_data": "baseline: seasonal persistence",
+    "mean": "baseline: training mean", "mean_data": "baseline: training mean",
+    "chance": "baseline: chance", "chance_accuracy": "baseline: chance, token accuracy",
+    "majority": "baseline: majority token",
+    "majority_accuracy": "baseline: majority token, token accuracy",
     "token_accuracy": "token accuracy", "sequence_accuracy": "sequence accuracy",
     "vanishing_ratio": "G_1/G_T (encoder)", "spectral_radius": "spectral radius (encoder)",
 }
@@ -666,17 +719,23 @@ class ComparisonRow:
     seeds: tuple[int | None, ...]
     statuses: tuple[str, ...]
     parameters: int | None
-    stats: dict[str, Stat]  # COLUMNS -> Stat
+    stats: dict[str, Stat]  # COLUMNS and EXTRA_COLUMNS -> Stat
+    best_by: str = summaries.LEGACY_BEST_BY
+    beats: dict[str, bool | None] = field(default_factory=dict)  # by the means across seeds
+    notes: tuple[str, ...] = ()  # the baselines the cell does not beat
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cell": self.cell, "run_ids": list(self.run_ids),
                                "seeds": list(self.seeds), "statuses": list(self.statuses),
-                               "parameters": self.parameters}
-        for name in COLUMNS:
+                               "parameters": self.parameters, "best_by": self.best_by}
+        for name in (*COLUMNS, *EXTRA_COLUMNS):
             stat = self.stats[name]
             out[f"{name}_mean"] = stat.mean
             out[f"{name}_std"] = stat.std
         out["per_seed"] = {name: list(self.stats[name].values) for name in COLUMNS}
+        out["beats"] = dict(self.beats)
+        out["beats_persistence"] = self.beats.get("persistence")
+        out["notes"] = list(self.notes)
         return _json_safe(out)
 
 
@@ -686,6 +745,18 @@ class ComparisonTable:
 
     rows: tuple[ComparisonRow, ...]
     columns: tuple[str, ...] = COLUMNS
+    extra_columns: tuple[str, ...] = EXTRA_COLUMNS
+    kind: str = "continuous"  # of the targets: the losses' unit
+
+    def unit(self, name: str) -> str:
+        """The unit of a column's figures ("" for those that are no loss)."""
+        if name in DATA_COLUMNS:
+            return units.short_unit(self.kind, "data")
+        return units.short_unit(self.kind) if name in LOSS_COLUMNS else ""
+
+    def title(self, name: str) -> str:
+        unit = self.unit(name)
+        return f"{COLUMN_TITLES[name]} [{unit}]" if unit else COLUMN_TITLES[name]
 
     def row(self, cell: str) -> ComparisonRow:
         for row in self.rows:
@@ -697,15 +768,31 @@ class ComparisonTable:
         return [row.to_json() for row in self.rows]
 
     def to_text(self) -> str:
-        """A plain-text table: one column per cell, each figure as mean +/- std."""
+        """A plain-text table: one column per cell, each figure as mean +/- std, each loss
+        with its unit; then the extra figures that any cell has (losses in data units²,
+        baselines: one value, the same for every seed), which loss picked the best
+        epoch, and a note per cell for each baseline it does not beat."""
         width = max([22, *(len(r.cell) + 2 for r in self.rows)])
-        lines = [f"{'':<26}" + "".join(f"{r.cell:>{width}}" for r in self.rows)]
-        lines.append(f"{'runs':<26}" + "".join(f"{len(r.run_ids):>{width}}" for r in self.rows))
-        lines.append(f"{'parameters':<26}" + "".join(
+        label = max([26, *(len(self.title(n)) + 2 for n in (*self.columns, *self.extra_columns))])
+        lines = [f"{'':<{label}}" + "".join(f"{r.cell:>{width}}" for r in self.rows)]
+        lines.append(f"{'runs':<{label}}" + "".join(f"{len(r.run_ids):>{width}}" for r in self.rows))
+        lines.append(f"{'parameters':<{label}}" + "".join(
             f"{_fmt(r.parameters):>{width}}" for r in self.rows))
         for name in self.columns:
             cells = "".join(f"{_fmt_stat(r.stats[name]):>{width}}" for r in self.rows)
-            lines.append(f"{COLUMN_TITLES[name]:<26}{cells}")
+            lines.append(f"{self.title(name):<{label}}{cells}")
+        for name in self.extra_columns:
+            if all(r.stats[name].mean is None for r in self.rows):
+                continue
+            baseline = name not in ("best_val_loss_data", "val_loss_free_running_data")
+            cells = "".join(f"{(_fmt(r.stats[name].mean) if baseline else _fmt_stat(r.stats[name])):>{width}}"
+                            for r in self.rows)
+            lines.append(f"{self.title(name):<{label}}{cells}")
+        by = sorted({r.best_by for r in self.rows if r.run_ids})
+        if by:
+            lines.append(f"{'best epoch by':<{label}}{', '.join(by)} (the best val losses are "
+                         "that epoch's, the checkpoint evaluate uses)")
+        lines.extend(f"note: {r.cell}: {note}" for r in self.rows for note in r.notes)
         return "\n".join(lines)
 
 
@@ -718,16 +805,35 @@ def comparison_rows(runs: Iterable[Any], cells: Sequence[str] | None = None) -> 
     grouped = _group(runs)
     order = list(cells) if cells is not None else list(grouped)
     rows = []
+    kinds = set()
     for cell in order:
         members = grouped.get(cell, [])
+        kinds.update(m.kind for m in members)
         figures = [m.figures() for m in members]
         params = [m.parameters for m in members if m.parameters is not None]
+        stats = {name: Stat.of([f[name] for f in figures]) for name in (*COLUMNS, *EXTRA_COLUMNS)}
+        record = next((m.baselines for m in members if m.baselines), None)
+        verdict = baselines.judge(record, loss_free_running=stats["val_loss_free_running"].mean,
+                                  loss=stats["best_val_loss"].mean,
+                                  token_accuracy=stats["token_accuracy"].mean)
         rows.append(ComparisonRow(
             cell=cell, run_ids=tuple(m.run_id for m in members),
             seeds=tuple(m.seed for m in members), statuses=tuple(m.status for m in members),
-            parameters=int(params[0]) if params else None,
-            stats={name: Stat.of([f[name] for f in figures]) for name in COLUMNS}))
-    return ComparisonTable(tuple(rows))
+            parameters=int(params[0]) if params else None, stats=stats,
+            best_by=members[0].best_by if members else summaries.LEGACY_BEST_BY,
+            beats=verdict.beats, notes=verdict.notes))
+    kind = "tokens" if kinds == {"tokens"} else "continuous"
+    return ComparisonTable(tuple(rows), kind=kind)
+
+
+def _honest(meta: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """RunData's fields about units, best_by and baselines, from run.json (or a RunStarted's
+    dataset and normalization) and the config."""
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    kind = units.target_kind(dataset)
+    return {"best_by": summaries.recorded_best_by(config), "baselines": baselines.recorded(meta),
+            "data_factor": units.data_unit_factor(meta.get("normalization"))
+            if kind == "continuous" else None, "kind": kind}
 
 
 def _as_data(run: Any) -> RunData:

@@ -34,6 +34,8 @@ CONFIG_VERSION = 1
 CELL_NAMES: tuple[str, ...] = ("rnn-tanh", "rnn-relu", "rnn-sigmoid", "lstm", "gru")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+# which validation loss picks a run's `best` checkpoint; None ("auto") decides by the targets
+BEST_BY: tuple[str, ...] = ("val_free_running", "val_teacher_forced")
 # models.init.recurrent_init_names, spelled here so that reading a config needs no torch
 RECURRENT_INITS: tuple[str, ...] = ("default", "orthogonal", "identity")
 # models.attention.ATTENTION_KINDS, spelled here so that reading a config needs no torch
@@ -81,7 +83,7 @@ class FieldSpec:
                 bounds.append(f"<= {self.maximum:g}")
             text = noun + (" " + " and ".join(bounds) if bounds else "")
         if self.optional:
-            text += ', or "off"'
+            text += ', or "auto"' if self.name == "best_by" else ', or "off"'
         return text
 
 
@@ -111,6 +113,7 @@ _SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("clip", "training", float, "gradient clipping: maximum total norm", 0.0, 1e12, exclusive_minimum=True, optional=True),
     FieldSpec("patience", "training", int, "early stopping: epochs without a better validation loss", 1, 1_000_000, optional=True),
     FieldSpec("seed", "training", int, "training seed (weights, teacher forcing, data order)", 0, 2**63 - 1),
+    FieldSpec("best_by", "training", str, "the validation loss that picks the best checkpoint (auto: free-running for continuous targets, teacher-forced for tokens)", choices=BEST_BY, optional=True),
     FieldSpec("probe_every", "probes", int, "probe every N steps (off: the automatic rule)", 1, 10**12, optional=True),
     FieldSpec("probe_batch", "probes", int, "validation sequences in the fixed probe batch", 1, 4096),
     FieldSpec("probe_samples", "probes", int, "sequences whose hidden states a probe records", 1, 64),
@@ -131,6 +134,8 @@ def validate_field(name: str, value: Any) -> Any:
     spec = FIELDS.get(name)
     if spec is None:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(FIELDS)}")
+    if name == "best_by" and isinstance(value, str) and value.strip().lower() == "auto":
+        return None
     if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS
                          and value.strip().lower() not in (spec.choices or ())):  # attention "none"
         if spec.optional:
@@ -247,6 +252,7 @@ class RunConfig:
     clip: float | None = None
     patience: int | None = None
     seed: int = 0
+    best_by: str | None = None  # None: auto (resolve_best_by)
     probe_every: int | None = None
     probe_batch: int = 32
     probe_samples: int = 4
@@ -398,6 +404,17 @@ def resolve_threads(requested: int, hidden: int, *, policy: str = "cli", cpus: i
     if hidden < 128:
         return 1
     return max(1, min(available, 8))
+
+
+def resolve_best_by(best_by: str | None, target_kind: str) -> str:
+    """The validation loss that picks a run's best checkpoint: `best_by` when set, else
+    (auto) "val_free_running" for continuous targets, since a forecast is free-running,
+    and "val_teacher_forced" for tokens, whose free-running cross-entropy is misaligned
+    after the first wrong token and says more about where it fell than how good the
+    model is (their accuracies are free-running either way)."""
+    if best_by is not None:
+        return best_by
+    return "val_teacher_forced" if target_kind == "tokens" else "val_free_running"
 
 
 def resolve_device(device: str) -> str:

@@ -79,8 +79,9 @@ def write_metrics_csv(runs: Iterable[Any], path: str | Path, *,
 
 
 def table_rows(table: Any) -> list[dict[str, Any]]:
-    """A ComparisonTable as flat dicts: cell, runs, run_ids, parameters, <figure>_mean/_std."""
-    from workbench.compare import COLUMNS
+    """A ComparisonTable as flat dicts: cell, runs, run_ids, parameters, <figure>_mean/_std,
+    then the losses' unit, best_by and the extra figures (data units², baselines)."""
+    from workbench.compare import COLUMNS, EXTRA_COLUMNS
 
     rows = []
     for row in table.rows:
@@ -89,6 +90,11 @@ def table_rows(table: Any) -> list[dict[str, Any]]:
                                 "seeds": " ".join(str(s) for s in row.seeds),
                                 "parameters": row.parameters}
         for name in COLUMNS:
+            flat[f"{name}_mean"] = row.stats[name].mean
+            flat[f"{name}_std"] = row.stats[name].std
+        flat["loss_unit"] = table.unit("best_val_loss")
+        flat["best_by"] = row.best_by
+        for name in EXTRA_COLUMNS:
             flat[f"{name}_mean"] = row.stats[name].mean
             flat[f"{name}_std"] = row.stats[name].std
         rows.append(flat)

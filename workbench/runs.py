@@ -780,7 +780,7 @@ class Run:
             "parameters": self.meta.get("parameters"),
             "steps": steps[-1].step if steps else int(status.get("step") or 0),
             "epochs": last_epoch.epoch if last_epoch else 0,
-            "train_loss": steps[-1].loss if steps else None,
+            "train_loss": None,  # the mean over the last epoch: honest_fields below
             "val_loss": last_epoch.val_loss if last_epoch else None,
             "val_loss_free_running": last_epoch.val_loss_free_running if last_epoch else None,
             "token_accuracy": last_epoch.token_accuracy if last_epoch else None,
@@ -793,6 +793,9 @@ class Run:
             "decoder_grad_norms": probe.decoder_grad_norms[-1] if probe is not None else None,
             "started": self.meta.get("created_iso"),
         }
+        from workbench.summaries import honest_fields
+
+        out.update(honest_fields(self.meta, config, steps, epochs))
         return json_safe(out)
 
 

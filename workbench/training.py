@@ -73,7 +73,7 @@ import numpy as np
 import torch
 
 from workbench.checkpoints import CHECKPOINT_FORMAT, Checkpointer, ResumeState
-from workbench.config import RunConfig, resolve_device, resolve_threads
+from workbench.config import RunConfig, resolve_best_by, resolve_device, resolve_threads
 from workbench.errors import CheckpointError, ConfigError, RunError
 from workbench.events import (
     EpochMetrics,
@@ -361,6 +361,9 @@ class Trainer:
         self._paused = threading.Event()
         self._wake = threading.Condition()
         self._setup_data()
+        self.best_by = _best_by(self.config, self.summary.targets.kind, resume)
+        self.config = dataclasses.replace(self.config, best_by=self.best_by)  # recorded
+        self.baselines: dict[str, Any] | None = None  # computed when the run starts
         if resume is not None:
             self._check_resumable(resume.checkpoint)
         self._setup_model()
@@ -503,6 +506,7 @@ class Trainer:
                 torch.set_flush_denormal(False)
 
     def _run(self) -> RunFinished:
+        self.baselines = self._compute_baselines()  # before the clock: not training time
         self._paused_total = 0.0
         self._t0 = time.perf_counter()
         self._seconds_base = 0.0
@@ -544,7 +548,7 @@ class Trainer:
             run_id=self.run_id,
             config=self.config.to_dict(),
             parameters=self.parameters,
-            dataset=self.summary.to_json(),
+            dataset={**self.summary.to_json(), "baselines": self.baselines},
             resumed_from_step=resumed_from,
             threads=self.threads,
             device=self.device,
@@ -665,9 +669,10 @@ class Trainer:
         if scores is None:
             self._save("latest")
             return False
-        improved = math.isfinite(scores.loss) and scores.loss < progress.best_val_loss
-        if improved:
-            progress.best_val_loss = scores.loss
+        chosen = scores.loss_free_running if self.best_by == "val_free_running" else scores.loss
+        improved = math.isfinite(chosen) and chosen < progress.best_val_loss
+        if improved:  # best.pt and early stopping follow `best_by`
+            progress.best_val_loss = chosen
             progress.epochs_since_best = 0
         else:
             progress.epochs_since_best += 1
@@ -681,6 +686,18 @@ class Trainer:
             self._save("best")
         patience = self.config.patience
         return patience is not None and progress.epochs_since_best >= patience
+
+    def _compute_baselines(self) -> dict[str, Any] | None:
+        """What trivial predictors score on the validation split (workbench.baselines),
+        recorded in run.json's dataset; a failure there is logged, never the run's."""
+        from workbench import baselines
+
+        try:
+            return baselines.for_training(self.dataset, self.train_split, self.val_split,
+                                          self.normalization)
+        except Exception:  # noqa: BLE001 - the baselines are a reading aid, not the run
+            log.exception("could not compute the baselines")
+            return None
 
     def evaluate_split(self, split: Any) -> Scores:
         """Score the model on a split (stop requests are honoured between batches)."""
@@ -928,6 +945,14 @@ def _numpy(value: Any) -> np.ndarray | None:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+def _best_by(config: RunConfig, target_kind: str, resume: ResumeState | None) -> str:
+    """The validation loss that picks `best`: the config's, else by the targets' kind; a
+    run recorded before `best_by` existed goes on by the teacher-forced loss, as it began."""
+    if config.best_by is None and resume is not None:
+        return "val_teacher_forced"
+    return resolve_best_by(config.best_by, target_kind)
 
 
 def _threads_for(config: RunConfig, resume: ResumeState | None,

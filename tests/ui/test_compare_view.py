@@ -86,10 +86,20 @@ def view(qtbot, saved):
 def test_table_has_the_expected_columns_and_one_row_per_cell(view):
     table = view.table
     headers = [h.replace("\n", " ") for h in table.headers()]
+    ce = "cross-entropy, nats/token"  # token data: every loss header says its unit
     assert headers == ["Cell", "Runs", "Parameters", "Wall time (s)", "Sequences/s",
-                       "Best val loss (teacher-forced)", "Val loss (free-running)",
-                       "Token accuracy", "Exact-sequence accuracy", "G₁/G_T (encoder)",
-                       "Spectral radius (recurrent)"]
+                       f"Best val loss (teacher-forced) {ce}", f"Val loss (free-running) {ce}",
+                       "Val loss (free-running)", "Persistence", "Seasonal persistence",
+                       "Training mean",
+                       "Token accuracy", "Exact-sequence accuracy",
+                       f"Chance {ce}, accuracy", f"Majority token {ce}, accuracy",
+                       "G₁/G_T (encoder)", "Spectral radius (recurrent)"]
+    # token data: the continuous baselines and data units are hidden, chance and majority shown
+    for key in ("val_loss_free_running_data", "persistence", "seasonal_persistence", "mean"):
+        assert table.isColumnHidden(table.column(key)), key
+    for key in ("chance", "majority"):
+        assert not table.isColumnHidden(table.column(key)), key
+    assert table.item(0, table.column("chance")).text().endswith("· 12.5%")  # 1/8 ids
     assert table.column_values("cell") == list(CELLS)
     assert table.column_values("runs") == [2.0, 2.0]
     # token data: the accuracy columns are shown

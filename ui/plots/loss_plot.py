@@ -8,7 +8,13 @@ What it shows:
   own predictions), at the training step where the epoch ended;
 - the value under the mouse cursor, a log-y toggle and the smoothing strength;
 - other runs overlaid (smoothed training loss and teacher-forced validation), each
-  in its own colour with a legend entry.
+  in its own colour with a legend entry;
+- the run's baselines (workbench.baselines: persistence, seasonal persistence and the
+  training mean; tokens: chance and the majority token's frequencies) as labelled
+  dashed horizontal lines in the same units as the loss (MSE on normalised data, or
+  cross-entropy), and a note in the title when the best free-running validation loss
+  does not beat one of them. The axis label says the unit; the readout under the
+  cursor gives the data-unit value too where one scale converts it.
 
 Data arrives as workbench.events; it is appended to numpy buffers and drawn by a
 throttled timer (see style.RedrawThrottle), so 100k steps stay cheap.
@@ -25,11 +31,14 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from ui.plots import common, style
+from workbench import baselines, units
 from workbench.events import EpochMetrics, RunStarted, StepMetrics
 from workbench.smoothing import DebiasedEma, smooth  # noqa: F401 - smooth: re-exported
 
 DEFAULT_SMOOTHING = 0.9
 MAX_SMOOTHING = 0.999
+BASELINE_COLORS = {"persistence": "#6b6b6b", "seasonal_persistence": "#8c564b",
+                   "mean": "#a6a61c", "chance": "#6b6b6b", "majority": "#a6a61c"}
 
 
 class GrowingArray:
@@ -104,6 +113,9 @@ class _RunData(common.RunHeader):
     val_fr: GrowingArray = field(default_factory=lambda: GrowingArray(64))
     val_epochs: list[int] = field(default_factory=list)
     loss_label: str | None = None
+    baselines: dict | None = None  # the run's record (workbench.baselines)
+    data_factor: float | None = None  # normalised MSE -> data units²
+    best_token_accuracy: float | None = None
 
     def add(self, event: object) -> bool:
         """Take what this panel uses from `event`; True when anything changed."""
@@ -116,10 +128,26 @@ class _RunData(common.RunHeader):
             self.val_tf.append(event.val_loss)
             self.val_fr.append(event.val_loss_free_running)
             self.val_epochs.append(event.epoch)
+            if event.token_accuracy is not None:
+                self.best_token_accuracy = max(event.token_accuracy,
+                                               self.best_token_accuracy or 0.0)
             return True
         if isinstance(event, RunStarted):
             self.loss_label = style.loss_label(event.dataset, event.config)
+            self.baselines = baselines.recorded({"dataset": event.dataset})
+            self.data_factor = (units.data_unit_factor(event.normalization)
+                                if units.target_kind(event.dataset) == "continuous" else None)
         return self.take_header(event)
+
+    def verdict(self) -> baselines.Verdict:
+        """Whether the best validation losses so far beat the run's baselines."""
+        def lowest(values: np.ndarray) -> float | None:
+            finite = values[np.isfinite(values)]
+            return float(finite.min()) if finite.size else None
+
+        return baselines.judge(self.baselines, loss_free_running=lowest(self.val_fr.view),
+                               loss=lowest(self.val_tf.view),
+                               token_accuracy=self.best_token_accuracy)
 
 
 @dataclass
@@ -141,6 +169,8 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         super().__init__(parent)
         self._run = _RunData()
         self._overlays: dict[str, _Overlay] = {}
+        self.baseline_curves: dict[str, pg.PlotDataItem] = {}  # name -> dashed line
+        self.baseline_values: dict[str, float] = {}  # name -> its loss
         self._smoothing_dirty = False
         self.throttle = style.RedrawThrottle(self._redraw, parent=self)
         self._build_controls()
@@ -282,6 +312,22 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         self.smoothed_curve.setPen(pg.mkPen(color, width=2))
         self.plot_item.setLabel("left", self._run.loss_label or "loss (MSE, normalised)",
                                 color=style.FOREGROUND)
+        self._show_baselines()
+
+    def _show_baselines(self) -> None:
+        """One dashed, labelled line per baseline of the run (in the loss's units)."""
+        for curve in self.baseline_curves.values():
+            self.plot_item.removeItem(curve)  # also its legend entry
+        self.baseline_curves, self.baseline_values = {}, {}
+        for name, value in baselines.losses(self._run.baselines, "normalized").items():
+            if value is None:
+                continue
+            curve = self.plot_item.plot(
+                pen=pg.mkPen(BASELINE_COLORS.get(name, "#6b6b6b"), width=1.5,
+                             style=QtCore.Qt.PenStyle.DashLine),
+                name=f"baseline: {baselines.TITLES[name]} ({value:.3g})")
+            curve.setZValue(1)
+            self.baseline_curves[name], self.baseline_values[name] = curve, value
 
     def _on_smoothing_slider_moved(self, value: int) -> None:
         weight = value / 1000.0
@@ -321,6 +367,8 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         smoothed = run.ema.catch_up(run.losses.view)
         text = (f"step {int(steps[i]):,}: loss {run.losses.view[i]:.4g}, "
                 f"smoothed {smoothed[i]:.4g}")
+        if run.data_factor is not None:
+            text += f" ({smoothed[i] * run.data_factor:.4g} data units²)"
         vs = run.val_steps.view
         j = int(np.searchsorted(vs, steps[i], side="right")) - 1
         if j >= 0:
@@ -338,6 +386,7 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         self.smoothed_curve.setData(steps, run.ema.catch_up(losses))
         self.val_teacher_forced_curve.setData(run.val_steps.view, run.val_tf.view)
         self.val_free_running_curve.setData(run.val_steps.view, run.val_fr.view)
+        self._draw_baselines()
         if self._smoothing_dirty:
             for overlay in self._overlays.values():
                 self._draw_overlay(overlay)
@@ -347,7 +396,18 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
             title += f": {run.run_id}"
         if run.status:
             title += f" ({run.status})"
+        behind = [name for name, beats in run.verdict().beats.items() if beats is False]
+        if behind:
+            title += " – does not beat " + ", ".join(baselines.NOTE_NAMES[n] for n in behind)
         style.set_title(self.plot_item, title)
+
+    def _draw_baselines(self) -> None:
+        """Each baseline line spans the steps drawn so far (at least step 0 to 1)."""
+        run = self._run
+        last = max([1.0, *run.steps.view[-1:], *run.val_steps.view[-1:]])
+        first = float(run.steps.view[0]) if len(run.steps) else 0.0
+        for name, curve in self.baseline_curves.items():
+            curve.setData([first, last], [self.baseline_values[name]] * 2)
 
     def _draw_overlay(self, overlay: _Overlay) -> None:
         data = overlay.data

@@ -327,12 +327,55 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+LOSS_KEYS = ("train_loss", "val_loss", "val_loss_free_running", "best_val_loss")
+
+
 def _summary_text(summary: dict[str, Any]) -> str:
+    """`show` (and `train`) as text: each loss with its unit (and in data units where
+    exact), the best epoch by best_by, the baselines and what the model does not beat."""
+    from workbench import units
+
     keys = ("run_id", "name", "run_dir", "status", "message", "cell", "hidden", "layers",
             "parameters", "steps", "epochs", "train_loss", "val_loss", "val_loss_free_running",
-            "token_accuracy", "sequence_accuracy", "best_val_loss", "seconds",
-            "sequences_per_second", "threads", "device", "probes", "started")
-    return "\n".join(f"  {key:<22} {_fmt(summary.get(key))}" for key in keys)
+            "token_accuracy", "sequence_accuracy", "best_val_loss", "best_by", "best",
+            "seconds", "sequences_per_second", "threads", "device", "probes", "started")
+    kind = "tokens" if summary.get("loss_units") == units.CROSS_ENTROPY else "continuous"
+    data = summary.get("data_units") or {}
+    lines = []
+    for key in keys:
+        value = summary.get(key)
+        text = _fmt(value)
+        if key == "best" and isinstance(value, dict):
+            text = (f"epoch {value.get('epoch')} (step {value.get('step')}): val_loss "
+                    f"{_fmt(value.get('val_loss'))}, free-running "
+                    f"{_fmt(value.get('val_loss_free_running'))}")
+        elif key in LOSS_KEYS and value is not None:
+            text = f"{text:<12} {units.short_unit(kind)}"
+            if data.get(key) is not None:
+                text += f" ({_fmt(data[key])} {units.short_unit(kind, 'data')})"
+            if key == "best_val_loss":
+                text += ", teacher-forced"
+            if key == "train_loss" and summary.get("train_loss_over"):
+                text += f"; mean over {summary['train_loss_over']}"
+        lines.append(f"  {key:<22} {text}")
+    if data.get("note"):
+        lines.append(f"  {'data units':<22} {data['note']}")
+    lines.extend(_baseline_lines(summary.get("baselines"), summary.get("notes") or []))
+    return "\n".join(lines)
+
+
+def _baseline_lines(record: dict[str, Any] | None, notes: list[str]) -> list[str]:
+    """The baselines as rows under their heading, then a `note:` line per baseline the
+    model does not beat."""
+    from workbench import baselines
+
+    if not record:
+        return [f"  {'baselines':<22} none recorded"]
+    lines = [f"  {baselines.heading(record)}"]
+    for title, value, what in baselines.describe(record):
+        lines.append(f"    {title:<20} {value:<20} {what}")
+    lines.extend(f"  note: {note}" for note in notes)
+    return lines
 
 
 # --- runs, show, export ------------------------------------------------------------------------
@@ -343,16 +386,39 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     infos = list_runs(args.runs_dir)
     if args.json:
-        common.print_json([info.to_json() for info in infos])
+        common.print_json([{**info.to_json(), **_run_units(info)} for info in infos])
         return EXIT_OK
     if not infos:
         print("no runs")
         return EXIT_OK
-    print(f"{'run id':<36} {'name':<20} {'status':<10} {'steps':>7} {'best val':>10} {'seconds':>8}")
+    print(f"{'run id':<36} {'name':<20} {'status':<10} {'steps':>7} {'best val':>10} "
+          f"{'loss':<26} {'in data units²':>14} {'seconds':>8}")
     for info in infos:
+        extra = _run_units(info)
         print(f"{info.run_id:<36} {info.name[:20]:<20} {info.status:<10} {info.steps:>7} "
-              f"{_fmt(info.best_val_loss):>10} {info.seconds:>8.1f}")
+              f"{_fmt(info.best_val_loss):>10} {extra['loss_unit']:<26} "
+              f"{_fmt(extra['best_val_loss_data_units']):>14} {info.seconds:>8.1f}")
+    print("best val: the lowest teacher-forced validation loss, as trained; in data units²: "
+          "the same MSE in the targets' own units, where one scale converts it")
     return EXIT_OK
+
+
+def _run_units(info: Any) -> dict[str, Any]:
+    """What `runs` adds to a run's line: the unit of its losses and, where exact, its best
+    validation loss in the data's units² (from run.json; nothing if that is unreadable)."""
+    import json
+
+    from workbench import units
+
+    try:
+        meta = json.loads((Path(info.path) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    kind = units.target_kind(meta.get("dataset") if isinstance(meta.get("dataset"), dict) else None)
+    factor = units.data_unit_factor(meta.get("normalization")) if kind == "continuous" else None
+    return {"loss_units": units.loss_words(kind), "loss_unit": units.short_unit(kind),
+            "best_val_loss_data_units": units.in_data_units(info.best_val_loss, factor)}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -407,9 +473,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 model, split, convert, config.batch_size, beam=beam[0], length_penalty=beam[1])
             scores = dataclasses.replace(scores, token_accuracy=token_accuracy,
                                          sequence_accuracy=sequence_accuracy)
+        record = _evaluation_baselines(run, dataset, split, normalization, args.data)
     tokens = model.config.target.kind == "tokens"
     result = {
         "run_id": run.run_id, "checkpoint": which, "step": state["position"]["step"],
+        "best_by": _best_by_of(run) if which == "best" else None,
         "data": str(args.data or config.data), "split": args.split, "sequences": scores.sequences,
         "units": "cross-entropy" if tokens else "data (MSE in the targets' own units)",
         "loss": scores.loss if tokens else scores.extra.get("mse"),
@@ -421,11 +489,65 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if beam is not None:  # the accuracies above are the beam's; the losses stay greedy's
         result["decoding"] = f"beam {beam[0]}"
         result["beam"], result["length_penalty"] = beam
+    result.update(_baseline_result(record, result, tokens))
     if args.json:
         common.print_json(result)
     else:
-        print("\n".join(f"  {key:<30} {_fmt(value)}" for key, value in common.json_safe(result).items()))
+        print("\n".join(f"  {key:<30} {_fmt(value)}" for key, value in common.json_safe(result).items()
+                        if not isinstance(value, (dict, list))))
+        print("\n".join(_baseline_lines(record, result["notes"])))
     return EXIT_OK
+
+
+def _best_by_of(run: Any) -> str:
+    from workbench.summaries import recorded_best_by
+
+    return recorded_best_by(run.config_dict())
+
+
+def _evaluation_baselines(run: Any, dataset: Any, split: Any, normalization: Any,
+                          data: str | None) -> dict[str, Any] | None:
+    """The baselines of the split evaluated: the run's own record when it is of this very
+    split (the run's data, the whole split), else computed now over the whole split."""
+    from workbench import baselines
+
+    recorded = baselines.recorded(run.meta)
+    same_file = data is None or Path(data).resolve() == Path(run.config().data).resolve()
+    if (recorded and same_file and recorded.get("split") == split.name
+            and recorded.get("sequences") == recorded.get("split_sequences") == len(split)):
+        return recorded
+    hints = baselines.file_hints(str(data or run.config().data))
+    seasonal = ((recorded or {}).get("scores") or {}).get("seasonal_persistence") or {}
+    if hints.period is None and seasonal.get("period"):
+        hints = baselines.Hints(int(seasonal["period"]), hints.input_columns, hints.target_columns)
+    try:
+        train = dataset.split("train")
+    except Exception:  # noqa: BLE001 - a file without a training split: no detection
+        train = None
+    return baselines.compute(dataset.summary, split, normalization=normalization, train=train,
+                             hints=hints, limit=None)
+
+
+def _baseline_result(record: dict[str, Any] | None, result: dict[str, Any],
+                     tokens: bool) -> dict[str, Any]:
+    """evaluate's baseline keys: `baselines` in the units of its `loss` (data units for
+    continuous targets, cross-entropy for tokens), `normalized_baselines` beside
+    `normalized_loss`, the token accuracies of chance and the majority token, and
+    whether the model beats each baseline (`beats`, `beats_persistence`, `notes`)."""
+    from workbench import baselines
+
+    verdict = baselines.judge(record, loss_free_running=result["loss_free_running"],
+                              loss=result["loss"], token_accuracy=result["token_accuracy"],
+                              units_="data")
+    out: dict[str, Any] = {"baselines": baselines.losses(record, "data")}
+    if tokens:
+        out["baseline_token_accuracy"] = baselines.accuracies(record)
+    else:
+        out["normalized_baselines"] = baselines.losses(record, "normalized")
+    out["baselines_sequences"] = (record or {}).get("sequences")
+    out.update(beats=verdict.beats, beats_persistence=verdict.beats.get("persistence"),
+               notes=list(verdict.notes))
+    return out
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -446,10 +568,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         convert = BatchConverter(normalization, model.config.source.kind == "continuous",
                                  model.config.target.kind == "continuous", "cpu")
         steps = dataset.summary.targets.steps
-        outputs, lengths, splits, indices = [], [], [], []
+        outputs, lengths, splits, indices, rows, groups = [], [], [], [], [], {}
         with torch.no_grad():
             for name in names:
                 split = dataset.split(name)
+                stored, groups[name] = split.stored_rows, split.stored_group
                 for batch in split.iter_batches(config.batch_size, seed=0, epoch=0, shuffle=False):
                     t = convert(batch)
                     generated = model.generate(t.src, steps, t.src_lengths, **decoding)
@@ -459,6 +582,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     outputs.append(values)
                     lengths.append(generated.lengths.cpu().numpy().astype(np.int64))
                     indices.append(batch.indices)
+                    rows.append(stored[batch.indices])
                     splits.extend([name] * len(batch.indices))
     if not outputs:
         raise RunError(f"{args.data}: no sequences to predict in split(s) {', '.join(names)}")
@@ -468,6 +592,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         f.create_dataset("lengths", data=np.concatenate(lengths))
         f.create_dataset("indices", data=np.concatenate(indices))
         f.create_dataset("split", data=np.array(splits, dtype=h5py.string_dtype()))
+        f.create_dataset("rows", data=np.concatenate(rows))
+        _describe_prediction(f, steps, groups, model.config.target.kind)
         f.attrs["run_id"] = run.run_id
         f.attrs["checkpoint"] = which
         f.attrs["step"] = int(state["position"]["step"])
@@ -480,3 +606,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f.attrs["vocab"] = list(vocab)
     print(f"wrote {sum(len(o) for o in outputs)} predictions to {out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _describe_prediction(f: Any, steps: int, groups: dict[str, str], kind: str) -> None:
+    """The attributes that say what predict's arrays are (docs/run-format.md)."""
+    import json
+
+    f.attrs["generated_steps"] = int(steps)
+    f.attrs["outputs_are"] = (
+        f"generated free-running (each step fed the model's own previous output) for "
+        f"T_out = {steps} steps, the padded length of the file's targets, whatever each "
+        "target's own length" + ("; in the data's own units" if kind == "continuous" else ""))
+    f.attrs["lengths_are"] = ("where each generated token sequence ends (its end id "
+                              "counted), at most T_out" if kind == "tokens" else
+                              f"T_out ({steps}) for every sample: continuous outputs do not end")
+    f.attrs["indices_are"] = "each sample's position in its split, as the reader serves it"
+    f.attrs["rows_are"] = ("each sample's row in the file's stored arrays: the root arrays "
+                           "for a split group 'all', else that group's (split_groups)")
+    f.attrs["split_groups"] = json.dumps(groups)
