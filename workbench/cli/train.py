@@ -40,7 +40,7 @@ OVERRIDES: dict[str, str] = {
     "teacher_forcing_end": "teacher_forcing_end", "clip": "clip", "patience": "patience",
     "seed": "seed", "split_seed": "split_seed", "val_fraction": "val_fraction",
     "probe_every": "probe_every", "probe_samples": "probe_samples",
-    "probe_batch": "probe_batch", "threads": "threads", "device": "device",
+    "probe_batch": "probe_batch", "best_by": "best_by", "threads": "threads", "device": "device",
     "attention": "attention",
 }
 EXIT_OK, EXIT_RUN_FAILED = 0, 1
@@ -157,6 +157,8 @@ def register_train(subparsers: Any) -> None:
     train.add_argument("--probe-every", help="probe every N steps (default: automatic)")
     train.add_argument("--probe-samples", help="hidden-state samples per probe")
     train.add_argument("--probe-batch", help="sequences in the probe batch")
+    train.add_argument("--best-by", help="which validation loss picks the best checkpoint: "
+                       "val_free_running, val_teacher_forced or auto (by the targets' kind)")
     system = p.add_argument_group("system")
     system.add_argument("--threads", help="torch threads (0: automatic; with --resume, 0 keeps "
                         "the run's recorded count, another count works but the continuation "
