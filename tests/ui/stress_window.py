@@ -31,6 +31,9 @@ from ui.settings import AppSettings, open_settings  # noqa: E402
 from workbench.tasks import generate  # noqa: E402
 
 
+JOB_LIMIT_S = 60.0  # one 2-step run or one-run comparison, however loaded the machine
+
+
 class _Pinger(QObject):
     """A Python-defined QObject made, connected and destroyed in the GUI thread."""
 
@@ -57,7 +60,7 @@ def churn(app: QApplication, window: MainWindow, i: int) -> None:
     app.processEvents()
 
 
-def wait_idle(app: QApplication, window: MainWindow, limit_s: float = 60.0) -> int:
+def wait_idle(app: QApplication, window: MainWindow, limit_s: float = JOB_LIMIT_S) -> int:
     """Turn the event loop (with churn) until no job runs; the number of churn rounds."""
     rounds = 0
     deadline = time.monotonic() + limit_s
@@ -71,9 +74,6 @@ def wait_idle(app: QApplication, window: MainWindow, limit_s: float = 60.0) -> i
 
 
 def main(kind: str, count: int, folder: Path) -> None:
-    # a hang ends with every thread's stack, before the parent's hard limit kills it
-    faulthandler.dump_traceback_later(float(os.environ.get("STRESS_WATCHDOG_S", "220")),
-                                      exit=True)
     app = QApplication.instance() or QApplication([])
     messages: list[str] = []
     errors.show_message = lambda parent, title, text, **kw: messages.append(f"{title}: {text}")
@@ -92,6 +92,9 @@ def main(kind: str, count: int, folder: Path) -> None:
             ("rnn-tanh",), (config.seed,))
     ended = 0
     for i in range(count):
+        # a hang (one job that never ends) exits with every thread's stack; the time
+        # of the whole stress depends on the machine's load, a job's end does not
+        faulthandler.dump_traceback_later(JOB_LIMIT_S, exit=True)
         if kind == "runs":
             window.train()
         else:
@@ -106,6 +109,7 @@ def main(kind: str, count: int, folder: Path) -> None:
             row = window.runs_index.rows[-1] if window.runs_index.rows else None
             if row is not None:
                 window.replay_run(row.run_id)
+    faulthandler.cancel_dump_traceback_later()
     assert not messages, messages[:3]
     window.close()
     app.processEvents()
