@@ -30,7 +30,6 @@ from ui.main_window import MainWindow  # noqa: E402
 from ui.settings import AppSettings, open_settings  # noqa: E402
 from workbench.tasks import generate  # noqa: E402
 
-
 JOB_LIMIT_S = 60.0  # one 2-step run or one-run comparison, however loaded the machine
 
 
