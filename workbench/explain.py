@@ -407,7 +407,7 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
     if raw_target is not None:
         notes += _length_notes("target", int(raw_target.shape[0]), tgt_side)
         teacher_forced = _teacher_forced(model, src, raw_target, tgt_side, loaded.normalization)
-    src64 = src.to(torch.float64) if src.is_floating_point() else src
+    src64 = _model_input(raw_input, src_side, loaded.normalization, torch.float64)
     chosen = gen_target[0] if tgt_side.kind == "tokens" else None
     connectivity, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
                                               normalization=loaded.normalization)
@@ -766,13 +766,15 @@ def _length_notes(what: str, steps: int, side: SideInfo) -> list[str]:
     return []
 
 
-def _model_input(raw: np.ndarray, side: SideInfo, normalization: Any | None) -> torch.Tensor:
+def _model_input(raw: np.ndarray, side: SideInfo, normalization: Any | None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(1, T) ids or (1, T, F) normalised values in `dtype` (normalised in float64)."""
     if side.kind == "tokens":
         return torch.as_tensor(raw, dtype=torch.int64)[None, :]
     values = raw.astype(np.float64)
     if normalization is not None and normalization.x_mean is not None:
         values = normalization.normalize_x(values)
-    return torch.as_tensor(np.asarray(values, dtype=np.float32))[None, :, :]
+    return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(dtype)[None, :, :]
 
 
 def _denormalize_y(values: np.ndarray, normalization: Any | None) -> np.ndarray:
