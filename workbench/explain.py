@@ -151,7 +151,7 @@ class Explanation:
     outputs: np.ndarray
     encoder: SideTrace
     decoder: SideTrace
-    connectivity: np.ndarray
+    connectivity: np.ndarray | None  # None: not computed (explain_loaded(connectivity=False))
     beam: int = 1
     teacher_forced: np.ndarray | None = None
     target: np.ndarray | None = None
@@ -376,13 +376,14 @@ def explain(run: Any, source: Source, *, which: str = "best", beam: int = 1,
 
 
 def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
-                   output_steps: int | None = None) -> Explanation:
+                   output_steps: int | None = None, connectivity: bool = True) -> Explanation:
     """Explain `source` with a loaded model (the module docstring says what is computed).
 
     beam: beam width for token targets (1: greedy). output_steps: the most output steps
     to generate (None: the training target length, plus the extra input steps for token
-    targets when the input is longer than the training inputs). ConfigError or
-    DatasetError, one line, for any input the model cannot read.
+    targets when the input is longer than the training inputs). connectivity=False
+    leaves it out (None), for a first quick look: `add_connectivity` adds it later.
+    ConfigError or DatasetError, one line, for any input the model cannot read.
     """
     model, twin = loaded.model, loaded.twin
     src_side, tgt_side = loaded.source, loaded.target
@@ -409,8 +410,13 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
         teacher_forced = _teacher_forced(model, src, raw_target, tgt_side, loaded.normalization)
     src64 = _model_input(raw_input, src_side, loaded.normalization, torch.float64)
     chosen = gen_target[0] if tgt_side.kind == "tokens" else None
-    connectivity, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
-                                              normalization=loaded.normalization)
+    matrix = None
+    if connectivity:
+        matrix, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
+                                            normalization=loaded.normalization)
+    else:
+        with torch.no_grad():
+            trace = twin(src64, gen_target, teacher_forcing=1.0, instrumented=True)
     encoder, decoder = _side_trace(trace.encoder), _side_trace(trace.decoder)
     attention = None
     if trace.attention is not None:
@@ -422,7 +428,7 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
     return Explanation(
         run_id=loaded.run_id, checkpoint=loaded.checkpoint, step=loaded.step, cell=loaded.cell,
         input_kind=src_side.kind, target_kind=tgt_side.kind, input=raw_input, outputs=outputs,
-        encoder=encoder, decoder=decoder, connectivity=connectivity, beam=beam,
+        encoder=encoder, decoder=decoder, connectivity=matrix, beam=beam,
         teacher_forced=teacher_forced, target=raw_target,
         input_tokens=_symbols(raw_input, input_vocab) if src_side.kind == "tokens" else None,
         output_tokens=_symbols(outputs, target_vocab) if tokens else None,
@@ -433,6 +439,24 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
         attention=attention, notes=tuple(notes), source=label,
         joined_input=input_vocab is None or char_mode(input_vocab, src_side.reserved),
         joined_target=target_vocab is None or char_mode(target_vocab, tgt_side.reserved))
+
+
+def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation:
+    """`explanation` (of `loaded`'s model) with its connectivity matrix computed."""
+    if explanation.connectivity is not None:
+        return explanation
+    src = _model_input(explanation.input, loaded.source, loaded.normalization, torch.float64)
+    if loaded.target.kind == "tokens":
+        fed = torch.as_tensor(explanation.outputs, dtype=torch.int64)[None, :]
+        chosen = fed[0]
+    else:
+        values = explanation.outputs
+        if loaded.normalization is not None and loaded.normalization.y_mean is not None:
+            values = loaded.normalization.normalize_y(values.astype(np.float64))
+        fed, chosen = torch.as_tensor(np.asarray(values, dtype=np.float64))[None], None
+    matrix = connectivity_matrix(loaded.twin, src, fed, chosen=chosen,
+                                 normalization=loaded.normalization)
+    return dataclasses.replace(explanation, connectivity=matrix)
 
 
 # -- the connectivity matrix ----------------------------------------------------------------
