@@ -262,7 +262,7 @@ class ExplanationView(QtWidgets.QWidget):
         """No explanation (an error, nothing chosen yet): the message instead of the data."""
         if title:
             self.title.setText(title)
-        self.sequences.setText(f"<span style='color:#b00020'>{html.escape(text)}</span>")
+        self.sequences.setText(f"<span style='color:#b00020'>{html.escape(text, quote=False)}</span>")
 
     def show_explanation(self, explanation: Any, title: str = "") -> None:
         """Paint `explanation` in every view."""
@@ -501,8 +501,9 @@ class ExplanationView(QtWidgets.QWidget):
             return
         lo, hi = self.span_region.getRegion()
         steps = max(1, self._values.shape[1])
-        start = int(np.clip(np.ceil(lo - 0.5), 0, steps - 1))
-        stop = int(np.clip(np.floor(hi - 0.5), start, steps - 1))
+        # step i (0-based) is drawn at x = i + 1: the span holds the steps it covers the middle of
+        start = int(np.clip(np.ceil(lo - 1), 0, steps - 1))
+        stop = int(np.clip(np.floor(hi - 1), start, steps - 1))
         self.span = (start, stop)
         if self.explanation is not None:
             self._paint_states()
