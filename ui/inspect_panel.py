@@ -71,6 +71,7 @@ class Partial:
     seq: int
     run_ids: tuple[str, ...]
     results: tuple[Any, ...]  # Explanation or str (why there is none), one per run
+    seconds: float = 0.0  # the job's time so far
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,14 @@ class ModelCache:
 def compute(request: Request, cache: ModelCache, sink: Any) -> Result:
     """The job: every run's explanation of the request's input (the first part sent to
     `sink` as a Partial), then their connectivity."""
+    import torch
+
     from workbench.explain import add_connectivity, explain_loaded
 
+    # Each job is a new thread, and MKL keeps its thread count per thread: without this a
+    # job's float32 tanh ran on MKL's default team, 15 ms per call of 128 values instead
+    # of 6 us (2 loaded cores). Re-applying the process's torch setting fixes it.
+    torch.set_num_threads(torch.get_num_threads())
     started = time.perf_counter()
     loaded: list[Any] = []
     first: list[Any] = []
@@ -144,7 +151,8 @@ def compute(request: Request, cache: ModelCache, sink: Any) -> Result:
         except Exception as exc:  # noqa: BLE001 - shown in the view, never lost
             first.append(_message(exc))
             loaded.append(None)
-    sink.on_event(Partial(request.seq, request.run_ids, tuple(first)))
+    sink.on_event(Partial(request.seq, request.run_ids, tuple(first),
+                          time.perf_counter() - started))
     done: list[Any] = []
     for model, result in zip(loaded, first, strict=True):
         if model is None:
@@ -182,6 +190,7 @@ class InspectPanel(QtWidgets.QWidget):
         self.paint_ms: list[float] = []  # the GUI thread's time for each paint (benchmark)
         self._requested_at: dict[int, float] = {}
         self.latencies: list[tuple[int, bool, float]] = []  # (seq, complete, ms from request)
+        self.compute_ms: list[tuple[bool, float]] = []  # (complete, the job's ms) per paint
         self.cache = ModelCache(self.runs_dir)
         self.job = JobSession(self, interval_ms=DRAIN_MS)
         self.job.thread_name = "inspect"
@@ -367,14 +376,16 @@ class InspectPanel(QtWidgets.QWidget):
     def _on_events(self, events: tuple) -> None:
         for event in events:
             # a first part is worth painting only while no newer request is waiting
-            if isinstance(event, Partial) and event.seq == self.requested_seq:
-                self._paint(event.seq, event.run_ids, event.results, complete=False)
+            if (isinstance(event, Partial) and event.seq == self.requested_seq
+                    and self._paint(event.seq, event.run_ids, event.results, complete=False)):
+                self.compute_ms.append((False, event.seconds * 1000))
 
     def _on_finished(self, result: Result | None) -> None:
         if isinstance(result, Result):
             if result.seq == self.requested_seq:
                 self.status.setText(self._status_text(result))
-            self._paint(result.seq, result.run_ids, result.results, complete=True)
+            if self._paint(result.seq, result.run_ids, result.results, complete=True):
+                self.compute_ms.append((True, result.seconds * 1000))
 
     def _paint(self, seq: int, run_ids: tuple[str, ...], results: tuple[Any, ...], *,
                complete: bool) -> bool:
@@ -382,6 +393,8 @@ class InspectPanel(QtWidgets.QWidget):
         if seq < self.painted_seq or (seq == self.painted_seq and self.painted_complete):
             return False
         started = time.perf_counter()
+        # the whole of a request whose first part is shown: only the connectivity is new
+        connectivity_only = complete and seq == self.painted_seq
         explanations = [r for r in results if not isinstance(r, str)]
         levels = log_levels([e.connectivity for e in explanations]) if complete else None
         shown = (self.views[0], self.views[1]) if len(results) > 1 else (self.views[0],)
@@ -392,6 +405,9 @@ class InspectPanel(QtWidgets.QWidget):
                 view.show_message(result, title)
                 continue
             view.set_connectivity_levels(levels if len(explanations) > 1 else None)
+            if connectivity_only and view.explanation is not None:
+                view.show_connectivity(result)
+                continue
             view.show_explanation(result, f"{title} — {result.checkpoint} checkpoint, step "
                                           f"{result.step:,} — {result.source}")
         first = explanations[0] if explanations else None

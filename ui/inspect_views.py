@@ -137,6 +137,7 @@ class ExplanationView(QtWidgets.QWidget):
         self.connectivity_levels: tuple[float, float] | None = None
         self._values = np.zeros((0, 0))
         self._span_guard = False
+        self._texts: dict[tuple[int, str], Any] = {}  # what was last set (unchanged: not again)
         self.title = QtWidgets.QLabel("")
         self.title.setWordWrap(True)
         self.sequences = QtWidgets.QLabel("")
@@ -250,6 +251,14 @@ class ExplanationView(QtWidgets.QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
 
+    def _once(self, item: Any, what: str, value: Any, setter: Any) -> None:
+        """Call `setter()` only when `value` differs from the last one set for (item, what):
+        a title, label or tick change makes pyqtgraph lay the plot out and paint it again."""
+        key = (id(item), what)
+        if self._texts.get(key) != value:
+            self._texts[key] = value
+            setter()
+
     def set_tall(self, tall: bool) -> None:
         """Connectivity under the states (two views side by side) or beside them (one)."""
         self.splitter.setOrientation(QtCore.Qt.Orientation.Vertical if tall
@@ -273,8 +282,9 @@ class ExplanationView(QtWidgets.QWidget):
         t_in, t_out = explanation.encoder.steps, explanation.decoder.steps
         for line in (self.heatmap_line, self.trace_line, self.gates_line):
             line.setPos(t_in + 0.5)
-        self.gates_plot.setLabel("bottom", common.time_step_axis(t_in, t_out),
-                                 color=style.FOREGROUND)
+        label = common.time_step_axis(t_in, t_out)
+        self._once(self.gates_plot, "bottom", label, lambda: self.gates_plot.setLabel(
+            "bottom", label, color=style.FOREGROUND))
         self._paint_values(explanation)
         self._paint_states()
         self._paint_gates()
@@ -295,11 +305,14 @@ class ExplanationView(QtWidgets.QWidget):
             self._paint_states()
             self._paint_gates()
 
+    def show_connectivity(self, explanation: Any) -> None:
+        """The same explanation, now with its connectivity: only that view is repainted."""
+        self.explanation = explanation
+        self._paint_connectivity()
+
     def set_connectivity_levels(self, levels: tuple[float, float] | None) -> None:
         """Colour levels (log10) shared with another view; None: this view's own."""
         self.connectivity_levels = levels
-        if self.explanation is not None:
-            self._paint_connectivity()
 
     def select_unit(self, unit: int) -> None:
         if self.explanation is None:
@@ -350,9 +363,12 @@ class ExplanationView(QtWidgets.QWidget):
         limit = max(limit, 1e-6)
         self.heatmap_bar.setLevels((-limit, limit))
         name = "c_t (cell state)" if self._showing_cell() else "h_t"
-        self.heatmap.setTitle(f"Hidden state {name}, units sorted: {self.sort}",
-                              color=style.FOREGROUND, size="9pt")
-        self.heatmap.setLabel("left", f"unit ({units})", color=style.FOREGROUND)
+        title = f"Hidden state {name}, units sorted: {self.sort}"
+        self._once(self.heatmap, "title", title, lambda: self.heatmap.setTitle(
+            title, color=style.FOREGROUND, size="9pt"))
+        left = f"unit ({units})"
+        self._once(self.heatmap, "left", left, lambda: self.heatmap.setLabel(
+            "left", left, color=style.FOREGROUND))
         self._set_unit_ticks()
         row = int(np.flatnonzero(self.order == self.selected_unit)[0]) if units else 0
         x0, x1 = 0.5, steps + 0.5
@@ -364,7 +380,9 @@ class ExplanationView(QtWidgets.QWidget):
         self.trace_curve.setData(t, values[self.selected_unit] if units else [])
         self.trace_c_curve.setData([], [])
         self.threshold_line.setPos(self.threshold)
-        self.trace_plot.setLabel("left", f"unit {self.selected_unit}", color=style.FOREGROUND)
+        trace_label = f"unit {self.selected_unit}"
+        self._once(self.trace_plot, "left", trace_label, lambda: self.trace_plot.setLabel(
+            "left", trace_label, color=style.FOREGROUND))
         self._set_selection_text()
 
     def _showing_cell(self) -> bool:
@@ -375,7 +393,8 @@ class ExplanationView(QtWidgets.QWidget):
         units = self.order.size
         every = max(1, int(np.ceil(units / 12)))
         ticks = [(row, str(int(self.order[row]))) for row in range(0, units, every)]
-        self.heatmap.getAxis("left").setTicks([ticks, []])
+        self._once(self.heatmap, "ticks", ticks,
+                   lambda: self.heatmap.getAxis("left").setTicks([ticks, []]))
 
     def _set_selection_text(self) -> None:
         start, stop = self.span
@@ -413,9 +432,10 @@ class ExplanationView(QtWidgets.QWidget):
             mean, own = self.gate_curves[name]
             mean.setData(t, values.mean(axis=1))
             own.setData(t, values[:, self.selected_unit])
-        self.gates_plot.setTitle("Gates per step: mean over units; dashed: the selected unit"
-                                 if names else f"No gates: {e.cell} has none",
-                                 color=style.FOREGROUND, size="9pt")
+        gates_title = ("Gates per step: mean over units; dashed: the selected unit"
+                       if names else f"No gates: {e.cell} has none")
+        self._once(self.gates_plot, "title", gates_title, lambda: self.gates_plot.setTitle(
+            gates_title, color=style.FOREGROUND, size="9pt"))
 
     def _paint_values(self, e: Any) -> None:
         """Continuous sides as curves (input, then outputs after it); hidden for tokens."""
@@ -465,20 +485,19 @@ class ExplanationView(QtWidgets.QWidget):
         self.connectivity_bar.setLevels(self.connectivity_levels or log_levels([matrix]))
         out_what = "logit[chosen]" if e.target_kind == "tokens" else "y"
         in_what = "e" if e.input_kind == "tokens" else "x"
-        self.connectivity_bar.getAxis("right").setLabel(f"log₁₀ ‖∂{out_what}/∂{in_what}‖",
-                                                        color=style.FOREGROUND)
-        self.connectivity.setTitle(f"Connectivity ‖∂{out_what}ₜ′/∂{in_what}ₜ‖ (float64)",
-                                   color=style.FOREGROUND, size="9pt")
-        self._token_ticks(self.connectivity.getAxis("bottom"), e.input_tokens, t_in)
-        self._token_ticks(self.connectivity.getAxis("left"), e.output_tokens, t_out)
-
-    @staticmethod
-    def _token_ticks(axis: pg.AxisItem, tokens: Sequence[str] | None, steps: int) -> None:
-        """Tick each step with its symbol when there are few, else numbers."""
-        if tokens is not None and steps <= 40:
-            axis.setTicks([[(i + 1, f"{tok}") for i, tok in enumerate(tokens)], []])
-        else:
-            axis.setTicks(None)
+        bar_label = f"log₁₀ ‖∂{out_what}/∂{in_what}‖"
+        self._once(self.connectivity_bar, "label", bar_label,
+                   lambda: self.connectivity_bar.getAxis("right").setLabel(
+                       bar_label, color=style.FOREGROUND))
+        title = f"Connectivity ‖∂{out_what}ₜ′/∂{in_what}ₜ‖ (float64)"
+        self._once(self.connectivity, "title", title, lambda: self.connectivity.setTitle(
+            title, color=style.FOREGROUND, size="9pt"))
+        for side, tokens, steps in (("bottom", e.input_tokens, t_in),
+                                    ("left", e.output_tokens, t_out)):
+            axis = self.connectivity.getAxis(side)
+            ticks = ([[(i + 1, f"{tok}") for i, tok in enumerate(tokens)], []]
+                     if tokens is not None and steps <= 40 else None)
+            self._once(self.connectivity, side, ticks, lambda a=axis, t=ticks: a.setTicks(t))
 
     # -- the user's clicks ----------------------------------------------------------------
 

@@ -321,3 +321,15 @@ def test_cli_bad_values_and_formulas_exit_2(runs, capsys):
         assert main(["explain", made["gru"], "--runs-dir", str(runs_dir), *flags]) == 2
         err = capsys.readouterr().err
         assert match in err and err.count("\n") == 1
+
+
+def test_the_connectivity_added_later_equals_the_one_computed_at_once(runs):
+    from workbench.explain import add_connectivity
+
+    loaded = _loaded(runs, "gru")
+    quick = explain_loaded(loaded, FormulaInput("10 + t/4", steps=8), connectivity=False)
+    assert quick.connectivity is None
+    whole = explain_loaded(loaded, FormulaInput("10 + t/4", steps=8))
+    np.testing.assert_allclose(add_connectivity(loaded, quick).connectivity, whole.connectivity,
+                               rtol=1e-9)
+    np.testing.assert_allclose(quick.encoder.hidden, whole.encoder.hidden, atol=1e-12)
