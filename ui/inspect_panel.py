@@ -574,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         compare, run_id = make_demo_runs(Path(temp.name), args.steps)
         runs_dir = Path(temp.name) / "runs"
     window = InspectWindow(runs_dir, run_id=run_id)
+    if args.screenshot:
+        window.resize(1400, 1060)
     if compare and run_id:
         def compare_once(_result: Any) -> None:
             window.panel.list_job.finished.disconnect(compare_once)
