@@ -378,7 +378,13 @@ class ExplanationView(QtWidgets.QWidget):
         self.on_marks.setData(np.full(rows.size, 0.9), rows.astype(float))
         t = np.arange(1, steps + 1)
         self.trace_curve.setData(t, values[self.selected_unit] if units else [])
-        self.trace_c_curve.setData([], [])
+        e = self.explanation
+        if e is not None and e.encoder.cell is not None and not self._showing_cell() and units:
+            layer = self.layer if -e.layers <= self.layer < e.layers else -1
+            cells = np.concatenate([e.encoder.cell[layer], e.decoder.cell[layer]], axis=0)
+            self.trace_c_curve.setData(t, cells[:, self.selected_unit])  # dotted: its c_t
+        else:
+            self.trace_c_curve.setData([], [])
         self.threshold_line.setPos(self.threshold)
         trace_label = f"unit {self.selected_unit}"
         self._once(self.trace_plot, "left", trace_label, lambda: self.trace_plot.setLabel(

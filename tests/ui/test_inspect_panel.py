@@ -219,3 +219,20 @@ def test_unit_order_helpers():
     assert list(unit_order(values, "mean activation")) == [2, 1, 0]
     assert list(units_on(values, 0, 2, 0.4)) == [2]
     assert correlation_with(values, 0)[2] == 0.0  # a constant unit
+
+
+def test_a_newer_checkpoint_is_loaded_for_the_next_request(runs):
+    """A run training now writes new checkpoints: the job's cache reloads on a change."""
+    from ui.inspect_panel import ModelCache
+    from workbench.runs import open_run
+
+    runs_dir, made = runs
+    cache = ModelCache(runs_dir)
+    first = cache.get(made["gru"], "latest")
+    assert cache.get(made["gru"], "latest") is first
+    path = open_run(made["gru"], runs_dir).checkpoint_path("latest")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # rewritten since
+    assert not first.is_current()
+    assert cache.get(made["gru"], "latest") is not first
+    cache.close()
