@@ -357,11 +357,16 @@ class ExplanationView(QtWidgets.QWidget):
         image = values[self.order]
         self.heatmap_image.setImage(image, autoLevels=False)
         self.heatmap_image.setRect(QtCore.QRectF(0.5, -0.5, steps, units))
-        self.heatmap.setXRange(0.5, steps + 0.5, padding=0.01)
-        self.heatmap.setYRange(-0.5, units - 0.5, padding=0.01)
+        # ranges set only when they change: a new range makes every axis draw its ticks anew
+        self._once(self.heatmap, "range", (steps, units), lambda: (
+            self.heatmap.setXRange(0.5, steps + 0.5, padding=0.01),
+            self.heatmap.setYRange(-0.5, units - 0.5, padding=0.01)))
         limit = float(np.nanmax(np.abs(values))) if values.size else 1.0
         limit = max(limit, 1e-6)
         self.heatmap_bar.setLevels((-limit, limit))
+        bound = 1.0 if limit <= 1.0 else float(np.ceil(limit * 2) / 2)  # h in (-1, 1); c wider
+        self._once(self.trace_plot, "yrange", bound,
+                   lambda: self.trace_plot.setYRange(-bound, bound, padding=0.05))
         name = "c_t (cell state)" if self._showing_cell() else "h_t"
         title = f"Hidden state {name}, units sorted: {self.sort}"
         self._once(self.heatmap, "title", title, lambda: self.heatmap.setTitle(
