@@ -28,6 +28,7 @@ from ui.docks import Docks
 from ui.export_actions import ExportActions
 from ui.help_menu import add_help_menu
 from ui.import_dialog import import_dataset
+from ui.inspect_panel import add_inspect_action
 from ui.launcher import Launcher
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
@@ -168,6 +169,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.all:
             menu.addAction(dock.toggleViewAction())
         menu.addSeparator()
+        self.inspect_action = add_inspect_action(self, menu, self.runs_dir)
         menu.addAction(self._action("&Reset Layout", self._on_reset_layout))
 
         add_help_menu(self, self.menuBar().addMenu("&Help"), self.settings, self.runs_dir)

@@ -14,6 +14,7 @@ from typing import NoReturn
 from workbench.cli import common
 
 SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare", "workbench.cli.importing")
+SUBCOMMAND_MODULES += ("workbench.cli.explain",)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
