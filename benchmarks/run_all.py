@@ -14,6 +14,7 @@ RUNS = [
     ["bench_training.py", "--steps", "100", "--rounds", "1"],
     ["bench_ui.py", "--seconds", "10", "--rounds", "1", "--open-mb", "256"],
     ["bench_import.py", "--size-mb", "20", "--text-mb", "5"],
+    ["bench_inspect.py", "--edits", "10"],
 ]
 
 

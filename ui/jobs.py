@@ -30,6 +30,7 @@ Signals carry plain data only: event dataclasses, `JobFailure`, the job's result
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -111,6 +112,7 @@ class _Runner:
     def _main(self) -> None:
         result: Any = None
         try:
+            _same_torch_threads()
             job = self._factory(Sink(self.queue.put))
             with self._lock:
                 self._job = job
@@ -136,6 +138,15 @@ class _Runner:
                 self._requests.append(method)
                 return
         getattr(job, method)()
+
+
+def _same_torch_threads() -> None:
+    """A new thread's math library may ignore the process's torch thread count (MKL:
+    a float32 tanh of 128 values took 15 ms instead of 6 µs in a fresh thread);
+    setting the count again in the thread applies it. Only when torch is loaded."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(torch.get_num_threads())
 
 
 class JobSession(QObject):
