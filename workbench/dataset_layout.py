@@ -15,8 +15,9 @@ import the reader that calls it).
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,11 +200,39 @@ def _stored_groups(
     )
 
 
+def names_default_arrays(paths: Iterable[str]) -> bool:
+    """Whether array paths (walk_arrays) include the format's /inputs and /targets, at
+    the root or in a split group: the reader then finds them without being told."""
+    found = set(paths)
+    return any(f"{p}/inputs" in found and f"{p}/targets" in found
+               for p in ("", *(f"/{s}" for s in SPLIT_NAMES)))
+
+
+def _dangling_link(f: h5py.File, path: str) -> str | None:
+    """What a link at `path` that leads nowhere points at ("an external link to
+    FILE:/x, and FILE does not exist"), or None when there is no such link."""
+    try:
+        link = f.get(path, getlink=True)
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        beside = os.path.join(os.path.dirname(f.filename), link.filename)
+        if not os.path.exists(beside) and not os.path.exists(link.filename):
+            return (f"an external link to {link.filename}:{link.path}, and the file "
+                    f"{link.filename} does not exist")
+        return (f"an external link to {link.filename}:{link.path} that leads nowhere (nothing "
+                f"at {link.path} in {link.filename}, or that file cannot be opened)")
+    if isinstance(link, h5py.SoftLink):
+        return f"a link to {link.path}, where there is nothing"
+    return None
+
+
 def _get_dataset(f: h5py.File, file: str, path: str, what: str) -> h5py.Dataset:
     with h5_errors(file, path, f"open the {what} array"):
         obj = f.get(path)
     if obj is None:
-        raise _fail(file, path, f"the {what} array", "nothing at that path")
+        dangling = _dangling_link(f, path)
+        raise _fail(file, path, f"the {what} array", dangling or "nothing at that path")
     if not isinstance(obj, h5py.Dataset):
         raise _fail(file, path, f"the {what} array", "a group, not an array")
     return obj

@@ -5,7 +5,8 @@
         --window 48 --horizon 12 --time-col date
 
 Both write a dataset file atomically (a failed import leaves none), refuse an
-existing --out without --force and always refuse --out equal to the input, and
+existing --out without --force and always refuse --out equal to the input or inside a
+run folder (workbench.outputs.check_output, as every command that writes a file), and
 print one line saying what was written and what was dropped (`--json`: one JSON
 object). docs/your-data.md shows both on example files.
 """
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import common
-from workbench.errors import ConfigError
 from workbench.importers.common import check_paths
 from workbench.importers.series import MISSING_POLICIES, SeriesOptions, import_series
 from workbench.importers.text import LEVELS, SINGLE_MODES, TextOptions, import_text
+from workbench.outputs import check_output
 
 
 def register(subparsers: Any) -> None:
@@ -115,9 +116,8 @@ def _register_series(subparsers: Any) -> None:
 
 
 def _check_out(args: argparse.Namespace) -> None:
-    check_paths(args.file, args.out)
-    if args.out.exists() and not args.force:
-        raise ConfigError(f"{args.out}: exists; pass --force to replace it")
+    check_paths(args.file, args.out)  # the input must exist (and is never the output)
+    check_output(args.out, force=args.force, inputs=(args.file,), flag="--out")
 
 
 def _report(summary: Any, as_json: bool) -> int:
