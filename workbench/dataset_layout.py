@@ -18,7 +18,7 @@ import contextlib
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import h5py
@@ -40,11 +40,22 @@ _LENGTH_READ_ROWS = 2**20
 
 @dataclass(frozen=True)
 class ArrayInfo:
-    """One array of a file, for the GUI's file browser and `inspect --arrays`."""
+    """One array of a file, for the GUI's file browser and `inspect --arrays`.
+
+    A file can name one array twice (a soft or hard link, e.g. /inputs -> /data/x):
+    each name is listed, and `same_as` of every other name is the array's first name
+    (its first hard link by path), so that nothing proposes one array for both sides.
+    """
 
     path: str
     shape: tuple[int, ...]
     dtype: str
+    same_as: str = field(default="", compare=False)
+
+    @property
+    def array(self) -> str:
+        """The array this name leads to (its first name in the file)."""
+        return self.same_as or self.path
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -430,22 +441,61 @@ def resolve_layout(
     return Layout(groups, version, task, description)
 
 
-def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
-    """Every dataset in an open file with its path, shape and dtype, sorted by path."""
-    found: list[ArrayInfo] = []
+def _resolves_inside(f: h5py.File, path: str, depth: int = 0) -> bool:
+    """Whether `path` leads to an object of this file without crossing an external
+    link (which would open another file, unchecked, in this process)."""
+    if depth > 16:
+        return False
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        prefix = "/" + "/".join(parts[:i])
+        try:
+            link = f.get(prefix, getlink=True)
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+            return False
+        if link is None or isinstance(link, h5py.ExternalLink):
+            return False
+        if isinstance(link, h5py.SoftLink):
+            target = link.path if link.path.startswith("/") else posixpath.join(
+                posixpath.dirname(prefix), link.path)
+            rest = "/".join(parts[i:])
+            return _resolves_inside(f, posixpath.join(target, rest) if rest else target,
+                                    depth + 1)
+    return True
 
-    def visit(name: str, obj: Any) -> None:
+
+def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
+    """Every dataset in an open file with its path, shape and dtype, sorted by path.
+
+    Names that links give an array are listed too (`ArrayInfo.same_as` names the array
+    they lead to), so that a layout made of links (/inputs -> /data/x) reads as it is;
+    an external link (into another file) is not followed.
+    """
+    found: list[tuple[ArrayInfo, int, bool]] = []  # info, object address, via a soft link
+
+    def visit(name: str, link: Any) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            return
+        if isinstance(link, h5py.SoftLink) and not _resolves_inside(f, "/" + name):
+            return
+        obj = f.get(name)  # follows a soft link; None when it leads nowhere
         if isinstance(obj, h5py.Dataset):
             shape = tuple(int(s) for s in obj.shape) if obj.shape is not None else ()
             dtype = obj.dtype
             text = "string" if describe_dtype(dtype) == "strings" else (
                 str(dtype) if dtype.kind in "fiub" and not dtype.names else describe_dtype(dtype)
             )
-            found.append(ArrayInfo("/" + name, shape, text))
+            found.append((ArrayInfo("/" + name, shape, text), h5py.h5o.get_info(obj.id).addr,
+                          isinstance(link, h5py.SoftLink)))
 
     with h5_errors(file, "/", "list the arrays in the file"):
-        f.visititems(visit)
-    return sorted(found, key=lambda a: a.path)
+        f.visititems_links(visit)
+    first: dict[int, str] = {}  # object address -> its first name: a hard link's, by path
+    for info, address, _soft in sorted(found, key=lambda item: (item[2], item[0].path)):
+        first.setdefault(address, info.path)
+    out = [info if first[address] == info.path else replace(info, same_as=first[address])
+           for info, address, _soft in found]
+    return sorted(out, key=lambda a: a.path)
 
 
 def probe_array(ds: h5py.Dataset, full_read_bytes: int = PROBE_FULL_READ_BYTES) -> None:

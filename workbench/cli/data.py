@@ -133,8 +133,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         out = summary.to_json()
         if arrays is not None:
-            out["arrays"] = [{"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
-                             for a in arrays]
+            out["arrays"] = [_array_json(a) for a in arrays]
         if checked is not None:
             out["values_checked"] = checked
         if time_split is not None:
@@ -158,18 +157,25 @@ def _arrays_only(args: argparse.Namespace, arrays: list[datasets.ArrayInfo]) -> 
             "with --inputs PATH --targets PATH")
     if args.json:
         common.print_json({"path": str(args.file), "dataset": None, "note": note,
-                           "arrays": [{"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
-                                      for a in arrays]})
+                           "arrays": [_array_json(a) for a in arrays]})
     else:
         print(f"{args.file}: {note}")
     return 0
+
+
+def _array_json(a: datasets.ArrayInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
+    if a.same_as:
+        out["same_as"] = a.same_as
+    return out
 
 
 def _print_arrays(arrays: list[datasets.ArrayInfo]) -> None:
     print("arrays:")
     width = max((len(a.path) for a in arrays), default=0)
     for a in arrays:
-        print(f"  {a.path:<{width}}  {str(a.shape):<20} {a.dtype}")
+        alias = f"  (a link to {a.same_as})" if a.same_as else ""
+        print(f"  {a.path:<{width}}  {str(a.shape):<20} {a.dtype}{alias}")
 
 
 def _side_text(side: datasets.SideSpec) -> str:
