@@ -91,9 +91,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} refused: it holds more than tensors and plain values, "
             f"and loading it could run code ({code})"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, MemoryError) as exc:
+    except MemoryError:
+        raise CheckpointError(f"checkpoint {path} is unreadable: out of memory loading it "
+                              "(damaged, or not a checkpoint)") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure of the loader (an
+        # IndexError deep in the weights-only unpickler on garbage, a bad zip): unreadable
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is unreadable: {detail}") from None
+        raise CheckpointError(f"checkpoint {path} is unreadable (damaged, truncated or not "
+                              f"a checkpoint): {detail}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} is not a Sequence Workbench checkpoint")
     return state
