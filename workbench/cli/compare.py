@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     group = parser.add_argument_group("comparison")
     group.add_argument("--cells", metavar="CELLS",
                        help="comma-separated cells, e.g. rnn-tanh,gru,lstm (table order)")
-    group.add_argument("--seeds", type=int, default=3, metavar="N",
+    group.add_argument("--seeds", type=seed_count, default=3, metavar="N",
                        help="training seeds per cell: --seed, --seed+1, ... (default 3)")
     group.add_argument("--seed", help="the base training seed (default 0 or the config's)")
     group.add_argument("--name", help="display name of the comparison")
@@ -64,6 +64,20 @@ def register(subparsers: Any) -> None:
     train_cli.add_runs_dir_arg(listing)
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(func=cmd_comparisons)
+
+
+MAX_SEEDS = 1000  # runs per cell; more is a typo (a 20-digit --seeds ran out of memory)
+
+
+def seed_count(text: str) -> int:
+    """--seeds N, refused on one line above MAX_SEEDS before any run is planned."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{value} seeds is more than {MAX_SEEDS}")
+    return value
 
 
 def _train_parser() -> argparse.ArgumentParser:
