@@ -489,7 +489,10 @@ def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
                           isinstance(link, h5py.SoftLink)))
 
     with h5_errors(file, "/", "list the arrays in the file"):
-        f.visititems_links(visit)
+        if hasattr(f, "visititems_links"):  # h5py >= 3.11
+            f.visititems_links(visit)
+        else:  # each array once, under one of its names (no soft links)
+            f.visititems(lambda name, obj: visit(name, h5py.HardLink()))
     first: dict[int, str] = {}  # object address -> its first name: a hard link's, by path
     for info, address, _soft in sorted(found, key=lambda item: (item[2], item[0].path)):
         first.setdefault(address, info.path)
