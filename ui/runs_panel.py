@@ -260,6 +260,9 @@ class RunsPanel(QWidget):
         return dict(self._overlay_colors)
 
     def set_overlay(self, run_id: str, on: bool) -> None:
+        row = self.index.row(run_id)
+        if row is not None and row.unreadable:  # nothing recorded can be drawn
+            return
         for r in range(self.table.rowCount()):
             if self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
                 self.table.item(r, 0).setCheckState(
