@@ -17,11 +17,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import signal  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from importlib import resources as importlib_resources  # noqa: E402
+from typing import Any  # noqa: E402
 
-from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtCore import QObject, QTimer  # noqa: E402
 from PySide6.QtGui import QIcon  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialog, QWidget  # noqa: E402
 
 from ui.errors import install_excepthook, show_error  # noqa: E402
 
@@ -56,7 +58,8 @@ def create_main_window(path: str | os.PathLike[str] | None = None, *,
 
 
 def run_app(path: str | os.PathLike[str] | None = None) -> int:
-    """Open the main window on `path` and run the event loop; the exit status."""
+    """Open the main window on `path` and run the event loop; the exit status
+    (128 + the signal's number when Ctrl-C or SIGTERM ended it, as a shell reports)."""
     app = make_application()
     install_excepthook()
     try:
@@ -65,22 +68,84 @@ def run_app(path: str | os.PathLike[str] | None = None) -> int:
         show_error(None, exc, title="Sequence Workbench could not start")
         return 1
     window.show()
-    _quit_on_ctrl_c(app, window)
-    return int(app.exec())
+    quitter = QuitOnSignal(app, window)
+    quitter.install()
+    code = int(app.exec())
+    quitter.uninstall()
+    return 128 + quitter.signum if quitter.signum else code
 
 
-def _quit_on_ctrl_c(app: QApplication, window) -> None:
-    """Ctrl+C (or SIGTERM) closes the window: a run stops cleanly, settings are saved."""
+class QuitOnSignal(QObject):
+    """Ctrl-C (SIGINT) and SIGTERM quit the app, also while a modal dialog is open.
 
-    def on_signal(*_args) -> None:
-        window.close()
+    A Python signal handler runs only when the interpreter gets control, and Qt's
+    event loop (the main one, or a dialog's nested one) keeps it in C: a QTimer of
+    `poll_ms` wakes it. The handler only notes the signal; the timer, in the GUI
+    thread, does the quitting: it closes the modal dialogs one by one (each returns
+    from its exec() as if cancelled), then closes the window (which stops a run
+    cleanly and saves the settings), and quits when the window is gone. A second
+    signal, or `deadline_s` after the first, quits at once (aboutToQuit still stops a
+    run and waits for it).
+    """
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    # The interpreter only runs signal handlers between bytecodes: wake it up.
-    timer = QTimer(app)
-    timer.timeout.connect(lambda: None)
-    timer.start(250)
+    def __init__(self, app: QApplication, window: QWidget, *, poll_ms: int = 100,
+                 deadline_s: float = 20.0,
+                 signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        super().__init__(app)
+        self.app, self.window = app, window
+        self.signals = signals
+        self.deadline_s = deadline_s
+        self.signum = 0  # the first signal received (0: none)
+        self._count = 0
+        self._since = 0.0
+        self._closing = False
+        self._previous: dict[int, Any] = {}
+        self.timer = QTimer(self)
+        self.timer.setInterval(poll_ms)
+        self.timer.timeout.connect(self.poll)
+
+    def install(self) -> None:
+        """Handle the signals (in the main thread) and start the waking timer."""
+        for signum in self.signals:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+        self.timer.start()
+
+    def uninstall(self) -> None:
+        """Stop the timer and put the previous handlers back."""
+        self.timer.stop()
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        # runs in the main thread between two bytecodes: only note it, the timer acts
+        if not self.signum:
+            self.signum, self._since = signum, time.monotonic()
+        self._count += 1
+
+    def poll(self) -> None:
+        """The timer's tick: take the next step towards quitting, once a signal came."""
+        if not self.signum:
+            return
+        if self._count > 1 or time.monotonic() - self._since > self.deadline_s:
+            self.app.quit()  # leaves every event loop, the dialogs' nested ones too
+            return
+        modal = self.app.activeModalWidget()
+        if modal is not None:
+            if isinstance(modal, QDialog):
+                modal.reject()
+            else:
+                modal.close()
+            return
+        popup = self.app.activePopupWidget()
+        if popup is not None:
+            popup.close()
+            return
+        if not self._closing:
+            self._closing = True
+            self.window.close()  # stops a run and saves; may wait for the run to end
+        if not self.window.isVisible():
+            self.app.quit()
 
 
 def _resource_path(name: str) -> str | None:

@@ -16,12 +16,14 @@ Opening never blocks the GUI thread: the file's safety check (a child process,
 workbench.safe_open) and the structural validation run as a background job
 (ui.jobs); the panel says it is checking, and the window stays responsive. A
 newer open supersedes one still in progress; a bad file ends in one clear message
-and leaves the open document as it was.
+and leaves the open document as it was. After a failed open, "Check again" forgets
+the safety check's remembered verdict on that file and opens it once more.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,8 @@ from ui import errors
 from ui.jobs import JobFailure, JobSession, Latest
 from ui.plots import style
 from ui.widgets import fit_width_to_content, scrolling_body
+from workbench import safe_open
+from workbench.dataset_layout import names_default_arrays
 from workbench.datasets import ArrayInfo, Batch, DatasetSummary, SequenceDataset, list_arrays
 from workbench.errors import WorkbenchError
 
@@ -69,30 +73,77 @@ AUTOMATIC = ""  # combo data of the "(as the file says)" entry
 def is_project_layout(arrays: list[ArrayInfo]) -> bool:
     """True when the file has the project's /inputs and /targets (at the root or in
     split groups), so the reader finds them without being told."""
-    paths = {a.path for a in arrays}
-    prefixes = ("", "/train", "/val", "/test")
-    return any(f"{p}/inputs" in paths and f"{p}/targets" in paths for p in prefixes)
+    return names_default_arrays(a.path for a in arrays)
+
+
+# words in an array's name that say its role (whole words; the longer ones also as a
+# prefix: "inputs", "targets_scaled")
+INPUT_WORDS = ("past", "history", "input", "x", "src", "source", "features", "encoder",
+               "context", "observed")
+TARGET_WORDS = ("future", "target", "y", "tgt", "output", "label", "forecast", "horizon",
+                "decoder")
+
+
+def _name_words(path: str) -> list[str]:
+    """The words of an array's name: 'pastWindow_2' -> ['past', 'window', '2']."""
+    name = path.rsplit("/", 1)[-1]
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def _says(words: list[str], role_words: tuple[str, ...]) -> bool:
+    return any(w == r or (len(r) >= 3 and w.startswith(r)) for w in words for r in role_words)
+
+
+def array_role(path: str) -> str | None:
+    """"inputs" or "targets" when an array's name says its role, else None."""
+    words = _name_words(path)
+    inputs, targets = _says(words, INPUT_WORDS), _says(words, TARGET_WORDS)
+    if inputs != targets:
+        return "inputs" if inputs else "targets"
+    return None
 
 
 def guess_arrays(arrays: list[ArrayInfo]) -> tuple[str | None, str | None]:
-    """A first guess at (inputs, targets) of a foreign file, from array names."""
+    """A first guess at (inputs, targets) of a foreign file: never one array for both.
+
+    Names that say their role decide first (past/history/input/x/source for the
+    inputs; future/target/y/output for the targets); then an array with as many
+    samples as the other side; then the longer array (more time steps) is the input.
+    Two names of one array (a link) count as one array. None where nothing fits.
+    """
     candidates = [a for a in arrays if len(a.shape) >= 2]
 
-    def find(words: tuple[str, ...], exclude: str | None) -> str | None:
-        for a in candidates:
-            name = a.path.rsplit("/", 1)[-1].lower()
-            if a.path != exclude and any(name == w or name.startswith(w) for w in words):
-                return a.path
-        return None
+    def steps(a: ArrayInfo) -> int:
+        return int(a.shape[1])
 
-    inputs = find(("inputs", "input", "x", "src", "source", "features"), None)
-    targets = find(("targets", "target", "y", "tgt", "labels", "label"), inputs)
-    rest = [a.path for a in candidates if a.path not in (inputs, targets)]
-    if inputs is None and rest:
-        inputs = rest.pop(0)
-    if targets is None and rest:
-        targets = rest.pop(0)
-    return inputs, targets
+    def pick(pool: list[ArrayInfo], partner: ArrayInfo | None, *,
+             longest: bool) -> ArrayInfo | None:
+        pool = [a for a in pool if partner is None or a.array != partner.array]
+        if not pool:
+            return None
+        order = sorted(range(len(pool)), key=lambda i: (
+            partner is not None and pool[i].shape[0] != partner.shape[0],  # same N first
+            -steps(pool[i]) if longest else 0, i))
+        return pool[order[0]]
+
+    named_in = [a for a in candidates if array_role(a.path) == "inputs"]
+    named_out = [a for a in candidates if array_role(a.path) == "targets"]
+    inputs = pick(named_in, None, longest=True)
+    targets = pick(named_out, inputs, longest=False)
+    if inputs is None and targets is None:
+        by_n: dict[int, list[ArrayInfo]] = {}
+        for a in candidates:
+            by_n.setdefault(int(a.shape[0]), []).append(a)
+        pair = next((group for group in by_n.values()
+                     if len({a.array for a in group}) >= 2), candidates)
+        inputs = pick(pair, None, longest=True)
+        targets = pick(pair, inputs, longest=False)
+    elif inputs is None:
+        inputs = pick(candidates, targets, longest=True)
+    elif targets is None:
+        targets = pick(candidates, inputs, longest=False)
+    return (inputs.path if inputs else None), (targets.path if targets else None)
 
 
 class DatasetDocument(QObject):
@@ -223,8 +274,9 @@ class ArrayChoiceDialog(QDialog):
             self.targets.addItem(label, a.path)
         guess_in, guess_out = guess_arrays(arrays)
         for combo, guess in ((self.inputs, guess_in), (self.targets, guess_out)):
-            if guess is not None:
-                combo.setCurrentIndex(max(0, combo.findData(guess)))
+            # no guess: nothing chosen (never the first array, which may be the other side's)
+            combo.setPlaceholderText("choose an array")
+            combo.setCurrentIndex(combo.findData(guess) if guess is not None else -1)
         form.addRow("Inputs", self.inputs)
         form.addRow("Targets", self.targets)
         layout.addLayout(form)
@@ -232,8 +284,16 @@ class ArrayChoiceDialog(QDialog):
                                    | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.open_button = buttons.button(QDialogButtonBox.StandardButton.Open)
+        for combo in (self.inputs, self.targets):
+            combo.currentIndexChanged.connect(self._update_open)
+        self._update_open()
         layout.addWidget(buttons)
         self.resize(560, self.sizeHint().height())
+
+    def _update_open(self, *_args: Any) -> None:
+        self.open_button.setEnabled(self.inputs.currentIndex() >= 0
+                                    and self.targets.currentIndex() >= 0)
 
     def choice(self) -> tuple[str, str]:
         return self.inputs.currentData(), self.targets.currentData()
@@ -276,6 +336,8 @@ class DataPanel(QWidget):
         self._preview = Latest(self.preview_job)
         self._request = 0  # the newest open asked for; older results are dropped
         self._last_ok = False
+        self._asked: tuple[str, str | None, str | None] | None = None  # the newest open
+        self.failed_open: tuple[str, str | None, str | None] | None = None  # for Check again
         self._build()
         document.changed.connect(self._on_document_changed)
         self._on_document_changed()
@@ -290,6 +352,13 @@ class DataPanel(QWidget):
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.file_label.setMinimumWidth(40)  # a long name is cut (its tooltip has the path)
         top.addWidget(self.file_label, 1)
+        self.recheck_button = QPushButton("Check again", self)
+        self.recheck_button.setToolTip(
+            "Forget what the safety check remembered about this file and check it again "
+            "(after a check was interrupted, or once the file has been repaired)")
+        self.recheck_button.clicked.connect(self.check_again)
+        self.recheck_button.hide()  # shown after an open failed
+        top.addWidget(self.recheck_button)
         self.open_button = QPushButton("Open…", self)
         self.open_button.setToolTip("Open an HDF5 file of sequences (Ctrl+O); you can also "
                                     "drop a file onto the window")
@@ -412,13 +481,30 @@ class DataPanel(QWidget):
                   targets: str | None = None) -> None:
         """Open `path` into the document, in the background; `file_opened` follows, or a
         message saying what is wrong (the open document stays). `wait_opened` waits."""
-        path = str(path)
+        self._start_open(str(path), inputs, targets, recheck=False)
+
+    def check_again(self) -> None:
+        """Forget the safety check's verdict on the file whose open failed and open it
+        again, in the background (the "Check again" button)."""
+        if self.failed_open is not None:
+            self._start_open(*self.failed_open, recheck=True)
+
+    def _start_open(self, path: str, inputs: str | None, targets: str | None, *,
+                    recheck: bool) -> None:
         self._request += 1
         request, self._last_ok = self._request, False
+        self._asked = (path, inputs, targets)
         self.file_label.setText(f"Checking <b>{Path(path).name}</b>…")
         self.file_label.setToolTip(path)
         self.open_button.setEnabled(False)
-        self._latest.submit(lambda _sink: (request, open_checked(path, inputs, targets)))
+        self.recheck_button.hide()
+
+        def job(_sink: Any) -> tuple[int, Opened]:
+            if recheck:  # the verdict cache is a file: forgotten off the GUI thread
+                safe_open.forget(path)
+            return request, open_checked(path, inputs, targets)
+
+        self._latest.submit(job)
 
     def wait_opened(self, timeout_ms: int = 60_000) -> bool:
         """Wait for the opens in progress and the preview of the opened file (scripts,
@@ -441,6 +527,7 @@ class DataPanel(QWidget):
                 opened.dataset.close()
             return
         self._idle()
+        self.failed_open = None
         if opened.dataset is None:
             self._choose_and_open(opened)
             return
@@ -459,6 +546,7 @@ class DataPanel(QWidget):
         path, arrays = opened.path, opened.arrays
         self._request += 1
         request = self._request
+        self._asked = (path, *choice)
         self.file_label.setText(f"Checking <b>{Path(path).name}</b>…")
         self.open_button.setEnabled(False)
         self._latest.submit(
@@ -468,6 +556,8 @@ class DataPanel(QWidget):
         if self._latest.waiting:  # a newer open is queued: it decides
             return
         self._idle()
+        self.failed_open = self._asked
+        self.recheck_button.setVisible(self.failed_open is not None)
         errors.show_failure(self, failure, title="Cannot open the dataset")
 
     def _idle(self) -> None:

@@ -3,6 +3,11 @@
 `ExportActions` holds the three QActions and does what they ask. Before the plots
 are written, every panel is brought up to date (`PlotFeed.bring_up_to_date`), so a
 panel not viewed since the shown run changed is exported as it is now.
+
+No export replaces a file silently: an existing file is replaced only after the user
+says yes (`errors.ask`; the file dialogs' own question is turned off, so it is asked
+once), and a file inside a run folder is refused outright (workbench.outputs: a run's
+files are written only by the run itself).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from ui import errors
 from ui.plot_feed import PlotFeed
 from ui.runs_panel import RunsPanel
 from workbench.errors import WorkbenchError
+from workbench.outputs import protected_reason
 
 PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions", "attention")
+# the file dialogs do not ask about replacing a file: may_write asks (once)
+NO_DIALOG_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
 
 
 class ExportActions(QObject):
@@ -58,16 +66,41 @@ class ExportActions(QObject):
         if not folder:
             return
         written = self.export_plots(folder)
+        if not written:
+            return
         self.status_bar.showMessage(f"Saved {', '.join(p.name for p in written)} in {folder}",
                                     8000)
 
+    def may_write(self, paths: list[Path], title: str) -> bool:
+        """Whether `paths` may be written: never a run's file (said why), an existing
+        file only when the user agrees to replace it."""
+        for path in paths:
+            reason = protected_reason(path, runs_dir=self.runs_dir)
+            if reason is not None:
+                errors.show_message(self._window, title, f"Cannot write {path}: {reason}.",
+                                    level="warning")
+                return False
+        existing = [p for p in paths if p.exists()]
+        if not existing:
+            return True
+        names = ", ".join(p.name for p in existing)
+        where = existing[0].parent
+        return errors.ask(self._window, "Replace existing files?" if len(existing) > 1
+                          else "Replace the existing file?",
+                          f"{names} already exist{'s' if len(existing) == 1 else ''} in "
+                          f"{where}.\n\nReplace {'them' if len(existing) > 1 else 'it'}?")
+
     def export_plots(self, folder: str | Path, suffix: str = ".png") -> list[Path]:
-        """Write every plot, brought up to date first, as `<folder>/<name><suffix>`."""
+        """Write every plot, brought up to date first, as `<folder>/<name><suffix>`
+        (asking before replacing files already there)."""
         folder = Path(folder)
+        targets = [folder / f"{name}{suffix}" for name in PLOT_NAMES[:len(self.feed.plots)]]
+        if not self.may_write(targets, "Could not export the plots"):
+            return []
         self.feed.bring_up_to_date()
         written = []
-        for plot, name in zip(self.feed.plots, PLOT_NAMES):
-            path = folder / f"{name}{suffix}"
+        for plot, path in zip(self.feed.plots, targets):
+            name = path.stem
             try:
                 plot.export(path)
             except Exception as exc:  # noqa: BLE001 - one failed plot must not stop the rest
@@ -92,14 +125,18 @@ class ExportActions(QObject):
                                 "Tick runs in the Runs panel (or select one) first.", level="info")
             return
         path, _ = QFileDialog.getSaveFileName(self._window, "Export the metrics of the runs",
-                                              "metrics.csv", "CSV files (*.csv)")
+                                              "metrics.csv", "CSV files (*.csv)",
+                                              options=NO_DIALOG_CONFIRM)
         if path:
             self.export_metrics(run_ids, path if path.lower().endswith(".csv") else path + ".csv")
 
     def export_metrics(self, run_ids: list[str], path: str | Path) -> int:
-        """Write the metrics of `run_ids` to one tidy CSV; the number of rows written."""
+        """Write the metrics of `run_ids` to one tidy CSV; the number of rows written
+        (0 when refused or not confirmed)."""
         from workbench.exports import write_metrics_csv
 
+        if not self.may_write([Path(path)], "Could not export the metrics"):
+            return 0
         try:
             rows = write_metrics_csv(run_ids, path, runs_dir=self.runs_dir)
         except (OSError, WorkbenchError) as exc:
@@ -115,14 +152,18 @@ class ExportActions(QObject):
                                 "Select a run in the Runs panel first.", level="info")
             return
         path, _ = QFileDialog.getSaveFileName(self._window, "Export the run's config",
-                                              f"{run_id}.toml", "TOML files (*.toml)")
+                                              f"{run_id}.toml", "TOML files (*.toml)",
+                                              options=NO_DIALOG_CONFIRM)
         if path:
             self.export_config(run_id, path if path.lower().endswith(".toml") else path + ".toml")
 
     def export_config(self, run_id: str, path: str | Path) -> Path | None:
-        """Write a run's config as TOML (what `train --config` re-runs)."""
+        """Write a run's config as TOML (what `train --config` re-runs); None when refused
+        or not confirmed."""
         from workbench.exports import export_config
 
+        if not self.may_write([Path(path)], "Could not export the config"):
+            return None
         try:
             written = export_config(run_id, path, runs_dir=self.runs_dir)
         except (OSError, WorkbenchError) as exc:

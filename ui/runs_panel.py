@@ -10,11 +10,18 @@ continue a stopped or crashed run. Renaming edits the display name in place
 (the id and folder never change); Delete asks first. The Comparisons button lists
 the comparisons saved in the runs directory (workbench.compare) and asks the
 window to reopen one (`comparison_requested`).
+
+A run folder whose records cannot be read (workbench.runs.list_runs: a damaged
+run.json or status.json) is shown too, with status "unreadable" and the reason in
+its tooltip; it cannot be replayed, ticked, resumed or renamed, only deleted. One
+damaged folder never hides the others, and a runs folder that cannot be listed at
+all is said in the panel instead of keeping the window from starting.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,13 +45,15 @@ from ui import errors
 from ui.controls import format_duration
 from workbench import baselines, units
 from workbench.errors import WorkbenchError
-from workbench.runs import RESUMABLE_STATUSES, Run, open_run, open_runs
+from workbench.runs import RESUMABLE_STATUSES, UNREADABLE, Run, RunInfo, list_runs, open_run
 
 try:  # the shared palette of overlaid runs
     from ui.plots.style import RUN_COLORS
 except ImportError:  # pragma: no cover
     RUN_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2")
 
+HINT = ("Select a run to replay it in the plots · tick runs to compare them · "
+        "double-click a name to rename")
 COLUMNS = ("Overlay", "Name", "Cell", "Parameters", "Status", "Steps", "Best val. loss",
            "Duration", "Sequences/s")
 STATUS_TIPS = {
@@ -56,6 +65,8 @@ STATUS_TIPS = {
     "failed": "Ended by an error (see the message)",
     "crashed": "The training process ended without finishing (killed, crashed, "
                "or the power went); can be resumed from its last checkpoint",
+    UNREADABLE: "This run's records cannot be read (damaged or edited); it can only be "
+                "deleted",
 }
 
 
@@ -82,18 +93,16 @@ class RunRow:
     def resumable(self) -> bool:
         return self.status in RESUMABLE_STATUSES
 
+    @property
+    def unreadable(self) -> bool:
+        return self.status == UNREADABLE
 
-def _row_from_run(run: Run) -> RunRow:
-    status = run.status_record()
-    info = run.info_from(status)
-    sequences = status.get("sequences")
-    speed = (float(sequences) / info.seconds
-             if isinstance(sequences, (int, float)) and info.seconds > 0 else None)
-    parameters = run.meta.get("parameters")
+
+def _row_from_info(info: RunInfo) -> RunRow:
+    speed = info.sequences / info.seconds if info.sequences and info.seconds > 0 else None
     return RunRow(info.run_id, info.path, info.name, info.cell, info.status, info.steps,
                   info.best_val_loss, info.seconds,
-                  int(parameters) if isinstance(parameters, (int, float)) else None,
-                  speed, info.message, **_loss_units(run.meta))
+                  info.parameters, speed, info.message, **_loss_units(info.meta))
 
 
 def _loss_units(meta: dict) -> dict:
@@ -134,11 +143,19 @@ class RunsIndex(QObject):
         self.runs_dir = Path(runs_dir)
         self.rows: list[RunRow] = []
         self.live_run_id: str | None = None
+        self.error = ""  # why the runs folder could not be listed ("" when it could)
 
     def refresh(self) -> None:
-        """Re-read the runs directory (run.json and status.json of each run)."""
-        # open_runs skips a folder being deleted or half written (no readable run.json)
-        self.rows = [_row_from_run(run) for run in open_runs(self.runs_dir)]
+        """Re-read the runs directory (run.json and status.json of each run); a damaged
+        run is a row with status "unreadable", a runs folder that cannot be listed at all
+        leaves no rows and its reason in `error`."""
+        try:
+            infos = list_runs(self.runs_dir)
+        except WorkbenchError as exc:
+            infos, self.error = [], str(exc)
+        else:
+            self.error = ""
+        self.rows = [_row_from_info(info) for info in infos]
         self.changed.emit()
 
     def update_live(self, run_id: str, *, steps: int | None = None,
@@ -176,7 +193,14 @@ class RunsIndex(QObject):
         """Remove the run's folder (RunError while it is live)."""
         if run_id == self.live_run_id:
             raise WorkbenchError("this run is training now: stop it before deleting it")
-        self.open(run_id).delete()
+        row = self.row(run_id)
+        if row is not None and row.unreadable:  # no Run to ask: its records are damaged
+            try:
+                shutil.rmtree(row.path)
+            except OSError as exc:
+                raise WorkbenchError(f"cannot delete {row.path}: {exc.strerror or exc}") from None
+        else:
+            self.open(run_id).delete()
         self.refresh()
 
 
@@ -197,8 +221,7 @@ class RunsPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.hint = QLabel("Select a run to replay it in the plots · tick runs to compare "
-                           "them · double-click a name to rename", self)
+        self.hint = QLabel(HINT, self)
         self.hint.setObjectName("hint")
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
@@ -272,6 +295,9 @@ class RunsPanel(QWidget):
         return dict(self._overlay_colors)
 
     def set_overlay(self, run_id: str, on: bool) -> None:
+        row = self.index.row(run_id)
+        if row is not None and row.unreadable:  # nothing recorded can be drawn
+            return
         for r in range(self.table.rowCount()):
             if self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
                 self.table.item(r, 0).setCheckState(
@@ -306,6 +332,9 @@ class RunsPanel(QWidget):
 
     # --- slots ------------------------------------------------------------------------
     def _on_index_changed(self) -> None:
+        self.hint.setText(f"Cannot list the runs: {self.index.error}" if self.index.error
+                          else HINT)
+        self.hint.setStyleSheet("color: #b00020;" if self.index.error else "")
         selected = self.selected_run_id()
         known = {row.run_id for row in self.index.rows}
         dropped = [k for k in self._overlay_colors if k not in known]
@@ -358,11 +387,14 @@ class RunsPanel(QWidget):
 
     def _fill_row(self, r: int, row: RunRow) -> None:
         tick = QTableWidgetItem()
-        tick.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
-                      | Qt.ItemFlag.ItemIsSelectable)
+        tick.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                      | (Qt.ItemFlag.NoItemFlags if row.unreadable
+                         else Qt.ItemFlag.ItemIsUserCheckable))
         color = self._overlay_colors.get(row.run_id)
-        tick.setCheckState(Qt.CheckState.Checked if color else Qt.CheckState.Unchecked)
-        tick.setToolTip("Overlay this run's loss and gradients on the plots")
+        if not row.unreadable:
+            tick.setCheckState(Qt.CheckState.Checked if color else Qt.CheckState.Unchecked)
+        tick.setToolTip(row.message if row.unreadable
+                        else "Overlay this run's loss and gradients on the plots")
         if color:
             tick.setIcon(_swatch(color))
         tick.setData(Qt.ItemDataRole.UserRole, row.run_id)
@@ -370,8 +402,12 @@ class RunsPanel(QWidget):
 
         name = QTableWidgetItem(row.name)
         name.setData(Qt.ItemDataRole.UserRole, row.run_id)
-        name.setToolTip(f"{row.name}\nid: {row.run_id}\nDouble-click to rename")
-        name.setFlags(name.flags() | Qt.ItemFlag.ItemIsEditable)
+        if row.unreadable:
+            name.setToolTip(f"{row.name}\nid: {row.run_id}\nunreadable: {row.message}")
+            name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        else:
+            name.setToolTip(f"{row.name}\nid: {row.run_id}\nDouble-click to rename")
+            name.setFlags(name.flags() | Qt.ItemFlag.ItemIsEditable)
         self.table.setItem(r, 1, name)
         self._fill_values(r, row)
 
@@ -393,7 +429,7 @@ class RunsPanel(QWidget):
                 item.setToolTip(loss_tip(row))
             if c == 4:
                 item.setToolTip(status_tip)
-                if row.status in ("diverged", "failed", "crashed"):
+                if row.status in ("diverged", "failed", "crashed", UNREADABLE):
                     item.setForeground(QColor("#b00020"))
             self.table.setItem(r, c, item)
 
@@ -423,7 +459,8 @@ class RunsPanel(QWidget):
     def _on_selection_changed(self) -> None:
         self._update_buttons()
         run_id = self.selected_run_id()
-        if run_id:
+        row = self.index.row(run_id) if run_id else None
+        if run_id and not (row is not None and row.unreadable):  # nothing to replay there
             self.replay_requested.emit(run_id)
 
     def comparison_entries(self) -> list[tuple[str, str]]:
@@ -468,7 +505,7 @@ class RunsPanel(QWidget):
         row = self.index.row(run_id) if run_id else None
         live = run_id is not None and run_id == self.index.live_run_id
         self.resume_button.setEnabled(bool(row and row.resumable and not live))
-        self.rename_button.setEnabled(row is not None)
+        self.rename_button.setEnabled(row is not None and not row.unreadable)
         self.delete_button.setEnabled(row is not None and not live)
 
 

@@ -15,9 +15,10 @@ import the reader that calls it).
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import h5py
@@ -39,11 +40,22 @@ _LENGTH_READ_ROWS = 2**20
 
 @dataclass(frozen=True)
 class ArrayInfo:
-    """One array of a file, for the GUI's file browser and `inspect --arrays`."""
+    """One array of a file, for the GUI's file browser and `inspect --arrays`.
+
+    A file can name one array twice (a soft or hard link, e.g. /inputs -> /data/x):
+    each name is listed, and `same_as` of every other name is the array's first name
+    (its first hard link by path), so that nothing proposes one array for both sides.
+    """
 
     path: str
     shape: tuple[int, ...]
     dtype: str
+    same_as: str = field(default="", compare=False)
+
+    @property
+    def array(self) -> str:
+        """The array this name leads to (its first name in the file)."""
+        return self.same_as or self.path
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -199,11 +211,39 @@ def _stored_groups(
     )
 
 
+def names_default_arrays(paths: Iterable[str]) -> bool:
+    """Whether array paths (walk_arrays) include the format's /inputs and /targets, at
+    the root or in a split group: the reader then finds them without being told."""
+    found = set(paths)
+    return any(f"{p}/inputs" in found and f"{p}/targets" in found
+               for p in ("", *(f"/{s}" for s in SPLIT_NAMES)))
+
+
+def _dangling_link(f: h5py.File, path: str) -> str | None:
+    """What a link at `path` that leads nowhere points at ("an external link to
+    FILE:/x, and FILE does not exist"), or None when there is no such link."""
+    try:
+        link = f.get(path, getlink=True)
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        beside = os.path.join(os.path.dirname(f.filename), link.filename)
+        if not os.path.exists(beside) and not os.path.exists(link.filename):
+            return (f"an external link to {link.filename}:{link.path}, and the file "
+                    f"{link.filename} does not exist")
+        return (f"an external link to {link.filename}:{link.path} that leads nowhere (nothing "
+                f"at {link.path} in {link.filename}, or that file cannot be opened)")
+    if isinstance(link, h5py.SoftLink):
+        return f"a link to {link.path}, where there is nothing"
+    return None
+
+
 def _get_dataset(f: h5py.File, file: str, path: str, what: str) -> h5py.Dataset:
     with h5_errors(file, path, f"open the {what} array"):
         obj = f.get(path)
     if obj is None:
-        raise _fail(file, path, f"the {what} array", "nothing at that path")
+        dangling = _dangling_link(f, path)
+        raise _fail(file, path, f"the {what} array", dangling or "nothing at that path")
     if not isinstance(obj, h5py.Dataset):
         raise _fail(file, path, f"the {what} array", "a group, not an array")
     return obj
@@ -401,22 +441,64 @@ def resolve_layout(
     return Layout(groups, version, task, description)
 
 
-def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
-    """Every dataset in an open file with its path, shape and dtype, sorted by path."""
-    found: list[ArrayInfo] = []
+def _resolves_inside(f: h5py.File, path: str, depth: int = 0) -> bool:
+    """Whether `path` leads to an object of this file without crossing an external
+    link (which would open another file, unchecked, in this process)."""
+    if depth > 16:
+        return False
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        prefix = "/" + "/".join(parts[:i])
+        try:
+            link = f.get(prefix, getlink=True)
+        except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+            return False
+        if link is None or isinstance(link, h5py.ExternalLink):
+            return False
+        if isinstance(link, h5py.SoftLink):
+            target = link.path if link.path.startswith("/") else posixpath.join(
+                posixpath.dirname(prefix), link.path)
+            rest = "/".join(parts[i:])
+            return _resolves_inside(f, posixpath.join(target, rest) if rest else target,
+                                    depth + 1)
+    return True
 
-    def visit(name: str, obj: Any) -> None:
+
+def walk_arrays(f: h5py.File, file: str) -> list[ArrayInfo]:
+    """Every dataset in an open file with its path, shape and dtype, sorted by path.
+
+    Names that links give an array are listed too (`ArrayInfo.same_as` names the array
+    they lead to), so that a layout made of links (/inputs -> /data/x) reads as it is;
+    an external link (into another file) is not followed.
+    """
+    found: list[tuple[ArrayInfo, int, bool]] = []  # info, object address, via a soft link
+
+    def visit(name: str, link: Any) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            return
+        if isinstance(link, h5py.SoftLink) and not _resolves_inside(f, "/" + name):
+            return
+        obj = f.get(name)  # follows a soft link; None when it leads nowhere
         if isinstance(obj, h5py.Dataset):
             shape = tuple(int(s) for s in obj.shape) if obj.shape is not None else ()
             dtype = obj.dtype
             text = "string" if describe_dtype(dtype) == "strings" else (
                 str(dtype) if dtype.kind in "fiub" and not dtype.names else describe_dtype(dtype)
             )
-            found.append(ArrayInfo("/" + name, shape, text))
+            found.append((ArrayInfo("/" + name, shape, text), h5py.h5o.get_info(obj.id).addr,
+                          isinstance(link, h5py.SoftLink)))
 
     with h5_errors(file, "/", "list the arrays in the file"):
-        f.visititems(visit)
-    return sorted(found, key=lambda a: a.path)
+        if hasattr(f, "visititems_links"):  # h5py >= 3.11
+            f.visititems_links(visit)
+        else:  # each array once, under one of its names (no soft links)
+            f.visititems(lambda name, obj: visit(name, h5py.HardLink()))
+    first: dict[int, str] = {}  # object address -> its first name: a hard link's, by path
+    for info, address, _soft in sorted(found, key=lambda item: (item[2], item[0].path)):
+        first.setdefault(address, info.path)
+    out = [info if first[address] == info.path else replace(info, same_as=first[address])
+           for info, address, _soft in found]
+    return sorted(out, key=lambda a: a.path)
 
 
 def probe_array(ds: h5py.Dataset, full_read_bytes: int = PROBE_FULL_READ_BYTES) -> None:

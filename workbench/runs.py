@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from workbench.atomic import atomic_path, atomic_write_json, fsync_dir, remove_stale_temporaries
-from workbench.checkpoints import ResumeState, load_checkpoint, save_checkpoint
+from workbench.checkpoints import ResumeState, load_checkpoint, load_weights, save_checkpoint
 from workbench.config import RunConfig
 from workbench.errors import CheckpointError, ConfigError, RunError
 from workbench.events import (
@@ -89,6 +89,7 @@ __all__ = [
     "RunInfo",
     "RunRecorder",
     "STALE_AFTER_SECONDS",
+    "UNREADABLE",
     "default_display_name",
     "delete_run",
     "effective_status",
@@ -100,6 +101,7 @@ __all__ = [
     "read_jsonl",
     "read_probe",
     "rename_run",
+    "unreadable_info",
     "write_probe",
     "ResumeState",
     "load_checkpoint",
@@ -475,9 +477,26 @@ def default_display_name(model: dict[str, Any]) -> str:
 # --- reading runs -------------------------------------------------------------------------
 
 
+UNREADABLE = "unreadable"  # the status of a listed folder whose records cannot be read
+# the fields of status.json and run.json a listing reads, and the types they must have
+_STATUS_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": (str,), "message": (str,), "step": (int,), "epoch": (int,),
+    "sequences": (int,), "seconds": (int, float), "best_val_loss": (int, float),
+    "heartbeat": (int, float), "pid": (int,), "host": (str,),
+}
+_META_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "cell": (str,), "created_iso": (str,), "parameters": (int,),
+}
+
+
 @dataclass(frozen=True)
 class RunInfo:
-    """One line of the runs list: cheap to read (run.json and status.json only)."""
+    """One line of the runs list: cheap to read (run.json and status.json only).
+
+    A folder whose run.json or status.json cannot be read (not JSON, a field of the
+    wrong type) is listed too, with status "unreadable" and the reason as `message`,
+    so that one damaged run never hides the others.
+    """
 
     run_id: str
     path: Path
@@ -490,16 +509,52 @@ class RunInfo:
     seconds: float
     started: str  # ISO 8601
     message: str = ""
+    parameters: int | None = None
+    sequences: int = 0
+    meta: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # run.json
+
+    @property
+    def unreadable(self) -> bool:
+        return self.status == UNREADABLE
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("meta")
         out["path"] = str(self.path)
         return json_safe(out)
+
+
+def _read_record(path: Path, fields: dict[str, tuple[type, ...]]) -> dict[str, Any] | None:
+    """A run's JSON record (run.json, status.json); None when the file does not exist.
+
+    RunError naming the file and what is wrong when it is not a JSON object or one of
+    `fields` has the wrong type (e.g. "step": "many"): the file was damaged or edited.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path}: not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: not a JSON object but {type(value).__name__}")
+    for key, types in fields.items():
+        item = value.get(key)
+        if item is not None and (isinstance(item, bool) or not isinstance(item, types)):
+            expected = "a number" if float in types or int in types else "text"
+            raise RunError(f"{path}: {key!r} is {json.dumps(item)[:60]}, not {expected}")
+    return value
 
 
 def _run_info(path: Path, meta: dict[str, Any], status: dict[str, Any],
               stale_after: float) -> RunInfo:
     best = status.get("best_val_loss")
+    parameters = meta.get("parameters")
     return RunInfo(
         run_id=path.name,
         path=path,
@@ -512,27 +567,84 @@ def _run_info(path: Path, meta: dict[str, Any], status: dict[str, Any],
         seconds=float(status.get("seconds") or 0.0),
         started=str(meta.get("created_iso", "")),
         message=str(status.get("message") or ""),
+        parameters=parameters if isinstance(parameters, int) else None,
+        sequences=int(status.get("sequences") or 0),
+        meta=meta,
     )
+
+
+def unreadable_info(path: Path, reason: str, meta: dict[str, Any] | None = None) -> RunInfo:
+    """The runs list's line of a run folder whose records cannot be read."""
+    meta = meta or {}
+    name, cell = meta.get("name"), meta.get("cell")
+    return RunInfo(run_id=path.name, path=path,
+                   name=name if isinstance(name, str) and name else path.name,
+                   cell=cell if isinstance(cell, str) else "", status=UNREADABLE, steps=0,
+                   epochs=0, best_val_loss=None, seconds=0.0, started="", message=reason)
+
+
+def _run_folders(runs_dir: str | Path | None) -> list[Path]:
+    """The entries of the runs directory that are runs: its folders, less those whose
+    name begins with "_" (comparisons, sweeps: docs/run-format.md) or "." (temporary).
+    RunError when the runs directory is not a folder."""
+    root = runs_root(runs_dir)
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise RunError(f"{root}: not a folder; the runs directory must be a folder "
+                       "(--runs-dir DIR)")
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        raise RunError(f"{root}: cannot list the runs directory: {exc.strerror or exc}") from None
+    return [p for p in entries if not p.name.startswith(("_", ".")) and p.is_dir()]
+
+
+def _being_created(path: Path, stale_after: float) -> bool:
+    """A folder without run.json that changed in the last `stale_after` seconds: a run
+    being set up (its run.json comes with its first event) or being deleted."""
+    try:
+        return time.time() - path.stat().st_mtime < stale_after
+    except OSError:
+        return True  # gone while we looked
 
 
 def open_runs(runs_dir: str | Path | None = None, *,
               stale_after: float = STALE_AFTER_SECONDS) -> list[Run]:
-    """Every readable run folder in the runs directory, oldest first (ids sort by time)."""
-    root = runs_root(runs_dir)
-    if not root.is_dir():
-        return []
+    """Every readable run folder in the runs directory, oldest first (ids sort by time).
+
+    A folder whose run.json cannot be read is left out here; list_runs lists it as
+    unreadable. RunError when the runs directory is not a folder.
+    """
     runs = []
-    for path in sorted(root.iterdir()):
-        if path.is_dir() and not path.name.startswith("."):
-            with contextlib.suppress(RunError):
-                runs.append(Run(path, stale_after=stale_after))
+    for path in _run_folders(runs_dir):
+        with contextlib.suppress(RunError):
+            runs.append(Run(path, stale_after=stale_after))
     return runs
 
 
 def list_runs(runs_dir: str | Path | None = None, *,
               stale_after: float = STALE_AFTER_SECONDS) -> list[RunInfo]:
-    """Every run in the runs directory, oldest first (ids sort by time)."""
-    return [run.info for run in open_runs(runs_dir, stale_after=stale_after)]
+    """Every run in the runs directory, oldest first (ids sort by time).
+
+    A run whose run.json or status.json cannot be read is listed with status
+    "unreadable" and the reason as its message; a folder without run.json is listed so
+    too, unless it changed in the last `stale_after` seconds (a run being set up).
+    RunError when the runs directory is not a folder.
+    """
+    infos = []
+    for path in _run_folders(runs_dir):
+        try:
+            run = Run(path, stale_after=stale_after)
+            infos.append(run.info)
+        except RunError as exc:
+            if not (path / RUN_JSON).exists() and _being_created(path, stale_after):
+                continue
+            meta = None
+            with contextlib.suppress(RunError):
+                meta = _read_record(path / RUN_JSON, _META_FIELDS)
+            infos.append(unreadable_info(path, str(exc), meta))
+    return infos
 
 
 def open_run(run_id_or_path: str | Path, runs_dir: str | Path | None = None, *,
@@ -567,7 +679,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        meta = _read_json(self.path / RUN_JSON)
+        meta = _read_record(self.path / RUN_JSON, _META_FIELDS)
         if meta is None:
             raise RunError(f"{self.path} is not a readable run folder (no {RUN_JSON})")
         self.meta = meta
@@ -587,7 +699,9 @@ class Run:
         return str(self.meta.get("cell", ""))
 
     def status_record(self) -> dict[str, Any]:
-        return _read_json(self.path / STATUS_JSON) or {}
+        """status.json ({} when there is none yet); RunError naming the file when it is
+        damaged (not JSON, or a field of the wrong type)."""
+        return _read_record(self.path / STATUS_JSON, _STATUS_FIELDS) or {}
 
     @property
     def status(self) -> str:
@@ -709,12 +823,13 @@ class Run:
         state = self.load_checkpoint(which)
         try:
             model = Seq2Seq(Seq2SeqConfig.from_dict(state["model_config"]))
-            model.load_state_dict(state["model"])
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(
                 f"checkpoint {self.checkpoint_path(which)} does not hold a model this "
                 f"version can build: {exc}"
             ) from None
+        load_weights(model, state["model"], where=f"checkpoint {self.checkpoint_path(which)}",
+                     saved_config=state["model_config"])
         model.eval()
         normalization = None
         if state.get("normalization"):

@@ -10,7 +10,14 @@ the app lives on.
 
 The verdict is cached by (real path, size, mtime, what was checked, HDF5 version) in
 memory and on disk (`cache_dir()`), so re-opening a file, or a test suite, pays for the
-child once. A timeout is never cached: a busy machine may pass next time.
+child once. Only verdicts about the file are cached: "ok", "error" (the reader's own
+refusal) and a death by a signal that a damaged file can cause (SIGSEGV, SIGBUS,
+SIGABRT, SIGFPE, SIGILL). A timeout, a death by a signal someone sent (SIGINT, SIGTERM,
+SIGHUP, SIGKILL: a Ctrl-C, a shutdown, the OOM killer) and an exit without a result
+say nothing about the file and are never cached: the next open checks again. The
+child runs in its own session (setsid), so a Ctrl-C in the terminal reaches only the
+app, never the check. `forget(path)` drops a file's verdicts (`inspect --recheck`,
+the Data panel's "Check again").
 
 The child imports only numpy, h5py and the reader's structure checks
 (workbench.dataset_layout; never the reader, which imports this module, and never
@@ -32,11 +39,15 @@ from typing import Any
 
 from workbench.errors import DatasetError
 
-__all__ = ["DEFAULT_TIMEOUT_S", "cache_dir", "check_file", "clear_cache", "main"]
+__all__ = ["CACHED_SIGNALS", "DEFAULT_TIMEOUT_S", "UNSAFE", "cache_dir", "check_file",
+           "clear_cache", "forget", "main"]
 
 DEFAULT_TIMEOUT_S = 30.0
-CHECKER_VERSION = 1
-CACHE_FILE = "safe-open-v1.json"
+CHECKER_VERSION = 2  # 2: verdicts of deaths by SIGINT/SIGTERM/... are no longer cached
+CACHE_FILE = "safe-open-v2.json"
+# deaths a damaged file can cause: a verdict about the file, cached
+CACHED_SIGNALS = frozenset({"SIGSEGV", "SIGBUS", "SIGABRT", "SIGFPE", "SIGILL"})
+UNSAFE = "the file could not be read safely"  # in every message of a crash or timeout
 MAX_CACHED = 2000
 _STEP = "step "
 _RESULT = "result "
@@ -63,6 +74,35 @@ def clear_cache(*, disk: bool = False) -> None:
         if disk:
             with contextlib.suppress(OSError):
                 (cache_dir() / CACHE_FILE).unlink()
+
+
+def forget(path: str | Path) -> int:
+    """Drop every cached verdict about `path` (any mode, arrays, size or mtime), in
+    memory and on disk, so the next check runs the child again; how many were dropped."""
+    real = os.path.realpath(path)
+
+    def about(key: str) -> bool:
+        try:
+            return json.loads(key)[0] == real
+        except (ValueError, IndexError, TypeError, KeyError):
+            return False
+
+    with _lock:
+        for key in [k for k in _memory if about(k)]:
+            del _memory[key]
+        entries = _read_disk()
+        dropped = [k for k in entries if about(k)]
+        for key in dropped:
+            del entries[key]
+        if dropped:
+            _write_disk(entries)
+    return len(dropped)
+
+
+def _cacheable(verdict: dict[str, str]) -> bool:
+    """A verdict about the file itself (see the module's docstring)."""
+    kind = verdict.get("verdict")
+    return kind in ("ok", "error") or (kind == "crash" and verdict.get("signal") in CACHED_SIGNALS)
 
 
 def check_file(
@@ -93,7 +133,7 @@ def check_file(
     if verdict is None:
         limit = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
         verdict = _run_child(path, mode, inputs, targets, limit)
-        if use_cache and verdict["verdict"] != "timeout":
+        if use_cache and _cacheable(verdict):
             _store(key, verdict)
     if verdict["verdict"] != "ok":
         raise DatasetError(verdict["message"])
@@ -120,7 +160,7 @@ def _lookup(key: str) -> dict[str, str] | None:
         if key in _memory:
             return _memory[key]
         verdict = _read_disk().get(key)
-        if isinstance(verdict, dict) and verdict.get("verdict") in ("ok", "error", "crash"):
+        if isinstance(verdict, dict) and _cacheable(verdict):
             _memory[key] = verdict
             return verdict
     return None
@@ -179,10 +219,13 @@ def _run_child(
     path: Path, mode: str, inputs: str | None, targets: str | None, timeout: float
 ) -> dict[str, str]:
     command = _child_command(path, mode, inputs, targets)
-    unsafe = f"{path}: the file could not be read safely: "
+    unsafe = f"{path}: {UNSAFE}: "
     try:
+        # its own session: a Ctrl-C in the terminal (SIGINT to the foreground process
+        # group) reaches the app, which stops waiting, and never kills the check
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=_child_env(), stdin=subprocess.DEVNULL, errors="replace")
+                              env=_child_env(), stdin=subprocess.DEVNULL, errors="replace",
+                              start_new_session=True)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
         step = _last_step(out or "")
@@ -195,16 +238,23 @@ def _run_child(
             return {"verdict": "ok", "message": ""}
         return {"verdict": "error", "message": str(result.get("error"))}
     step = _last_step(proc.stdout)
+    name = ""
     if proc.returncode < 0:
         try:
-            how = f"crashed ({signal.Signals(-proc.returncode).name})"
+            name = signal.Signals(-proc.returncode).name
         except ValueError:
-            how = f"crashed (signal {-proc.returncode})"
+            name = f"signal {-proc.returncode}"
+        how = f"crashed ({name})"
     else:
         tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
         how = f"stopped with status {proc.returncode}" + (f" ({tail})" if tail else "")
-    return {"verdict": "crash", "message": unsafe + f"the HDF5 reader {how} while {step}; "
-            "the file is probably damaged"}
+    if name in CACHED_SIGNALS:
+        return {"verdict": "crash", "signal": name, "message": unsafe + f"the HDF5 reader "
+                f"{how} while {step}; the file is probably damaged"}
+    if name:
+        how = f"was stopped by {name}"
+    return {"verdict": "crash", "signal": name, "message": unsafe + f"the check {how} while "
+            f"{step}, which is no verdict on the file; open it again to check it again"}
 
 
 def _result(stdout: str) -> dict[str, Any] | None:

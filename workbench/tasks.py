@@ -40,8 +40,9 @@ from workbench.datasets import (
     TOKENS,
     SequenceDataset,
 )
-from workbench.errors import ConfigError, DatasetError
+from workbench.errors import ConfigError, DatasetError, OutputError
 from workbench.memory import fits, format_bytes
+from workbench.outputs import protected_reason
 
 __all__ = [
     "DEFAULT_N",
@@ -300,13 +301,18 @@ def generate(name: str, out: str | Path, *, n: int = DEFAULT_N, seed: int = 0,
              **options: Any) -> Path:
     """Write `n` samples of task `name` to `out` (atomically) and return the path.
 
-    Deterministic for (name, n, seed, options). ConfigError on an unknown task, an
+    Deterministic for (name, n, seed, options). OutputError for a folder or a file inside
+    a run folder (workbench.outputs; replacing an existing file is the caller's question).
+    ConfigError on an unknown task, an
     unknown option or a value out of range, and on a request that needs more memory
     than there is: a task builds its arrays whole, so `n` times the bytes a sample
     needs (with the generator's float64 intermediates) is checked first, and a
     MemoryError on the way becomes a ConfigError too.
     """
     info = get_task(name)
+    reason = protected_reason(out)
+    if reason is not None:  # a folder, or a run's file (the GUI's task dialog comes here too)
+        raise OutputError(f"cannot write {out}: {reason}")
     values = info.resolve(options)
     n = OptionSpec("n", int, DEFAULT_N, "", minimum=2, maximum=MAX_N).check(name, n)
     seed = OptionSpec("seed", int, 0, "", minimum=0).check(name, seed)

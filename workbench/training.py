@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.checkpoints import CHECKPOINT_FORMAT, Checkpointer, ResumeState
+from workbench.checkpoints import CHECKPOINT_FORMAT, Checkpointer, ResumeState, load_weights
 from workbench.config import RunConfig, resolve_best_by, resolve_device, resolve_threads
 from workbench.errors import CheckpointError, ConfigError, RunError
 from workbench.events import (
@@ -793,8 +793,9 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Load a checkpoint's weights, optimizer, RNG states and position."""
+        load_weights(self.model, state["model"], where=f"the checkpoint of run {self.run_id}",
+                     saved_config=state.get("model_config"))
         try:
-            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not fit this run's model: {exc}") from None

@@ -198,8 +198,9 @@ def test_listing_reads_each_runs_json_and_status_once(tmp_path, monkeypatch):
         recorder.close()
     (tmp_path / "not-a-run").mkdir()
     reads = []
-    real = runs_module._read_json
-    monkeypatch.setattr(runs_module, "_read_json", lambda path: reads.append(path.name) or real(path))
+    real = runs_module._read_record
+    monkeypatch.setattr(runs_module, "_read_record",
+                        lambda path, fields: reads.append(path.name) or real(path, fields))
     infos = list_runs(tmp_path)
     assert [i.status for i in infos] == ["completed", "completed"]
     assert sorted(reads) == ["run.json"] * 3 + ["status.json"] * 2

@@ -2,7 +2,7 @@
 
     python main.py compare --data FILE --cells rnn-tanh,gru,lstm --seeds 3 [train flags]
     python main.py compare --config RUN.toml --cells rnn-tanh,lstm [flags override it]
-    python main.py compare --show ID [--json] [--csv TABLE.csv] [--metrics-csv METRICS.csv]
+    python main.py compare --show ID [--json] [--csv TABLE.csv] [--metrics-csv METRICS.csv] [--force]
     python main.py comparisons [--json]
 
 `compare` takes every flag of `train` (the same parser: workbench.cli.train builds
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from workbench.cli import common
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     group = parser.add_argument_group("comparison")
     group.add_argument("--cells", metavar="CELLS",
                        help="comma-separated cells, e.g. rnn-tanh,gru,lstm (table order)")
-    group.add_argument("--seeds", type=int, default=3, metavar="N",
+    group.add_argument("--seeds", type=seed_count, default=3, metavar="N",
                        help="training seeds per cell: --seed, --seed+1, ... (default 3)")
     group.add_argument("--seed", help="the base training seed (default 0 or the config's)")
     group.add_argument("--name", help="display name of the comparison")
@@ -51,6 +52,8 @@ def register(subparsers: Any) -> None:
     group.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     group.add_argument("--metrics-csv", metavar="FILE",
                        help="also write every run's metrics as one tidy CSV")
+    group.add_argument("--force", action="store_true",
+                       help="replace the --csv and --metrics-csv files if they exist")
     group.add_argument("--json", action="store_true",
                        help="end with one JSON line: the comparison and its table")
     for flag in ("--cell", "--resume"):  # train's, refused here: kept out of the help
@@ -61,6 +64,20 @@ def register(subparsers: Any) -> None:
     train_cli.add_runs_dir_arg(listing)
     listing.add_argument("--json", action="store_true", help="print a JSON list")
     listing.set_defaults(func=cmd_comparisons)
+
+
+MAX_SEEDS = 1000  # runs per cell; more is a typo (a 20-digit --seeds ran out of memory)
+
+
+def seed_count(text: str) -> int:
+    """--seeds N, refused on one line above MAX_SEEDS before any run is planned."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{value} seeds is more than {MAX_SEEDS}")
+    return value
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -101,6 +118,7 @@ class QueueConsole:
 def cmd_compare(args: argparse.Namespace) -> int:
     from workbench.compare import ComparisonRunner, open_comparison
 
+    _check_outputs(args)
     if args.show:
         return _print(open_comparison(args.show, args.runs_dir), args)
     if args.resume:
@@ -122,6 +140,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             comparison = runner.run()
     code = _print(comparison, args)
     return code if comparison.status != "failed" else EXIT_FAILED
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before anything runs, a --csv or --metrics-csv file that must not be
+    written (workbench.outputs: an existing file without --force, an input, a run's file)."""
+    from workbench.outputs import check_output
+
+    if args.csv and args.metrics_csv and Path(args.csv).resolve() == Path(args.metrics_csv).resolve():
+        raise ConfigError(f"--csv and --metrics-csv name the same file {args.csv}; give two names")
+    for flag, path in (("--csv", args.csv), ("--metrics-csv", args.metrics_csv)):
+        if path:
+            check_output(path, force=args.force, inputs=(args.data, args.config),
+                         runs_dir=args.runs_dir, flag=flag)
 
 
 def comparison_json(comparison: Any, table: Any) -> dict[str, Any]:

@@ -4,6 +4,8 @@
     python main.py make-dataset copy --out copy.h5 --n 5000 --delay 50
     python main.py inspect copy.h5 --json
     python main.py inspect other.h5 --inputs /data/x --targets /data/y --arrays
+    python main.py inspect other.h5 --arrays       # lists them; exit 0 without /inputs
+    python main.py inspect copy.h5 --recheck       # forget the safety verdict, check again
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from workbench import datasets, tasks
+from workbench import datasets, safe_open, tasks
 from workbench.cli import common
-from workbench.errors import ConfigError
+from workbench.dataset_layout import names_default_arrays
+from workbench.outputs import check_output
 
 
 def register(subparsers: Any) -> None:
@@ -67,11 +70,7 @@ def _register_make_dataset(subparsers: Any) -> None:
 
 def _make_dataset(args: argparse.Namespace) -> int:
     info: tasks.TaskInfo = args.task_info
-    out: Path = args.out
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out}: exists; pass --force to replace it")
-    if out.is_dir():
-        raise ConfigError(f"{out}: is a folder; --out needs a file name")
+    out: Path = check_output(args.out, force=args.force, flag="--out")
     options = {o.name: getattr(args, o.name) for o in info.options}
     path = tasks.generate(info.name, out, n=args.n, seed=args.seed, **options)
     shown = " ".join(f"{o.flag} {options[o.name]}" for o in info.options)
@@ -98,6 +97,9 @@ def _register_inspect(subparsers: Any) -> None:
                         help="also list every array in the file (path, shape, dtype)")
     parser.add_argument("--check", action="store_true",
                         help="also read every value and check it (NaN/inf, token ids)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="forget the remembered safety verdict on this file and check it "
+                        "again (after a crash or an interrupted check)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the validation split drawn when the file has none")
     parser.add_argument("--val-fraction", type=float, default=0.1,
@@ -110,11 +112,16 @@ def _inspect(args: argparse.Namespace) -> int:
 
     from workbench.importers import looks_like_overlapping_windows, read_time_split
 
+    if args.recheck:
+        safe_open.forget(args.file)
     arrays = None
     if args.arrays:
         arrays = datasets.list_arrays(args.file)
         if not args.json:
             _print_arrays(arrays)
+        if not (args.inputs or args.targets) and not names_default_arrays(
+                a.path for a in arrays):
+            return _arrays_only(args, arrays)
     with datasets.SequenceDataset.open(
         args.file, args.inputs, args.targets, split_seed=args.split_seed,
         val_fraction=args.val_fraction,
@@ -126,8 +133,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         out = summary.to_json()
         if arrays is not None:
-            out["arrays"] = [{"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
-                             for a in arrays]
+            out["arrays"] = [_array_json(a) for a in arrays]
         if checked is not None:
             out["values_checked"] = checked
         if time_split is not None:
@@ -144,11 +150,32 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _arrays_only(args: argparse.Namespace, arrays: list[datasets.ArrayInfo]) -> int:
+    """`inspect --arrays` on a file without /inputs and /targets: the arrays were asked
+    for and are shown; what the dataset would need is said, and that is no error."""
+    note = ("not in the dataset format (no /inputs and /targets); name the arrays to use "
+            "with --inputs PATH --targets PATH")
+    if args.json:
+        common.print_json({"path": str(args.file), "dataset": None, "note": note,
+                           "arrays": [_array_json(a) for a in arrays]})
+    else:
+        print(f"{args.file}: {note}")
+    return 0
+
+
+def _array_json(a: datasets.ArrayInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {"path": a.path, "shape": list(a.shape), "dtype": a.dtype}
+    if a.same_as:
+        out["same_as"] = a.same_as
+    return out
+
+
 def _print_arrays(arrays: list[datasets.ArrayInfo]) -> None:
     print("arrays:")
     width = max((len(a.path) for a in arrays), default=0)
     for a in arrays:
-        print(f"  {a.path:<{width}}  {str(a.shape):<20} {a.dtype}")
+        alias = f"  (a link to {a.same_as})" if a.same_as else ""
+        print(f"  {a.path:<{width}}  {str(a.shape):<20} {a.dtype}{alias}")
 
 
 def _side_text(side: datasets.SideSpec) -> str:

@@ -5,7 +5,8 @@
         --window 48 --horizon 12 --time-col date
 
 Both write a dataset file atomically (a failed import leaves none), refuse an
-existing --out without --force and always refuse --out equal to the input, and
+existing --out without --force and always refuse --out equal to the input or inside a
+run folder (workbench.outputs.check_output, as every command that writes a file), and
 print one line saying what was written and what was dropped (`--json`: one JSON
 object). docs/your-data.md shows both on example files.
 """
@@ -18,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli import common
-from workbench.errors import ConfigError
+from workbench.errors import DatasetError
 from workbench.importers.common import check_paths
 from workbench.importers.series import MISSING_POLICIES, SeriesOptions, import_series
 from workbench.importers.text import LEVELS, SINGLE_MODES, TextOptions, import_text
+from workbench.outputs import check_output
 
 
 def register(subparsers: Any) -> None:
@@ -93,9 +95,12 @@ def _register_series(subparsers: Any) -> None:
     _common_flags(parser)
     parser.add_argument("--input-cols", required=True, help="input columns: a,b,...")
     parser.add_argument("--target-cols", required=True, help="target columns: b,...")
-    parser.add_argument("--window", type=int, required=True, help="input steps per window")
-    parser.add_argument("--horizon", type=int, required=True, help="target steps per window")
-    parser.add_argument("--stride", type=int, default=1, help="steps between window starts")
+    parser.add_argument("--window", type=steps_int, required=True,
+                        help="input steps per window")
+    parser.add_argument("--horizon", type=steps_int, required=True,
+                        help="target steps per window")
+    parser.add_argument("--stride", type=steps_int, default=1,
+                        help="steps between window starts")
     parser.add_argument("--time-col", default=None,
                         help="the time column (numbers or ISO dates are checked to be in order; "
                         "its values name the split boundaries)")
@@ -114,10 +119,34 @@ def _register_series(subparsers: Any) -> None:
     parser.set_defaults(func=_import_series)
 
 
+MAX_STEPS = 10**9  # a window, horizon or stride beyond any series a CSV can hold
+
+
+def steps_int(text: str) -> int:
+    """An int flag counted in time steps: above MAX_STEPS is refused by argparse on one
+    line (a 20-digit --stride used to end in a traceback when the file was written)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_STEPS:,} steps")
+    return value
+
+
+def _importing(args: argparse.Namespace, run: Any) -> Any:
+    """`run()`, the import; a file that cannot be decoded in --encoding at all (a UTF-16
+    file without its byte-order mark) is one line naming the file, not a traceback."""
+    try:
+        return run()
+    except UnicodeError as exc:
+        encoding = args.encoding or "UTF-8"
+        raise DatasetError(f"{args.file}: cannot be read as {encoding}: {exc}") from None
+
+
 def _check_out(args: argparse.Namespace) -> None:
-    check_paths(args.file, args.out)
-    if args.out.exists() and not args.force:
-        raise ConfigError(f"{args.out}: exists; pass --force to replace it")
+    check_paths(args.file, args.out)  # the input must exist (and is never the output)
+    check_output(args.out, force=args.force, inputs=(args.file,), flag="--out")
 
 
 def _report(summary: Any, as_json: bool) -> int:
@@ -138,7 +167,7 @@ def _import_text(args: argparse.Namespace) -> int:
         encoding=args.encoding, delimiter=args.delimiter, quoting=args.quoting == "csv",
         header=args.header, skip_bad_lines=args.skip_bad_lines,
     )
-    summary = import_text(args.file, args.out, options)
+    summary = _importing(args, lambda: import_text(args.file, args.out, options))
     if summary.dropped.get("bad_lines") and not args.json:
         print(f"warning: {summary.dropped['bad_lines']:,} bad lines skipped; the first: "
               f"{summary.first_bad_line}", file=sys.stderr)
@@ -154,4 +183,5 @@ def _import_series(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, missing=args.missing, encoding=args.encoding,
         delimiter=args.delimiter,
     )
-    return _report(import_series(args.file, args.out, options), args.json)
+    return _report(_importing(args, lambda: import_series(args.file, args.out, options)),
+                   args.json)

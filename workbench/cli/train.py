@@ -64,6 +64,7 @@ def register(subparsers: Any) -> None:
     export.add_argument("run", metavar="RUN")
     add_runs_dir_arg(export)
     export.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write")
+    export.add_argument("--force", action="store_true", help="replace --csv if it exists")
     export.set_defaults(func=cmd_export)
 
     evaluate = subparsers.add_parser("evaluate", help="score a run's checkpoint on a split")
@@ -87,6 +88,7 @@ def register(subparsers: Any) -> None:
     predict.add_argument("--checkpoint", choices=("best", "latest"), default=None)
     add_beam_args(predict, "write each sample's best hypothesis of a beam search of width K "
                   "(token targets)")
+    predict.add_argument("--force", action="store_true", help="replace --out if it exists")
     predict.set_defaults(func=cmd_predict)
 
 
@@ -400,6 +402,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"{info.run_id:<36} {info.name[:20]:<20} {info.status:<10} {info.steps:>7} "
               f"{_fmt(info.best_val_loss):>10} {extra['loss_unit']:<26} "
               f"{_fmt(extra['best_val_loss_data_units']):>14} {info.seconds:>8.1f}")
+        if info.unreadable:
+            print(f"  {info.message}")
     print("best val: the lowest teacher-forced validation loss, as trained; in data units²: "
           "the same MSE in the targets' own units, where one scale converts it")
     return EXIT_OK
@@ -436,9 +440,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from workbench.exports import write_metrics_csv
+    from workbench.outputs import check_output
 
-    out = Path(args.csv)
-    common.check_output_file(out, "--csv")
+    out = check_output(args.csv, force=args.force, runs_dir=args.runs_dir, flag="--csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_metrics_csv([args.run], out, runs_dir=args.runs_dir)
     print(f"wrote {out}", file=sys.stderr)
@@ -558,10 +562,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from workbench.atomic import atomic_path
+    from workbench.outputs import check_output
     from workbench.training import BatchConverter
 
-    out = Path(args.out)
-    common.check_output_file(out, "--out")
+    out = check_output(args.out, force=args.force, runs_dir=args.runs_dir, flag="--out",
+                       inputs=(args.data,))
     run, config, model, normalization, state, which = _load_for_inference(args)
     beam = beam_from_args(args, model.config)
     decoding = {} if beam is None else {"beam": beam[0], "length_penalty": beam[1]}
