@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from workbench.cli import common
 
-SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare", "workbench.cli.importing")
+SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare", "workbench.cli.importing", "workbench.cli.sweep")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
