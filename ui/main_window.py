@@ -25,12 +25,14 @@ from ui.comparisons import Comparisons
 from ui.controls import TrainingControls
 from ui.data_panel import DataPanel, DatasetDocument
 from ui.docks import Docks
+from ui.experiments_menu import add_experiments_menu
 from ui.export_actions import ExportActions
 from ui.help_menu import add_help_menu
 from ui.launcher import Launcher
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
 from ui.plots.gates_plot import GatesPlot
+from ui.plots.grad_norm_plot import GradNormPlot
 from ui.plots.gradient_plot import GradientPlot
 from ui.plots.loss_plot import LossPlot
 from ui.plots.predictions_plot import PredictionsPlot
@@ -78,14 +80,15 @@ class MainWindow(QMainWindow):
         self.trajectory_plot = TrajectoryPlot()
         self.gates_plot = GatesPlot()
         self.predictions_plot = PredictionsPlot()
+        self.grad_norm_plot = GradNormPlot()
         self.runs_panel = RunsPanel(self.runs_index)
         self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot, self.gates_plot,
-                      self.predictions_plot)
+                      self.predictions_plot, self.grad_norm_plot)
         self.docks = Docks.build(self, {
             "data": self.data_panel, "model": self.model_panel, "loss": self.loss_plot,
             "gradient": self.gradient_plot, "trajectory": self.trajectory_plot,
             "gates": self.gates_plot, "predictions": self.predictions_plot,
-            "runs": self.runs_panel})
+            "runs": self.runs_panel, "grad_norm": self.grad_norm_plot})
         self.run_label = QLabel("", self)
         self.run_label.setObjectName("runLabel")
 
@@ -162,6 +165,9 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self._action("&Reset Layout", self._on_reset_layout))
 
+        self.experiments = add_experiments_menu(
+            self, self.menuBar().addMenu("E&xperiments"), self.runs_dir, settings=self.settings,
+            welcome=self._load_pending and not self._initial_path)  # the first start's welcome
         add_help_menu(self, self.menuBar().addMenu("&Help"), self.settings, self.runs_dir)
 
         toolbar = QToolBar("Main", self)
@@ -328,6 +334,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.predictions.close()
         self.comparisons.close_views()
+        self.experiments.close_views()
         self.document.close()
         event.accept()
 

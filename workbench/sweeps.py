@@ -84,8 +84,8 @@ EXTRA_METRICS: tuple[str, ...] = ("parameters", "initial_vanishing_ratio",
 METRICS: tuple[str, ...] = (*COLUMNS, *EXTRA_METRICS)
 METRIC_TITLES: dict[str, str] = {
     **COLUMN_TITLES, "parameters": "parameters",
-    "initial_vanishing_ratio": "G_1/G_T at the first probe",
-    "initial_spectral_radius": "spectral radius at the first probe",
+    "initial_vanishing_ratio": "G_1/G_T at the first probe (step 1)",
+    "initial_spectral_radius": "spectral radius at the first probe (step 1)",
     "grad_norm_max": "largest total gradient norm", "clip_rate": "steps clipped (share)",
 }
 
@@ -666,7 +666,7 @@ class SweepTable:
         metrics = [m for m in metrics if any(r.stats[m].mean is not None for r in self.rows)]
         header = [*self.fields, "runs", *metrics]
         lines = [[*(format_value(r.params[f]) for f in self.fields),
-                  _status_words(r.statuses), *(_stat_text(r.stats[m]) for m in metrics)]
+                  status_words(r.statuses), *(_stat_text(r.stats[m]) for m in metrics)]
                  for r in self.rows]
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
                   for i, h in enumerate(header)]
@@ -817,7 +817,8 @@ def _stat_text(stat: Stat) -> str:
     return text if stat.std is None else f"{text} +/- {stat.std:.2g}"
 
 
-def _status_words(statuses: Sequence[str]) -> str:
+def status_words(statuses: Sequence[str]) -> str:
+    """"2 completed, 1 failed": how a point's runs ended."""
     counts: dict[str, int] = {}
     for status in statuses:
         counts[status] = counts.get(status, 0) + 1
