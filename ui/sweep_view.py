@@ -482,12 +482,19 @@ class SweepView(QtWidgets.QWidget):
         spread = self.spread_combo.currentData()
         low, high = ((line.mean - line.std, line.mean + line.std) if spread == "std"
                      else (line.minimum, line.maximum))
+        if log_y and spread == "std":  # a log axis has no room below 0: not below the least
+            low = np.where(low > 0, low, line.minimum)
         finite = np.isfinite(low) & np.isfinite(high) & np.isfinite(y)
         if log_y:
             finite &= (low > 0) & (high > 0)
         if finite.sum() >= 2:
-            lower = pg.PlotDataItem(x[finite], low[finite], pen=pg.mkPen(None))
-            upper = pg.PlotDataItem(x[finite], high[finite], pen=pg.mkPen(None))
+            # the band's edges in the axes' own coordinates (log10 on a log axis): a
+            # FillBetweenItem takes its curves' data as drawn, untransformed
+            bx = np.log10(x[finite]) if plot.ctrl.logXCheck.isChecked() else x[finite]
+            lo, hi = ((np.log10(low[finite]), np.log10(high[finite])) if log_y
+                      else (low[finite], high[finite]))
+            lower = pg.PlotCurveItem(bx, lo, pen=pg.mkPen(None))
+            upper = pg.PlotCurveItem(bx, hi, pen=pg.mkPen(None))
             band = pg.FillBetweenItem(lower, upper, brush=style.with_alpha(color, 0.2))
             for item in (lower, upper, band):
                 plot.addItem(item)

@@ -5,6 +5,9 @@ panel on the first start; built from real tiny runs."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +78,16 @@ def test_the_gradient_norm_panel_plots_every_step_the_threshold_and_the_clip_rat
     plot.redraw_now()
     assert not plot.threshold_line.isVisible() and plot.clip_rates() == (None, None)
     assert "no clipping" in plot.rate_label.text()
+
+
+def test_the_gradient_norm_panel_runs_alone_and_exports(tmp_path):
+    out = tmp_path / "grad-norm.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    child = subprocess.run([sys.executable, "-m", "ui.plots.grad_norm_plot", "--export",
+                            str(out)], cwd=Path(__file__).parents[2], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0 and "Traceback" not in child.stdout + child.stderr
+    assert out.stat().st_size > 1000
 
 
 class _Document(QtCore.QObject):
