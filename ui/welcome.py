@@ -23,8 +23,14 @@ INTRO = ("<b>Sequence Workbench</b> trains recurrent networks (RNN, GRU, LSTM) o
 def first_sentence(text: str) -> str:
     """The first sentence of a lesson's text, for its button."""
     words = " ".join(text.split())
-    end = words.find(". ")
-    return words if end < 0 else words[: end + 1]
+    start = 0
+    while True:
+        end = words.find(". ", start)
+        if end < 0:
+            return words
+        if not words[:end].endswith((" al", " e.g", " i.e", " vs")):  # not "et al. 2015"
+            return words[: end + 1]
+        start = end + 2
 
 
 class WelcomePanel(QtWidgets.QDialog):

@@ -209,6 +209,28 @@ def test_cancel_keeps_the_finished_runs_and_resume_runs_only_what_is_missing(dat
         sweeps.SweepRunner.resume("nope", runs_dir=tmp_path)
 
 
+def test_cli_resume_of_a_finished_sweep_runs_nothing_and_keeps_its_settings(
+        data, tmp_path, capsys):
+    spec = SweepSpec.build(tiny_config(data, steps=2), {"cell": ["rnn-tanh"]})
+    done = sweeps.SweepRunner(spec, runs_dir=tmp_path).run()
+    args = ["sweep", "--resume", done.sweep_id, "--runs-dir", str(tmp_path), "--no-progress"]
+    assert main([*args, "--json"]) == 0
+    result = _json(capsys)
+    assert result["status"] == "completed" and result["points"][0]["runs"] == list(done.run_ids)
+    assert len(list_runs(tmp_path)) == 1
+    assert main([*args, "--hidden", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "--hidden cannot be used with --resume" in err
+
+
+def test_a_comparison_keeps_an_lstms_forget_bias_and_drops_it_for_other_cells(data):
+    from workbench.compare import plan_runs
+
+    base = tiny_config(data, cell="lstm", forget_bias=2.0)
+    plan = plan_runs(base, ["rnn-tanh", "lstm"], [0])
+    assert [(p.cell, p.config.forget_bias) for p in plan] == [("rnn-tanh", None), ("lstm", 2.0)]
+
+
 def test_two_workers_give_the_runs_of_one_bit_for_bit(data, tmp_path):
     spec = SweepSpec.build(tiny_config(data, steps=4, threads=1),
                            {"cell": ["rnn-tanh", "lstm"]})
