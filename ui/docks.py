@@ -4,7 +4,7 @@ Every panel is a dock, so it can be moved, tabbed or floated, and the arrangemen
 is saved with the window's state:
 
     left:     Data (arrays, summary, sample preview)
-    top:      Loss                        right: Model and training settings
+    top:      Loss | Gradient norm        right: Model and training settings
     bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions | Attention
               Runs (every run in the runs directory; Comparisons reopens saved ones)
 """
@@ -34,6 +34,9 @@ DOCKS = (
     ("attention", "Attention", "attentionDock",
      "Where each output step looks in the input, per probe (runs with attention)"),
     ("runs", "Runs", "runsDock", "Every run in the runs directory"),
+    ("grad_norm", "Gradient norm", "gradNormDock",
+     "The total gradient norm of every training step (log scale), with the clipping "
+     "threshold and how often it clipped"),
 )
 
 
@@ -51,6 +54,7 @@ class Docks:
     predictions: QDockWidget
     attention: QDockWidget
     runs: QDockWidget
+    grad_norm: QDockWidget
 
     @classmethod
     def build(cls, window: QMainWindow, panels: dict[str, QWidget]) -> Docks:
@@ -82,12 +86,12 @@ class Docks:
     @property
     def all(self) -> tuple[QDockWidget, ...]:
         return (self.data, self.model, self.loss, self.gradient, self.trajectory, self.gates,
-                self.predictions, self.attention, self.runs)
+                self.predictions, self.attention, self.runs, self.grad_norm)
 
     @property
     def plots(self) -> tuple[QDockWidget, ...]:
         return (self.loss, self.gradient, self.trajectory, self.gates, self.predictions,
-                self.attention)
+                self.attention, self.grad_norm)
 
     def default_layout(self) -> None:
         w = self.window
@@ -97,6 +101,8 @@ class Docks:
         w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.data)
         w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model)
         w.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, self.loss)
+        w.tabifyDockWidget(self.loss, self.grad_norm)  # a tab beside the loss it explains
+        self.loss.raise_()
         w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.gradient)
         # Side by side the two need ~1000 px: tabbed, the window fits a laptop screen.
         # Drag a tab out to see both at once; the arrangement is saved.

@@ -34,6 +34,8 @@ class Launcher(QObject):
         self._window = window
         self.document, self.model_panel, self.settings = document, model_panel, settings
         self.runs, self.comparisons, self.controls = runs, comparisons, controls
+        # every job that trains: only one of them at a time (a sweep's joins later)
+        self.sessions: list[Any] = [runs.session, comparisons.session]
         self.compare_action = QAction("&Compare Cells…", window)
         self.compare_action.setToolTip(
             "Train the Model panel's settings with several cells and seeds, one run after "
@@ -41,7 +43,7 @@ class Launcher(QObject):
         self.compare_action.triggered.connect(self.compare)
 
     def busy(self) -> bool:
-        return self.runs.session.is_running() or self.comparisons.session.is_running()
+        return any(s.is_running() for s in self.sessions)
 
     def train(self) -> None:
         """Start a new run on the current dataset with the Model panel's settings."""
@@ -91,7 +93,7 @@ class Launcher(QObject):
     def update_enabled(self, *, closing: bool = False) -> None:
         """Train and Compare enabled only when idle, with a dataset and valid settings;
         Train's tooltip says what is missing."""
-        idle = self.runs.session.state == "idle" and self.comparisons.session.state == "idle"
+        idle = all(s.state == "idle" for s in self.sessions)
         ready = self.document.summary is not None and self.model_panel.is_valid()
         train = self.controls.train_action
         train.setEnabled(idle and ready and not closing)

@@ -25,6 +25,7 @@ from ui.comparisons import Comparisons
 from ui.controls import TrainingControls
 from ui.data_panel import DataPanel, DatasetDocument
 from ui.docks import Docks
+from ui.experiments_menu import add_experiments_menu
 from ui.export_actions import ExportActions
 from ui.help_menu import add_help_menu
 from ui.import_dialog import import_dataset
@@ -34,6 +35,7 @@ from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
 from ui.plots.attention_plot import AttentionPlot
 from ui.plots.gates_plot import GatesPlot
+from ui.plots.grad_norm_plot import GradNormPlot
 from ui.plots.gradient_plot import GradientPlot
 from ui.plots.loss_plot import LossPlot
 from ui.plots.predictions_plot import PredictionsPlot
@@ -83,14 +85,16 @@ class MainWindow(QMainWindow):
         self.predictions_plot = PredictionsPlot()
         self.attention_plot = AttentionPlot()
         self.predictions_plot.runs_dir = self.runs_dir  # the beam tree's decodes
+        self.grad_norm_plot = GradNormPlot()
         self.runs_panel = RunsPanel(self.runs_index)
         self.plots = (self.loss_plot, self.gradient_plot, self.trajectory_plot, self.gates_plot,
-                      self.predictions_plot, self.attention_plot)
+                      self.predictions_plot, self.attention_plot, self.grad_norm_plot)
         self.docks = Docks.build(self, {
             "data": self.data_panel, "model": self.model_panel, "loss": self.loss_plot,
             "gradient": self.gradient_plot, "trajectory": self.trajectory_plot,
             "gates": self.gates_plot, "predictions": self.predictions_plot,
-            "attention": self.attention_plot, "runs": self.runs_panel})
+            "attention": self.attention_plot, "runs": self.runs_panel,
+            "grad_norm": self.grad_norm_plot})
         self.run_label = QLabel("", self)
         self.run_label.setObjectName("runLabel")
 
@@ -172,6 +176,10 @@ class MainWindow(QMainWindow):
         self.inspect_action = add_inspect_action(self, menu, self.runs_dir)
         menu.addAction(self._action("&Reset Layout", self._on_reset_layout))
 
+        self.experiments = add_experiments_menu(
+            self, self.menuBar().addMenu("E&xperiments"), self.runs_dir, settings=self.settings,
+            welcome=self._load_pending and not self._initial_path)  # the first start's welcome
+        self.launcher.sessions.append(self.experiments.session)
         add_help_menu(self, self.menuBar().addMenu("&Help"), self.settings, self.runs_dir)
 
         toolbar = QToolBar("Main", self)
@@ -198,8 +206,8 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.controls.train_requested.connect(self.train)
-        self.session.state_changed.connect(self._on_session_state)
-        self.compare_session.state_changed.connect(self._on_session_state)
+        for session in self.launcher.sessions:  # a run, a comparison, a sweep
+            session.state_changed.connect(self._on_session_state)
         self.data_panel.file_opened.connect(self._on_file_opened)
         self.data_panel.new_from_task_requested.connect(self.new_dataset_from_task)
         self.model_panel.validity_changed.connect(self._update_train_enabled)
@@ -327,23 +335,22 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Stop a run or a comparison first (it saves its checkpoint), wait for its
         thread, then close."""
+        sessions = self.launcher.sessions
         if self._busy():
             if not self._close_pending:
                 self._close_pending = self.runs.closing = True
-                self.session.stop()
-                self.compare_session.cancel()
-                if not (self.session.wait(CLOSE_WAIT_MS)
-                        and self.compare_session.wait(CLOSE_WAIT_MS)):
+                if not all([s.shutdown(CLOSE_WAIT_MS) for s in sessions]):  # stop, then wait
                     self._show_finishing()
                     event.ignore()
                     return
-            elif not (self.session.wait(0) and self.compare_session.wait(0)):
+            elif not all(s.wait(0) for s in sessions):
                 event.ignore()
                 return
         self.save_settings()
         self.predictions.close()
         self.predictions_plot.close_beam_tree()
         self.comparisons.close_views()
+        self.experiments.close_views()
         self.document.close()
         event.accept()
 
@@ -360,9 +367,8 @@ class MainWindow(QMainWindow):
         self.shutdown(60_000)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Stop any run or comparison and wait for its thread (tests, scripts)."""
-        compared = self.compare_session.shutdown(timeout_ms)
-        return self.session.shutdown(timeout_ms) and compared
+        """Stop any run, comparison or sweep and wait for its thread (tests, scripts)."""
+        return all([s.shutdown(timeout_ms) for s in self.launcher.sessions])
 
 
 def default_size(widget: QWidget) -> QSize:

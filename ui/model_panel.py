@@ -9,14 +9,24 @@ every field holds a valid value.
 The panel shows the current dataset (a `DatasetDocument`): the embedding size is
 offered only for token data, and the parameter count follows both the settings
 and the data.
+
+The recurrent weights' start (init, spectral radius, an LSTM's forget-gate bias) comes
+with its consequence: the initial spectral radius rho the settings give (the model the
+run would build, seeded: what its first probe records) and rho^(T_in - 1) over the
+open dataset's input steps, roughly how much of the gradient at the last input step
+reaches the first. They are computed off the GUI thread (ui.jobs, newest request only),
+and not while a run trains in this process (building the model draws from torch's
+global generator); settings that fix the radius without drawing show it at once.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from types import SimpleNamespace
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,8 +42,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.jobs import JobSession, Latest
 from ui.widgets import fit_width_to_content, scrolling_body
-from workbench.config import FIELDS, OPTIMIZERS, RunConfig, validate_field
+from workbench.config import (
+    FIELDS,
+    OPTIMIZERS,
+    RECURRENT_INITS,
+    RunConfig,
+    check_forget_bias,
+    validate_field,
+)
 from workbench.errors import ConfigError
 
 INT32_MAX = 2**31 - 1
@@ -49,7 +67,8 @@ CELL_LABELS = {
 # The settings this panel edits (RunConfig field names), with their defaults.
 PANEL_FIELDS = ("cell", "hidden", "layers", "dropout", "embedding", "optimizer", "lr",
                 "momentum", "batch_size", "epochs", "teacher_forcing", "teacher_forcing_end",
-                "clip", "seed", "probe_every", "device", "attention")
+                "clip", "seed", "probe_every", "device", "attention", "recurrent_init",
+                "recurrent_radius", "forget_bias")
 
 # workbench.config.ATTENTION_KINDS: (label, one line on what it does)
 ATTENTION_CHOICES = {
@@ -61,6 +80,31 @@ ATTENTION_CHOICES = {
     "luong-general": ("Luong (general)", "Scores h_tᵀ W h_i, then tanh(W_c [c; h]) before "
                       "the output layer."),
 }
+INIT_LABELS = {"default": "torch's default (uniform ±1/√H)", "orthogonal": "orthogonal",
+               "identity": "identity (IRNN)"}
+PREVIEW_DELAY_MS = 200  # settings typed in a burst make one preview
+TRAINING_THREADS = ("training", "comparison", "sweep")  # ui.jobs thread names that train
+
+
+def training_in_process() -> bool:
+    """Whether a job of this process trains now (ui.jobs names its threads by job)."""
+    return any(t.name in TRAINING_THREADS and t.is_alive() for t in threading.enumerate())
+
+
+def describe_preview(radius: float | None, steps: int | None) -> tuple[str, str]:
+    """(the radius read-out, the ρ^(T_in−1) read-out) the panel shows."""
+    if radius is None or not math.isfinite(radius):
+        return "–", "–"
+    first = f"{radius:.4g}"
+    if steps is None:
+        return first, "open a dataset to see ρ^(T_in−1)"
+    exponent = max(steps - 1, 0)
+    try:
+        gain = radius ** exponent
+    except OverflowError:
+        gain = math.inf
+    verdict = ("vanishes" if gain < 1e-3 else "explodes" if gain > 1e3 else "carries")
+    return first, f"{radius:.3g}^{exponent} = {gain:.2e}: the gradient {verdict} over T_in = {steps}"
 
 
 def cell_names() -> tuple[str, ...]:
@@ -191,6 +235,44 @@ class ModelPanel(QWidget):
         self.attention_description.setObjectName("attentionDescription")
         form.addRow(self.attention_description)
         self.attention.currentIndexChanged.connect(self._on_attention_chosen)
+        self.recurrent_init = QComboBox(model)
+        for name in RECURRENT_INITS:
+            self.recurrent_init.addItem(INIT_LABELS.get(name, name), name)
+        self.recurrent_init.setToolTip(FIELDS["recurrent_init"].help)
+        form.addRow("Recurrent init", self.recurrent_init)
+        self.radius_on = QCheckBox("Scale W_hh to", model)
+        self.radius_on.setToolTip(FIELDS["recurrent_radius"].help)
+        self.radius = self._double("recurrent_radius", model, step=0.1, decimals=3)
+        self.radius.setMinimum(0.001)
+        self.radius.setValue(1.0)
+        row = QHBoxLayout()
+        row.addWidget(self.radius_on)
+        row.addWidget(self.radius, 1)
+        form.addRow("Spectral radius", row)
+        self.forget_on = QCheckBox("Set to", model)
+        self.forget_on.setToolTip(FIELDS["forget_bias"].help)
+        self.forget_bias = self._double("forget_bias", model, step=0.5, decimals=2)
+        self.forget_bias.setValue(1.0)
+        row = QHBoxLayout()
+        row.addWidget(self.forget_on)
+        row.addWidget(self.forget_bias, 1)
+        form.addRow("Forget-gate bias", row)
+        self.forget_error = self._error_label(model)
+        form.addRow(self.forget_error)
+        self.initial_radius = QLabel("–", model)
+        self.initial_radius.setObjectName("initialRadius")
+        self.initial_radius.setToolTip(
+            "Spectral radius ρ of the encoder's recurrent weights W_hh at the start (the "
+            "largest gate block for an LSTM or a GRU): what the run's first probe records")
+        form.addRow("Initial ρ(W_hh)", self.initial_radius)
+        self.gradient_reach = QLabel("–", model)
+        self.gradient_reach.setObjectName("gradientReach")
+        self.gradient_reach.setWordWrap(True)
+        self.gradient_reach.setToolTip(
+            "ρ^(T_in−1): going back one step multiplies the gradient by W_hhᵀ (and the "
+            "activation's slope), so roughly this share of the last input step's gradient "
+            "reaches the first")
+        form.addRow("Gradient reach", self.gradient_reach)
         self.parameters = QLabel("–", model)
         self.parameters.setObjectName("parameterCount")
         self.parameters.setToolTip("Trainable parameters of the encoder-decoder on this dataset")
@@ -274,15 +356,26 @@ class ModelPanel(QWidget):
         layout.addStretch(1)
         fit_width_to_content(self, scroll, 300)  # as wide as the fields need
 
-        for widget in (self.cell, self.optimizer, self.device, self.attention):
+        for widget in (self.cell, self.optimizer, self.device, self.attention, self.recurrent_init):
             widget.currentIndexChanged.connect(self._on_edited)
         for widget in (self.hidden, self.layers, self.embedding, self.batch_size, self.epochs,
-                       self.seed, self.probe_every, self.dropout, self.momentum, self.clip):
+                       self.seed, self.probe_every, self.dropout, self.momentum, self.clip,
+                       self.radius, self.forget_bias):
             widget.valueChanged.connect(self._on_edited)
         for widget in (self.teacher_forcing, self.tf_end):
             widget.valueChanged.connect(self._on_edited)
-        for widget in (self.tf_schedule, self.clip_on):
+        for widget in (self.tf_schedule, self.clip_on, self.radius_on, self.forget_on):
             widget.toggled.connect(self._on_edited)
+        # the initial radius, off the GUI thread: the newest settings only
+        self._preview_session = JobSession(self)
+        self._preview = Latest(self._preview_session)
+        self._preview_session.finished.connect(self._on_preview_done)
+        self._preview_session.failed.connect(self._on_preview_failed)
+        self._preview_key: tuple | None = None
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._start_preview)
         self.lr.textChanged.connect(self._on_edited)
 
     def _spin(self, name: str, parent: QWidget) -> QSpinBox:
@@ -337,6 +430,11 @@ class ModelPanel(QWidget):
             "probe_every": self.probe_every.value() or None,
             "device": self.device.currentData(),
             "attention": self.attention.currentData(),
+            "recurrent_init": self.recurrent_init.currentData(),
+            "recurrent_radius": (round(self.radius.value(), 6) if self.radius_on.isChecked()
+                                 else None),
+            "forget_bias": (round(self.forget_bias.value(), 6) if self.forget_on.isChecked()
+                            else None),
         }
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -376,6 +474,15 @@ class ModelPanel(QWidget):
                 self.device.setCurrentIndex(0)  # e.g. "cuda" saved on a machine without one
             _select(self.attention, merged["attention"])
             self._on_attention_chosen()
+            _select(self.recurrent_init, merged["recurrent_init"])
+            radius = merged["recurrent_radius"]
+            self.radius_on.setChecked(radius is not None)
+            if radius is not None:
+                self.radius.setValue(float(radius))
+            bias = merged["forget_bias"]
+            self.forget_on.setChecked(bias is not None)
+            if bias is not None:
+                self.forget_bias.setValue(float(bias))
         finally:
             self._building = building
         self._refresh()
@@ -426,12 +533,23 @@ class ModelPanel(QWidget):
         self.tf_end.setEnabled(self.tf_schedule.isChecked())
         self.tf_end_label.setText(f"{self.tf_end.value()} %")
         self.clip.setEnabled(self.clip_on.isChecked())
+        self.radius.setEnabled(self.radius_on.isChecked())
+        self.forget_bias.setEnabled(self.forget_on.isChecked())
+        self.forget_on.setToolTip(FIELDS["forget_bias"].help if cell == "lstm" else
+                                  "Only an LSTM has a forget gate")
 
         errors: dict[str, str] = {}
         try:
             self._last_lr = validate_field("lr", self.lr.text())
         except ConfigError as exc:
             errors["lr"] = str(exc)
+        try:
+            check_forget_bias(cell, self.forget_bias.value() if self.forget_on.isChecked()
+                              else None)
+        except ConfigError as exc:
+            errors["forget_bias"] = str(exc)
+        self.forget_error.setText(errors.get("forget_bias", ""))
+        self.forget_error.setVisible("forget_bias" in errors)
         self.lr_error.setText(errors.get("lr", ""))
         self.lr_error.setVisible("lr" in errors)
         self.lr.setProperty("invalid", "lr" in errors)
@@ -445,6 +563,66 @@ class ModelPanel(QWidget):
 
         count = count_parameters(self.values(), summary)
         self.parameters.setText("–" if count is None else f"{count:,}")
+        self._schedule_preview(summary)
+
+    # --- the initial radius ---------------------------------------------------------
+    def preview_pending(self) -> bool:
+        """A preview is waiting or being computed (tests, scripts)."""
+        return (self._preview_timer.isActive() or self._preview_session.is_running()
+                or self._preview.waiting)
+
+    def _preview_config(self) -> RunConfig:
+        values = self.values()
+        return RunConfig(data="(preview)", **{k: v for k, v in values.items()
+                                              if k not in ("device",)})
+
+    def _schedule_preview(self, summary: Any) -> None:
+        config = self._preview_config()
+        steps = summary.inputs.steps if summary is not None else None
+        kinds = ((summary.inputs.kind, summary.inputs.features, summary.inputs.vocab_size)
+                 if summary is not None else None)
+        key = (config.cell, config.hidden, config.layers, config.embedding,
+               config.recurrent_init, config.recurrent_radius, config.seed, steps, kinds)
+        if key == self._preview_key:
+            return
+        self._preview_key = key
+        from workbench.init_preview import known_radius
+
+        known = known_radius(config)
+        if known is not None:  # no need to build the model: the settings fix it
+            self._show_preview(known, steps)
+            return
+        self.initial_radius.setText("computing…")
+        self._preview_timer.start()
+
+    def _start_preview(self) -> None:
+        if training_in_process():  # building a model would draw from the run's generator
+            self.initial_radius.setText("shown once no run trains")
+            self.gradient_reach.setText("–")
+            self._preview_key = None  # the next refresh tries again
+            return
+        config, summary = self._preview_config(), getattr(self.document, "summary", None)
+
+        def compute(_sink: Any) -> Any:
+            from workbench.init_preview import init_preview
+
+            return init_preview(config, summary)
+
+        self._preview.submit(compute)
+
+    def _on_preview_done(self, result: Any) -> None:
+        if result is None or self._preview.waiting:
+            return
+        self._show_preview(result.radius, result.steps)
+
+    def _on_preview_failed(self, failure: Any) -> None:
+        self.initial_radius.setText("–")
+        self.gradient_reach.setText(failure.message.splitlines()[0] if failure.message else "–")
+
+    def _show_preview(self, radius: float, steps: int | None) -> None:
+        first, second = describe_preview(radius, steps)
+        self.initial_radius.setText(first)
+        self.gradient_reach.setText(second)
 
 
 def _select(combo: QComboBox, data: Any) -> bool:

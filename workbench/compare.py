@@ -8,9 +8,10 @@ batch, so each run is scored and probed on the same data.
 Three parts, no Qt:
 
 - `ComparisonRunner` runs the Trainers one after another in the caller's thread (a
-  GUI runs it in a background thread), starts each through the run service
-  (workbench.run_service, with the dataset it opened once) so each is recorded as
-  any run is, tells
+  GUI runs it in a background thread) through the sweeps' engine
+  (workbench.sweep_engine: a comparison is a sweep over `cell`), which starts each
+  through the run service (with the dataset opened once) so each is recorded as
+  any run is; it tells
   its listeners every run's events plus the queue's own (`ComparisonStarted`,
   `QueuedRunStarted`, `QueuedRunFinished`, `ComparisonFinished`), and saves the
   comparison (which runs, which settings) so it reopens later.
@@ -29,8 +30,9 @@ process's start-up outweighs the gain); for 1500-step runs, 16.7-36.0 s (mean 25
 against 14.1-26.6 s (mean 22.2 s) over six pairs: 12% on average, less than the spread
 between pairs, and won by taking CPU from the machine's other work. The GUI keeps one
 of two cores for itself, so there a second worker has no core at all. So the queue runs
-one Trainer at a time. On machines with four or more cores, worker processes (each
-running queued runs and sending their events back, delivered in queue order) would pay.
+one Trainer at a time. On machines with four or more cores, worker processes pay: a
+sweep (workbench.sweeps, `sweep --workers N`) runs its runs N at once in child processes
+through the same engine.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import logging
 import math
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,16 @@ def seed_list(base: int, seeds: int | Sequence[int]) -> tuple[int, ...]:
     return out
 
 
+def cell_config(base: RunConfig, cell: str) -> RunConfig:
+    """`base` with `cell`, validated. forget_bias (an LSTM's only gate bias) is kept for an
+    LSTM and dropped for any other cell, so one config compares an LSTM with a set forget
+    bias against cells that have no forget gate."""
+    changes: dict[str, Any] = {"cell": cell}
+    if cell != "lstm" and base.forget_bias is not None:
+        changes["forget_bias"] = None
+    return base.replace(**changes).validate()
+
+
 def plan_runs(base: RunConfig, cells: Sequence[str], seeds: Sequence[int]) -> list[PlannedRun]:
     """The queue, seed-major: every cell with the first seed, then every cell with the next.
 
@@ -186,7 +197,7 @@ def plan_runs(base: RunConfig, cells: Sequence[str], seeds: Sequence[int]) -> li
     plan: list[PlannedRun] = []
     for seed in seeds:
         for cell in cells:
-            config = base.replace(cell=cell, seed=seed).validate()
+            config = cell_config(base, cell).replace(seed=seed).validate()
             plan.append(PlannedRun(len(plan), cell, int(seed), config))
     return plan
 
@@ -197,11 +208,18 @@ def plan_runs(base: RunConfig, cells: Sequence[str], seeds: Sequence[int]) -> li
 class ComparisonRunner:
     """Train `cells` x `seeds` runs of `base`, one after another, in the calling thread.
 
-    `listeners` receive every run's Trainer events and the queue events above.
-    `request_cancel()` (any thread) stops the current run and skips the rest. The
-    dataset is opened once (split seed and validation share from `base`), unless
-    an open `dataset` is given. `thread_policy` is the Trainer's ("gui" leaves a
-    core to the GUI).
+    A comparison is a sweep over `cell` (workbench.sweeps reads it as one): its runs go
+    through the sweeps' engine (workbench.sweep_engine.LocalEngine), so each starts
+    through the run service and is recorded as any run is. `listeners` receive every
+    run's Trainer events and the queue events above. `request_cancel()` (any thread)
+    stops the current run and skips the rest. A run that cannot start (a setting its
+    cell refuses, memory) or fails is recorded with its message and the queue goes on.
+    The dataset is opened once (split seed and validation share from `base`), unless an
+    open `dataset` is given. `thread_policy` is the Trainer's ("gui" leaves a core to
+    the GUI).
+
+    `forget_bias` is an LSTM's only: in a comparison of several cells it is kept for the
+    LSTM's runs and dropped (torch's bias) for the other cells' (see `plan_runs`).
     """
 
     def __init__(self, base: RunConfig, cells: str | Sequence[str],
@@ -209,21 +227,23 @@ class ComparisonRunner:
                  listeners: Sequence[Listener] = (), runs_dir: str | Path | None = None,
                  name: str | None = None, dataset: Any | None = None,
                  thread_policy: str = "cli") -> None:
-        from workbench.run_service import RunService
+        from workbench.sweep_engine import LocalEngine
 
         self.cells = parse_cells(cells)
-        self.base = base.replace(cell=self.cells[0]).validate()  # as recorded: the first cell
+        self.base = cell_config(base, self.cells[0])  # as recorded: the first cell
         self.seeds = seed_list(self.base.seed, seeds)
-        self.plan = plan_runs(self.base, self.cells, self.seeds)
+        self.plan = plan_runs(base, self.cells, self.seeds)
         self.listeners = list(listeners)
-        self.service = RunService(runs_dir)  # where every run of the queue starts
+        self._dataset = dataset
+        self._open: Any | None = None
+        self.engine = LocalEngine(runs_dir, listeners=self.listeners,
+                                  thread_policy=thread_policy,
+                                  dataset_for=lambda _config: self._open)
+        self.service = self.engine.service  # where every run of the queue starts
         self.runs_dir = self.service.runs_dir
         self.name = name
         self.thread_policy = thread_policy
-        self._dataset = dataset
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._trainer: Any | None = None
+        self._completed = 0
         self.comparison_id = ""
         self.record: dict[str, Any] = {}
 
@@ -231,21 +251,16 @@ class ComparisonRunner:
 
     def request_cancel(self) -> None:
         """Stop the current run (it ends "stopped") and start no other (any thread)."""
-        with self._lock:
-            self._cancel.set()
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.request_stop()
+        self.engine.request_cancel()
 
     @property
     def cancel_requested(self) -> bool:
-        return self._cancel.is_set()
+        return self.engine.cancel_requested
 
     @property
     def current_trainer(self) -> Any | None:
         """The Trainer of the run in progress (None between runs): for pause and resume."""
-        with self._lock:
-            return self._trainer
+        return self.engine.current_trainer
 
     # the names workbench.cli.train.stop_on_interrupt expects of what it stops
     request_stop = request_cancel
@@ -258,23 +273,25 @@ class ComparisonRunner:
 
     def run(self) -> Comparison:
         """Run the queue; return the saved comparison. Errors propagate after it is saved."""
+        from workbench.sweep_engine import EngineJob
+
         self._start_record()
         self._emit(ComparisonStarted(self.comparison_id, len(self.plan), self.cells, self.seeds))
-        status, message, completed = "completed", "", 0
+        status, message, self._completed = "completed", "", 0
+        jobs = [EngineJob(p.index, p.config, f"{p.cell} seed {p.seed}") for p in self.plan]
         try:
             with self._open_dataset() as dataset:
-                for planned in self.plan:
-                    if self._cancel.is_set():
-                        break
-                    if self._run_one(planned, dataset) == "completed":
-                        completed += 1
-            if self._cancel.is_set():
+                self._open = dataset
+                self.engine.run(jobs, self)
+            if self.engine.cancel_requested:
                 status, message = "cancelled", "cancelled: the remaining runs were not started"
         except BaseException as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
-            self._finish(status, message, completed)
+            self._finish(status, message, self._completed)
             raise
-        self._finish(status, message, completed)
+        finally:
+            self._open = None
+        self._finish(status, message, self._completed)
         return open_comparison(self.comparison_id, self.runs_dir)
 
     def _open_dataset(self) -> contextlib.AbstractContextManager[Any]:
@@ -284,31 +301,30 @@ class ComparisonRunner:
 
         return open_run_data(self.base)
 
-    def _run_one(self, planned: PlannedRun, dataset: Any) -> str:
-        """Train one planned run to its end; return its status."""
-        active = self.service.start(planned.config, self.listeners,
-                                    name=f"{planned.cell} seed {planned.seed}",
-                                    thread_policy=self.thread_policy, dataset=dataset)
-        with self._lock:
-            self._trainer = active.trainer
-            if self._cancel.is_set():
-                active.request_stop()
+    # the engine's callbacks (workbench.sweep_engine.EngineCallbacks), in the queue's thread
+
+    def job_started(self, job: Any, run_id: str, total_steps: int) -> None:
+        planned = self.plan[job.index]
         entry = self.record["runs"][planned.index]
-        entry.update(run_id=active.run_id, status="running")
+        entry.update(run_id=run_id, status="running")
         self._save()
         self._emit(QueuedRunStarted(self.comparison_id, planned.index, len(self.plan),
-                                    planned.cell, planned.seed, active.run_id,
-                                    active.total_steps))
-        try:
-            finished = active.run()
-        finally:
-            with self._lock:
-                self._trainer = None
-        entry["status"] = finished.status
+                                    planned.cell, planned.seed, run_id, total_steps))
+
+    def job_finished(self, job: Any, outcome: Any) -> None:
+        planned = self.plan[job.index]
+        if outcome.status == "skipped":
+            return  # cancelled before it started: _finish marks it
+        entry = self.record["runs"][planned.index]
+        entry["status"] = outcome.status
+        if outcome.message:
+            entry["message"] = outcome.message
         self._save()
+        if outcome.status == "completed":
+            self._completed += 1
         self._emit(QueuedRunFinished(self.comparison_id, planned.index, len(self.plan),
-                                     planned.cell, planned.seed, active.run_id, finished.status))
-        return finished.status
+                                     planned.cell, planned.seed, outcome.run_id or "",
+                                     outcome.status))
 
     # -- the record ------------------------------------------------------------------------
 

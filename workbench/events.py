@@ -39,6 +39,7 @@ class StepMetrics:
     sequences_per_second: float
     seconds: float  # training wall time so far (excluding pauses)
     sequences: int = 0  # sequences trained on so far in the run (cumulative)
+    clipped: bool = False  # grad_norm was over the clip threshold and was scaled down to it
 
 
 @dataclass(frozen=True)

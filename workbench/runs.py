@@ -925,6 +925,7 @@ def _step_event(record: dict[str, Any]) -> StepMetrics:
         sequences_per_second=_float(record.get("sequences_per_second")),
         seconds=_float(record.get("seconds")),
         sequences=int(record.get("sequences") or 0),
+        clipped=bool(record.get("clipped", False)),  # absent in records before it existed
     )
 
 

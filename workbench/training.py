@@ -228,6 +228,26 @@ def build_model_config(config: RunConfig, summary: Any):
                          target=side(summary.targets), attention=config.attention)
 
 
+def initialize_model(model: Any, config: RunConfig) -> None:
+    """Set W_hh (and an LSTM's forget bias) as the config's init settings say, in place.
+
+    "default" with no radius and no forget bias changes nothing and draws nothing, so a
+    run without these settings is bit-identical to one from before they existed. A
+    refusal of models.init (a bad combination that validation let through) becomes a
+    ConfigError naming it.
+    """
+    if (config.recurrent_init == "default" and config.recurrent_radius is None
+            and config.forget_bias is None):
+        return
+    from models.init import initialize_seq2seq
+
+    try:
+        initialize_seq2seq(model, init=config.recurrent_init, radius=config.recurrent_radius,
+                           forget_bias=config.forget_bias)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _describe_side(kind: str, features: int | None, vocab_size: int | None) -> str:
     if kind == "tokens":
         return f"tokens with a vocabulary of {vocab_size}"
@@ -452,6 +472,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             model = seq2seq(self.model_config)
+            if self._resume is None:  # a resumed run's weights come from its checkpoint
+                initialize_model(model, self.config)
         model = model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         if self.config.optimizer == "adam":
@@ -625,6 +647,8 @@ class Trainer:
             bad = loss_value if not math.isfinite(loss_value) else norm_value
             raise _Diverged(f"diverged at step {step} (not applied): {what} is {bad}; "
                             f"the last good checkpoint is kept (step {self._last_saved_step})")
+        # clipped: the norm was over the threshold, so clip_grads_with_norm_ scaled it down
+        clipped = config.clip is not None and norm_value > config.clip
         if config.clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), config.clip, total_norm)
         self.optimizer.step()
@@ -637,7 +661,8 @@ class Trainer:
         self._emit(StepMetrics(step=step, epoch=pos.epoch, loss=loss_value, grad_norm=norm_value,
                                learning_rate=self.optimizer.param_groups[0]["lr"],
                                teacher_forcing=tf, sequences_per_second=self._speed.add(now, batch.size),
-                               seconds=now, sequences=self.progress.sequences))
+                               seconds=now, sequences=self.progress.sequences,
+                               clipped=clipped))
 
     def _controls(self) -> None:
         """Honour stop and pause requests (called between steps and validation batches)."""

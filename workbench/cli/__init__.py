@@ -13,8 +13,8 @@ from typing import NoReturn
 
 from workbench.cli import common
 
-SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare", "workbench.cli.importing")
-SUBCOMMAND_MODULES += ("workbench.cli.explain",)
+SUBCOMMAND_MODULES = ("workbench.cli.data", "workbench.cli.train", "workbench.cli.compare",
+                      "workbench.cli.importing", "workbench.cli.explain", "workbench.cli.sweep")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

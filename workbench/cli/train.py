@@ -41,8 +41,11 @@ OVERRIDES: dict[str, str] = {
     "seed": "seed", "split_seed": "split_seed", "val_fraction": "val_fraction",
     "probe_every": "probe_every", "probe_samples": "probe_samples",
     "probe_batch": "probe_batch", "best_by": "best_by", "threads": "threads", "device": "device",
-    "attention": "attention",
+    "attention": "attention", "recurrent_init": "recurrent_init",
+    "recurrent_radius": "recurrent_radius", "forget_bias": "forget_bias",
 }
+# flags that set a run's initial weights: a resumed run keeps its own, so --resume refuses them
+INIT_FLAGS = ("recurrent_init", "recurrent_radius", "forget_bias")
 EXIT_OK, EXIT_RUN_FAILED = 0, 1
 
 
@@ -141,6 +144,13 @@ def register_train(subparsers: Any) -> None:
     model.add_argument("--dropout", help="dropout between layers")
     model.add_argument("--embedding", help="token embedding size")
     model.add_argument("--attention", help="none, bahdanau, luong-dot or luong-general")
+    model.add_argument("--recurrent-init", metavar="INIT",
+                       help="start of W_hh: default (torch's uniform), orthogonal or identity")
+    model.add_argument("--recurrent-radius", metavar="R",
+                       help="scale each layer's W_hh (each gate block) to spectral radius R "
+                       "at the start, or off")
+    model.add_argument("--forget-bias", metavar="B",
+                       help="LSTM only: the forget gate's bias at the start, or off")
     train = p.add_argument_group("training")
     train.add_argument("--epochs", help="epochs (or --steps)")
     train.add_argument("--steps", help="a step budget (or --epochs)")
@@ -298,6 +308,11 @@ def _resume(args: argparse.Namespace) -> int:
     the run's other settings are its recorded ones."""
     from workbench.run_service import RESUME_CHANGES, RunService
 
+    for name in INIT_FLAGS:
+        if getattr(args, name, None) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the "
+                              "weights of its checkpoint (start a new run to change the init)")
     changes: dict[str, Any] = {k: getattr(args, k) for k in (*RESUME_CHANGES, "attention")
                                if getattr(args, k, None) is not None}  # attention: refused
     progress = ConsoleProgress(0, enabled=not args.no_progress)
