@@ -272,7 +272,8 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         self.hypotheses_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.hypotheses_table.horizontalHeader().setSectionResizeMode(
             0, QtWidgets.QHeaderView.ResizeMode.Stretch)
-        self.hypotheses_table.setMinimumHeight(60)
+        self.hypotheses_table.setMinimumHeight(40)
+        self.token_view.setMinimumHeight(40)  # the panel still fits a 720 px screen
         self.hypotheses_title = QtWidgets.QLabel("")
         layout.addWidget(self.token_summary)
         layout.addWidget(self.token_view, 1)
