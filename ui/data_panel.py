@@ -229,6 +229,7 @@ def open_checked(path: str | os.PathLike[str], inputs: str | None = None,
     when its layout says which arrays to use (any thread; WorkbenchError if bad)."""
     path = str(Path(path).resolve())
     if arrays is None:
+        safe_open.check_file(path, mode="both")  # one child checks what the two calls read
         arrays = list_arrays(path)
     inputs, targets = inputs or None, targets or None
     if not (inputs and targets) and not is_project_layout(arrays):

@@ -119,11 +119,16 @@ def check_file(
     mode "open": the dataset's structure and the first and last sample of each array
     it uses, all of an array whose data take under 16 MiB (`inputs`/`targets` as for
     SequenceDataset.open); mode "list": a walk over every object in the file (for
-    list_arrays). A structural DatasetError found by the child is raised as it is.
-    `timeout` defaults to DEFAULT_TIMEOUT_S (read at call time).
+    list_arrays); mode "both": the two in one child process (a first open of a file in
+    the app: one child, not two), caching both verdicts ("open" as the file says, with
+    no `inputs`/`targets`). A structural DatasetError found by the child is raised as
+    it is. `timeout` defaults to DEFAULT_TIMEOUT_S (read at call time).
     """
-    if mode not in ("open", "list"):
-        raise ValueError(f"mode must be 'open' or 'list', not {mode!r}")
+    if mode not in ("open", "list", "both"):
+        raise ValueError(f"mode must be 'open', 'list' or 'both', not {mode!r}")
+    if mode == "both":
+        _check_both(Path(path), timeout, use_cache)
+        return
     path = Path(path)
     try:
         key = _cache_key(path, mode, inputs, targets)
@@ -137,6 +142,25 @@ def check_file(
             _store(key, verdict)
     if verdict["verdict"] != "ok":
         raise DatasetError(verdict["message"])
+
+
+def _check_both(path: Path, timeout: float | None, use_cache: bool) -> None:
+    try:
+        list_key = _cache_key(path, "list", None, None)
+        open_key = _cache_key(path, "open", None, None)
+    except OSError as exc:
+        raise DatasetError(f"{path}: could not read the file: {exc.strerror or exc}") from exc
+    listed = _lookup(list_key) if use_cache else None
+    if listed is None or (use_cache and _lookup(open_key) is None):
+        limit = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
+        listed = _run_child(path, "both", None, None, limit)
+        opened = listed.pop("open", None)
+        if use_cache and _cacheable(listed):
+            _store(list_key, listed)
+            if isinstance(opened, dict) and _cacheable(opened):
+                _store(open_key, opened)
+    if listed["verdict"] != "ok":
+        raise DatasetError(listed["message"])
 
 
 # --- the parent's side --------------------------------------------------------------
@@ -234,9 +258,13 @@ def _run_child(
                 "or unreachable disk"}
     result = _result(proc.stdout)
     if proc.returncode == 0 and result is not None:
-        if result.get("ok"):
-            return {"verdict": "ok", "message": ""}
-        return {"verdict": "error", "message": str(result.get("error"))}
+        verdict = ({"verdict": "ok", "message": ""} if result.get("ok")
+                   else {"verdict": "error", "message": str(result.get("error"))})
+        opened = result.get("open")  # mode "both": the open check's own verdict
+        if isinstance(opened, dict):
+            verdict["open"] = ({"verdict": "ok", "message": ""} if opened.get("ok")  # type: ignore[assignment]
+                               else {"verdict": "error", "message": str(opened.get("error"))})
+        return verdict
     step = _last_step(proc.stdout)
     name = ""
     if proc.returncode < 0:
@@ -311,25 +339,33 @@ def _check_list(path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The child: check one file, print `result {json}` as the last line of stdout."""
     parser = argparse.ArgumentParser(prog="python -m workbench.safe_open")
-    parser.add_argument("--mode", choices=("open", "list"), default="open")
+    parser.add_argument("--mode", choices=("open", "list", "both"), default="open")
     parser.add_argument("--path", required=True)
     parser.add_argument("--inputs")
     parser.add_argument("--targets")
     args = parser.parse_args(argv)
-    try:
-        if args.mode == "open":
-            _check_open(args.path, args.inputs, args.targets)
-        else:
-            _check_list(args.path)
-    except DatasetError as exc:
-        result: dict[str, Any] = {"ok": False, "error": str(exc)}
-    except Exception as exc:  # any failure of the reader is a verdict about the file
-        detail = str(exc).strip() or type(exc).__name__
-        result = {"ok": False, "error": f"{args.path}: the file could not be read: {detail}"}
+    if args.mode == "both":
+        result = _verdict(_check_list, args.path)
+        if result["ok"]:
+            result["open"] = _verdict(_check_open, args.path, None, None)
+    elif args.mode == "open":
+        result = _verdict(_check_open, args.path, args.inputs, args.targets)
     else:
-        result = {"ok": True}
+        result = _verdict(_check_list, args.path)
     print(_RESULT + json.dumps(result), flush=True)
     return 0
+
+
+def _verdict(check: Any, path: str, *args: Any) -> dict[str, Any]:
+    """{"ok": True}, or {"ok": False, "error": why} when `check(path, *args)` fails."""
+    try:
+        check(path, *args)
+    except DatasetError as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # any failure of the reader is a verdict about the file
+        detail = str(exc).strip() or type(exc).__name__
+        return {"ok": False, "error": f"{path}: the file could not be read: {detail}"}
+    return {"ok": True}
 
 
 if __name__ == "__main__":

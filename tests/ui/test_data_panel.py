@@ -283,3 +283,26 @@ def test_a_newer_open_supersedes_one_in_progress(qtbot, panel, files):
     panel.open_file(files["sine"])
     assert panel.wait_opened()
     assert panel.document.path == str(files["sine"].resolve())
+
+
+def test_a_first_open_runs_the_safety_check_once(qtbot, panel, tmp_path, monkeypatch):
+    """Listing the arrays and opening the dataset share one child-process check (they
+    ran one each, ~150 ms apiece on a first open); the second open of the file needs
+    none."""
+    from workbench import safe_open
+
+    fresh = generate("sine", tmp_path / "once.h5", n=40, seed=4, input_steps=8, target_steps=3)
+    children = []
+    real_child = safe_open._run_child
+
+    def counting_child(path, mode, *args):
+        children.append(mode)
+        return real_child(path, mode, *args)
+
+    monkeypatch.setattr(safe_open, "_run_child", counting_child)
+    panel.open_file(fresh)
+    assert panel.wait_opened()
+    assert children == ["both"]
+    panel.open_file(fresh)
+    assert panel.wait_opened()
+    assert children == ["both"]
