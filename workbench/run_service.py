@@ -288,12 +288,12 @@ class RunService:
         behind and the error is re-raised.
         """
         config = config.validate()
+        self._check_runs_dir()
         with contextlib.ExitStack() as undo:
             owned = None
             if dataset is None:
                 dataset = owned = open_run_data(config)
                 undo.callback(owned.close)
-            self._check_runs_dir()
             run_dir = create_run_dir(config.cell, self.runs_dir)
             undo.callback(shutil.rmtree, run_dir, ignore_errors=True)
             lock = RunLock.acquire(run_dir)

@@ -450,7 +450,7 @@ class RunRecorder:
         with self._writing(self.run_dir / METRICS_JSONL):
             self.flush(fsync=True)
         with self._writing(path):
-            save_checkpoint(path, state)
+            _save_checkpoint_file(path, state)
         return path
 
     def _update_status(self, **fields: Any) -> None:
@@ -512,6 +512,23 @@ class RunRecorder:
                 if int(probe_path.stem.split("-")[1]) > step:
                     probe_path.unlink()
         fsync_dir(self.run_dir)
+
+
+def _save_checkpoint_file(path: Path, state: dict[str, Any]) -> None:
+    """checkpoints.save_checkpoint, but torch writes through a Python file: when a write
+    fails (a full disk, a file-size limit) torch raises a RuntimeError ("unexpected pos")
+    that hides why; through a Python file the OSError it comes from is kept as its
+    context, and raised here instead."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
+        try:
+            torch.save(state, handle)
+        except RuntimeError as exc:
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
+        handle.flush()
 
 
 def default_display_name(model: dict[str, Any]) -> str:

@@ -636,8 +636,7 @@ class Trainer:
         is the machine's or the user's doing (disk, memory, data), else it is logged."""
         from workbench.memory import is_allocation_failure
 
-        where = (f"training stopped at step {self.position.step}; the last good checkpoint "
-                 f"(step {self._last_saved_step}) is kept")
+        where = f"training stopped at step {self.position.step}; {self._kept()}"
         if isinstance(exc, _Fatal):
             error: WorkbenchError = exc.error
         elif isinstance(exc, WorkbenchError):
@@ -751,7 +750,7 @@ class Trainer:
             what = "the loss" if not math.isfinite(loss_value) else "the gradient norm"
             bad = loss_value if not math.isfinite(loss_value) else norm_value
             raise _Diverged(f"diverged at step {step} (not applied): {what} is {bad}; "
-                            f"the last good checkpoint is kept (step {self._last_saved_step})")
+                            f"{self._kept()}")
         if config.clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), config.clip, total_norm)
         self.optimizer.step()
@@ -848,7 +847,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     _last_checkpoint: float = 0.0
-    _last_saved_step: int = 0
+    _last_saved_step: int | None = None  # None: no checkpoint written (or resumed from) yet
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as tensors and plain values (weights_only-safe)."""
@@ -878,6 +877,11 @@ class Trainer:
             "torch_version": str(torch.__version__),
         }
 
+    def _kept(self) -> str:
+        if self._last_saved_step is None:
+            return "no checkpoint was written"
+        return f"the last good checkpoint is kept (step {self._last_saved_step})"
+
     def _save(self, name: str) -> None:
         """Checkpoint, unless the weights went non-finite (the last good one stays)."""
         self._last_checkpoint = self._now()
@@ -885,7 +889,7 @@ class Trainer:
             return
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise _Diverged(f"diverged after step {self.position.step}: the weights are not "
-                            f"finite; the last good checkpoint is kept (step {self._last_saved_step})")
+                            f"finite; {self._kept()}")
         self.checkpointer.save_checkpoint(name, self.checkpoint_state())
         if name == "latest":
             self._last_saved_step = self.position.step

@@ -225,6 +225,14 @@ class ConsoleProgress:
             self.phase_bar.close()
             self.phase_bar = None
 
+    def close(self) -> None:
+        """Close any bar still open (a run interrupted, or stopped in its set-up)."""
+        for name in ("phase_bar", "bar"):
+            bar = getattr(self, name)
+            if bar is not None:
+                bar.close()
+                setattr(self, name, None)
+
     def on_event(self, event: Event) -> None:
         if not self.enabled:
             return
@@ -289,8 +297,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     active = RunService(args.runs_dir).start(config, [progress], name=args.name,
                                              thread_policy="cli")
     progress.total = active.total_steps
-    with stop_on_interrupt(active):
-        finished = active.run()
+    try:
+        with stop_on_interrupt(active):
+            finished = active.run()
+    finally:
+        progress.close()
     return _finish(active, finished, args.json)
 
 
@@ -333,8 +344,11 @@ def _resume(args: argparse.Namespace) -> int:
     if active.warning:
         print(f"warning: {active.warning}", file=sys.stderr)
     progress.total = active.total_steps
-    with stop_on_interrupt(active):
-        finished = active.run()
+    try:
+        with stop_on_interrupt(active):
+            finished = active.run()
+    finally:
+        progress.close()
     return _finish(active, finished, args.json)
 
 
