@@ -20,8 +20,17 @@ The probe share is the probes' cost (each probe and the sending of its event) ov
 whole runs, the first and the final probe included, against the runs' training time.
 Targets (issue 9): a ratio of at least 0.95 for every cell, a probe share of at most 5%.
 
+--checkpoint-cost measures instead what rewriting `latest` every `checkpoint_seconds`
+(5 s, the default since issue 10: a kill loses at most that plus a step) costs an LSTM
+(hidden 128, T 50 by default): the same runs with the periodic checkpoint and without it
+(latest only at the start and the end), interleaved (5 s, off, off, 5 s) per round. The
+table gives sequences/s and their ratio (median over rounds), and the share of the
+timed steps' wall time spent writing checkpoints, timed around each write. Target: at
+most 2%.
+
     .venv/bin/python benchmarks/bench_training.py [--steps 200] [--threads 1]
         [--cells lstm,gru,...] [--hidden 128] [--batch 64] [--steps-in 50] [--device cpu]
+    .venv/bin/python benchmarks/bench_training.py --checkpoint-cost [--steps 400]
 """
 
 from __future__ import annotations
@@ -146,10 +155,13 @@ class _Clock:
             self.seen = event.sequences - self.start_sequences
 
 
-def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace) -> dict:
+def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace,
+                checkpoint_seconds: float | None = None) -> dict:
     config = RunConfig(data=str(data), cell=cell, hidden=args.hidden, batch_size=args.batch,
                        epochs=None, steps=args.steps, lr=1e-3, teacher_forcing=1.0,
                        threads=args.threads, device=args.device, val_fraction=0.1).validate()
+    if checkpoint_seconds is not None:
+        config = config.replace(checkpoint_seconds=checkpoint_seconds)
     clock = _Clock(args.warmup)
     active = RunService(runs_dir).start(config, [clock])  # opens the data, as the CLI does
     trainer = active.trainer
@@ -157,9 +169,69 @@ def trainer_run(cell: str, data: Path, runs_dir: Path, args: argparse.Namespace)
     active.run()
     seconds = clock.last - clock.started
     probes = trainer.probes
+    saves = [(start, end) for start, end in _SAVES if clock.started <= start <= clock.last]
+    _SAVES.clear()
     return {"sps": clock.seen / seconds, "cpu_sps": clock.seen / (clock.cpu_last - clock.cpu_started),
             "probes": probes.count, "probe_cost": probes.total_cost,
-            "seconds": trainer.progress.seconds}
+            "seconds": trainer.progress.seconds, "timed": seconds,
+            "saves": len(saves), "save_seconds": sum(end - start for start, end in saves)}
+
+
+_SAVES: list[tuple[float, float]] = []  # (start, end) of every checkpoint write, for the cost
+
+
+def _time_checkpoint_writes() -> None:
+    """Wrap the Trainer's checkpointing (the finite-weights check, the state dicts, the
+    metrics flushed first, the atomic write and its fsyncs) to note when each starts and
+    ends."""
+    from workbench.training import Trainer
+
+    save = Trainer._save
+
+    def timed(self, name):
+        started = time.perf_counter()
+        try:
+            return save(self, name)
+        finally:
+            _SAVES.append((started, time.perf_counter()))
+
+    Trainer._save = timed
+
+
+def checkpoint_cost(data: Path, runs_dir: Path, args: argparse.Namespace) -> int:
+    """The periodic checkpoint's cost (module docstring): a table."""
+    _time_checkpoint_writes()
+    cell = args.cells.split(",")[0] if args.cells != ",".join(CELLS) else "lstm"
+    every, ratios, cpu_ratios, shares, counts = [], [], [], [], []
+    never: list[float] = []
+    for _ in range(args.rounds):
+        order = [5.0, 86400.0, 86400.0, 5.0]
+        results = {5.0: [], 86400.0: []}
+        for interval in order:
+            results[interval].append(trainer_run(cell, data, runs_dir, args, interval))
+        with_ = statistics.mean(r["sps"] for r in results[5.0])
+        without = statistics.mean(r["sps"] for r in results[86400.0])
+        every.append(with_)
+        never.append(without)
+        ratios.append(with_ / without)
+        cpu_ratios.append(statistics.mean(r["cpu_sps"] for r in results[5.0])
+                          / statistics.mean(r["cpu_sps"] for r in results[86400.0]))
+        shares.append(100 * sum(r["save_seconds"] for r in results[5.0])
+                      / sum(r["timed"] for r in results[5.0]))
+        counts.append(sum(r["saves"] for r in results[5.0]) / len(results[5.0]))
+        print(f"  every 5 s {[round(r['sps']) for r in results[5.0]]} seq/s, "
+              f"{counts[-1]:.1f} checkpoints of {statistics.mean(r['timed'] for r in results[5.0]):.1f} s; "
+              f"off {[round(r['sps']) for r in results[86400.0]]} seq/s; ratio {ratios[-1]:.3f} "
+              f"(CPU time {cpu_ratios[-1]:.3f}), share {shares[-1]:.2f}%", flush=True)
+    print()
+    print("| latest checkpoint | seq/s | ratio to off (wall) | ratio (CPU time) "
+          "| checkpoints in the timed steps | share of the time writing them |")
+    print("|---|---|---|---|---|---|")
+    print(f"| off (start and end only) | {statistics.median(never):.0f} | 1 | 1 | 0 | 0 |")
+    print(f"| every 5 s | {statistics.median(every):.0f} | {statistics.median(ratios):.3f} "
+          f"({min(ratios):.3f}-{max(ratios):.3f}) | {statistics.median(cpu_ratios):.3f} | "
+          f"{statistics.median(counts):.1f} | {statistics.median(shares):.2f}% |")
+    return 0
 
 
 def measure_cell(cell: str, x: np.ndarray, y: np.ndarray, data: Path, runs_dir: Path,
@@ -202,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of plain/trainer/trainer/plain")
+    parser.add_argument("--checkpoint-cost", action="store_true",
+                        help="the cost of the periodic latest checkpoint instead (module doc)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -216,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
             norm = dataset.normalization()
             x = norm.normalize_x(batch.x).astype(np.float32)
             y = norm.normalize_y(batch.y).astype(np.float32)
+        if args.checkpoint_cost:
+            print(f"# {args.device}, torch {torch.__version__}, {args.threads} thread(s), "
+                  f"hidden {args.hidden}, batch {args.batch}, T_in = T_out = {args.steps_in}, "
+                  f"{args.steps} steps ({args.warmup} warm-up), order 5 s/off/off/5 s",
+                  flush=True)
+            return checkpoint_cost(data, Path(tmp) / "runs", args)
         rows = []
         print(f"# {args.device}, torch {torch.__version__}, {args.threads} thread(s), hidden "
               f"{args.hidden}, batch {args.batch}, T_in = T_out = {args.steps_in}, "

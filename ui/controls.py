@@ -15,9 +15,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from ui.sessions import TrainingSession
-from workbench.events import RunFinished, RunStarted, RunStatus, StepMetrics
+from workbench.events import PhaseProgress, RunFinished, RunStarted, RunStatus, StepMetrics
 
 DISPLAY_MS = 250  # how often the progress bar and the ETA / speed read-outs change
+PHASE_WORDS = {"normalisation": "Computing the normalisation statistics",
+               "validation": "Validating"}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -64,6 +66,8 @@ class TrainingControls(QWidget):
         self._state = "idle"
         self._step = 0
         self._epoch = 0
+        self._in_setup = False  # a set-up phase shows its progress, no run has started yet
+        self._run_live = False  # between RunStarted and RunFinished
 
         self.train_action = QAction("Train", self)
         self.train_action.setShortcut(QKeySequence("Ctrl+Return"))
@@ -143,6 +147,11 @@ class TrainingControls(QWidget):
             self.progress.setFormat(self._position_text())
         elif state == "running":
             self.progress.setFormat("Starting…")
+        elif idle and self._in_setup:  # stopped during the set-up: nothing was trained
+            self._in_setup = False
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("Ready to train")
 
     def _on_events(self, events: tuple) -> None:
         last_step: StepMetrics | None = None  # only the newest step of a batch is shown
@@ -161,6 +170,8 @@ class TrainingControls(QWidget):
                 self._on_run_finished(event)
             elif isinstance(event, RunStatus) and event.status == "paused":
                 self.progress.setFormat("Paused · " + self._position_text())
+            elif isinstance(event, PhaseProgress):
+                self._on_phase(event)
         if last_step is not None:
             self._show_step(last_step)
 
@@ -171,6 +182,8 @@ class TrainingControls(QWidget):
         self._total, per_epoch = planned_steps(event.config, train_size)
         self._epochs = math.ceil(self._total / per_epoch) if self._total else None
         self._first = None
+        self._in_setup = False
+        self._run_live = True
         self._step = event.resumed_from_step
         self._epoch = 0
         self.progress.setRange(0, self._total or 0)
@@ -178,6 +191,22 @@ class TrainingControls(QWidget):
         self.progress.setFormat("Starting…")
         self.eta_label.setText("")
         self.speed_label.setText("")
+
+    def _on_phase(self, event: PhaseProgress) -> None:
+        """A long phase outside the steps: the set-up's own bar before the first step;
+        during training (validation) its count beside the position, the bar unchanged."""
+        words = PHASE_WORDS.get(event.phase, event.phase.capitalize())
+        share = f"{100 * event.done / event.total:.0f}%" if event.total else ""
+        if not self._run_live:  # before RunStarted
+            self._in_setup = True
+            self.progress.setRange(0, max(event.total, 1))
+            self.progress.setValue(min(event.done, event.total))
+            self.progress.setFormat(f"{words}… {share}")
+        elif event.done < event.total:
+            self.progress.setFormat(f"{self._position_text()} · {words.lower()} "
+                                    f"{event.done:,} of {event.total:,} {event.unit}")
+        elif self._state == "running":
+            self.progress.setFormat(self._position_text())
 
     def _show_step(self, event: StepMetrics) -> None:
         """Note the newest step; the read-outs show it at most every DISPLAY_MS."""
@@ -201,6 +230,7 @@ class TrainingControls(QWidget):
             self.eta_label.setText(f"ETA {format_duration(eta)}")
 
     def _on_run_finished(self, event: RunFinished) -> None:
+        self._run_live = False
         self._display_timer.stop()
         self._pending_step = None
         words = {"completed": "Completed", "stopped": "Stopped", "diverged": "Diverged",

@@ -190,7 +190,10 @@ class RunController(QObject):
         self.predictions.show_recorded(run_id, predict_now=False)
         self.runs_index.live_run_id = None
         self.runs_index.refresh()
-        if result is not None:
+        if result is not None and run_id is None:  # stopped in its set-up: nothing recorded
+            self.run_label.setText("")
+            self.status_bar.showMessage(f"Run {result.status}: {result.message}", 15000)
+        elif result is not None:
             word = END_WORDS.get(result.status, result.status)
             name = self.run_label.text().removeprefix("Training: ")
             self.run_label.setText(f"{name}: {word}")

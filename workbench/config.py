@@ -112,6 +112,7 @@ _SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("teacher_forcing_end", "training", float, "teacher forcing at the end of a linear schedule", 0.0, 1.0, optional=True),
     FieldSpec("clip", "training", float, "gradient clipping: maximum total norm", 0.0, 1e12, exclusive_minimum=True, optional=True),
     FieldSpec("patience", "training", int, "early stopping: epochs without a better validation loss", 1, 1_000_000, optional=True),
+    FieldSpec("val_subset", "training", int, "validation sequences scored after each epoch: a fixed subset of a larger split (off: all; evaluate always scores all)", 1, 10**12, optional=True),
     FieldSpec("seed", "training", int, "training seed (weights, teacher forcing, data order)", 0, 2**63 - 1),
     FieldSpec("best_by", "training", str, "the validation loss that picks the best checkpoint (auto: free-running for continuous targets, teacher-forced for tokens)", choices=BEST_BY, optional=True),
     FieldSpec("probe_every", "probes", int, "probe every N steps (off: the automatic rule)", 1, 10**12, optional=True),
@@ -119,6 +120,7 @@ _SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("probe_samples", "probes", int, "sequences whose hidden states a probe records", 1, 64),
     FieldSpec("threads", "system", int, "torch threads (0: automatic)", 0, 1024),
     FieldSpec("device", "system", str, "where to train", choices=DEVICES),
+    FieldSpec("checkpoint_seconds", "system", float, "the latest checkpoint is rewritten at least this often (seconds of training): a crash loses no more", 0.0, 86400.0),
 )
 FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in _SPECS}
 SECTIONS: tuple[str, ...] = ("data", "model", "training", "probes", "system")
@@ -258,6 +260,8 @@ class RunConfig:
     probe_samples: int = 4
     threads: int = 0
     device: str = "cpu"
+    val_subset: int | None = 20000
+    checkpoint_seconds: float = 5.0
     version: int = field(default=CONFIG_VERSION)
 
     # --- checks -----------------------------------------------------------------

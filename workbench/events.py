@@ -122,6 +122,24 @@ class RunStatus:
 
 
 @dataclass(frozen=True)
+class PhaseProgress:
+    """How far a phase that is not a training step has got, sent while it runs.
+
+    Phases that can take more than a second on a large file send it: "normalisation"
+    (the sample of training rows the statistics come from, before RunStarted) and
+    "validation" (the batches of the validation subset after an epoch). A stop request
+    takes effect between two of its units. Sent at the phase's start, at most every
+    0.2 s, and at its end (done == total); not part of a replayed history.
+    """
+
+    phase: str  # "normalisation" | "validation"
+    done: int
+    total: int
+    unit: str = ""  # what is counted: "rows", "batches"
+    step: int = 0  # the training step it follows (0 before the first)
+
+
+@dataclass(frozen=True)
 class ListenerError:
     """Sent to the other listeners when one listener raised; the run goes on."""
 
@@ -131,6 +149,7 @@ class ListenerError:
 
 Event = (
     RunStarted | StepMetrics | EpochMetrics | ProbeEvent | RunFinished | ListenerError | RunStatus
+    | PhaseProgress
 )
 
 STATUSES = ("running", "paused", "completed", "stopped", "diverged", "failed", "crashed")

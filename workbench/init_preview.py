@@ -66,7 +66,8 @@ def init_preview(config: RunConfig, summary: Any | None = None) -> InitPreview:
     from models.init import seq2seq_spectral_radii
     from models.seq2seq import Seq2Seq
     from workbench.compare import encoder_spectral_radius
-    from workbench.training import build_model_config, initialize_model
+    from workbench.model_config import build_model_config
+    from workbench.training import initialize_model
 
     if config.hidden > MAX_PREVIEW_HIDDEN:
         raise ValueError(f"hidden = {config.hidden}: too large to preview (at most "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,7 +38,8 @@ import numpy as np
 from workbench.atomic import atomic_path, atomic_write_json, fsync_dir, remove_stale_temporaries
 from workbench.checkpoints import ResumeState, load_checkpoint, load_weights, save_checkpoint
 from workbench.config import RunConfig
-from workbench.errors import CheckpointError, ConfigError, RunError
+from workbench.disk import disk_error_text
+from workbench.errors import CheckpointError, ConfigError, OutputError, RunError
 from workbench.events import (
     EpochMetrics,
     Event,
@@ -65,6 +67,8 @@ from workbench.run_layout import (
     runs_root,
 )
 
+log = logging.getLogger(__name__)
+
 RUN_FORMAT = 1
 STALE_AFTER_SECONDS = 30.0
 HEARTBEAT_SECONDS = 2.0
@@ -72,7 +76,7 @@ FLUSH_STEPS = 50
 FLUSH_SECONDS = 1.0
 LIVE_STATUSES = ("running", "paused")
 FINAL_STATUSES = ("completed", "stopped", "diverged", "failed")
-RESUMABLE_STATUSES = ("stopped", "crashed")
+RESUMABLE_STATUSES = ("stopped", "crashed", "failed")  # "completed" too, given a larger budget
 
 # this module's own names, then those of run_layout, run_ids and checkpoints that
 # callers import from here (they lived here before those modules were split out)
@@ -273,13 +277,27 @@ class RunRecorder:
     rewritten atomically by a heartbeat thread every `heartbeat_seconds`, also while
     the trainer is paused or validating. It is also the Trainer's checkpointer
     (`save_checkpoint`), so metrics are flushed before each checkpoint is written.
+
+    A write that fails (a full disk, a quota, a file-size limit, a folder made
+    read-only) raises OutputError with one line naming the file, from the event or the
+    checkpoint that needed it; one the heartbeat thread met is raised at the next event.
+    The Trainer then ends the run as failed: the recorder never goes on silently with a
+    record it cannot write. The run's end is recorded as far as there is room.
+
+    `fingerprint` (SequenceDataset.fingerprint) goes into run.json as `data`; `resumed`
+    (a resume's history note: the settings it changed, the data it was allowed to
+    change) into the new segment of run.json and a `resumed` record of metrics.jsonl.
     """
 
     def __init__(self, run_dir: str | Path, *, name: str | None = None,
                  heartbeat_seconds: float = HEARTBEAT_SECONDS, flush_steps: int = FLUSH_STEPS,
-                 flush_seconds: float = FLUSH_SECONDS) -> None:
+                 flush_seconds: float = FLUSH_SECONDS, fingerprint: dict[str, Any] | None = None,
+                 resumed: dict[str, Any] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
+        self.fingerprint = fingerprint
+        self.resumed = resumed
+        self._beat_error: OSError | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / CHECKPOINTS_DIR).mkdir(exist_ok=True)
         (self.run_dir / PROBES_DIR).mkdir(exist_ok=True)
@@ -301,19 +319,34 @@ class RunRecorder:
     # -- Listener --------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, StepMetrics):
-            self._on_step(event)
-        elif isinstance(event, EpochMetrics):
-            self._on_epoch(event)
-        elif isinstance(event, ProbeEvent):
-            self._on_probe(event)
-        elif isinstance(event, RunStarted):
-            self._on_started(event)
-        elif isinstance(event, RunFinished):
+        if isinstance(event, RunFinished):
             self._on_finished(event)
-        elif isinstance(event, RunStatus):
-            self._update_status(status=event.status, step=event.step, epoch=event.epoch)
-            self.write_status()
+            return
+        with self._writing(self.run_dir / STATUS_JSON):
+            if self._beat_error is not None:
+                raise self._beat_error
+        with self._writing(self.run_dir):
+            if isinstance(event, StepMetrics):
+                self._on_step(event)
+            elif isinstance(event, EpochMetrics):
+                self._on_epoch(event)
+            elif isinstance(event, ProbeEvent):
+                self._on_probe(event)
+            elif isinstance(event, RunStarted):
+                self._on_started(event)
+            elif isinstance(event, RunStatus):
+                self._update_status(status=event.status, step=event.step, epoch=event.epoch)
+                self.write_status()
+
+    @contextlib.contextmanager
+    def _writing(self, where: Path) -> Iterator[None]:
+        """An OSError of the block as one line: OutputError naming the file (else `where`)."""
+        try:
+            yield
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(disk_error_text(exc, exc.filename or where)) from None
 
     def _on_started(self, event: RunStarted) -> None:
         remove_stale_temporaries(self.run_dir)
@@ -344,6 +377,12 @@ class RunRecorder:
                  **({"warning": event.warning} if event.warning else {})}
             ],
         }
+        if self.fingerprint is not None:
+            meta["data"] = self.fingerprint
+        elif existing.get("data") is not None:
+            meta["data"] = existing["data"]
+        if self.resumed:
+            meta["segments"][-1].update(self.resumed)
         atomic_write_json(self.run_dir / RUN_JSON, json_safe(meta))
         with contextlib.suppress(ConfigError):
             RunConfig.from_dict(config).save(self.run_dir / CONFIG_TOML)
@@ -354,6 +393,11 @@ class RunRecorder:
                             best_val_loss=previous.get("best_val_loss") if event.resumed_from_step else None,
                             message="", started=iso_time(now))
         self._metrics = open(self.run_dir / METRICS_JSONL, "ab")  # noqa: SIM115 - kept open
+        if self.resumed:
+            with self._lock:
+                self._pending.append(json.dumps(json_safe(
+                    {"type": "resumed", "step": event.resumed_from_step, **self.resumed})))
+            self.flush(fsync=True)
         self.write_status()
         self._start_heartbeat()
 
@@ -381,24 +425,29 @@ class RunRecorder:
 
     def _on_probe(self, event: ProbeEvent) -> None:
         name = probe_file_name(event.step)
-        write_probe(self.run_dir / PROBES_DIR / name, event)
+        with self._writing(self.run_dir / PROBES_DIR / name):
+            write_probe(self.run_dir / PROBES_DIR / name, event)
         with self._lock:
             self._pending.append(json.dumps({"type": "probe", "step": event.step,
                                              "epoch": event.epoch, "file": f"{PROBES_DIR}/{name}"}))
         self.flush()
 
     def _on_finished(self, event: RunFinished) -> None:
+        """The end, recorded as far as there is room: metrics first, then the status (the
+        status is small: after a full disk it often still fits, and says why)."""
         self._update_status(status=event.status, message=event.message, step=event.step,
                             epoch=event.epoch, seconds=event.seconds, finished=iso_time(time.time()))
-        self.flush(fsync=True)
         self.close()
-        self.write_status()
+        try:
+            self.write_status()
+        except OSError as exc:
+            log.info("could not record the end of run %s: %s", self.run_id, exc)
 
     # -- writing -------------------------------------------------------------------------
 
     def flush(self, fsync: bool = False) -> None:
         """Append the buffered records to metrics.jsonl (whole lines, one write)."""
-        with self._lock:
+        with self._lock, self._writing(self.run_dir / METRICS_JSONL):
             if self._metrics is None:
                 return
             if self._pending:
@@ -411,10 +460,13 @@ class RunRecorder:
             self._last_flush = time.monotonic()
 
     def save_checkpoint(self, name: str, state: dict[str, Any]) -> Path:
-        """Write checkpoints/<name>.pt atomically (metrics first, so none go missing)."""
-        self.flush(fsync=True)
+        """Write checkpoints/<name>.pt atomically (metrics first, so none go missing);
+        OutputError naming the file when it cannot be written (the previous one stays)."""
         path = checkpoint_path(self.run_dir, name)
-        save_checkpoint(path, state)
+        with self._writing(self.run_dir / METRICS_JSONL):
+            self.flush(fsync=True)
+        with self._writing(path):
+            _save_checkpoint_file(path, state)
         return path
 
     def _update_status(self, **fields: Any) -> None:
@@ -423,7 +475,7 @@ class RunRecorder:
 
     def write_status(self) -> None:
         """Rewrite status.json atomically with a fresh heartbeat."""
-        with self._lock:
+        with self._lock, self._writing(self.run_dir / STATUS_JSON):
             now = time.time()
             status = dict(self._status, heartbeat=now, heartbeat_iso=iso_time(now),
                           pid=os.getpid(), host=socket.gethostname(), run_id=self.run_id)
@@ -439,19 +491,28 @@ class RunRecorder:
 
     def _beat(self) -> None:
         while not self._stop_beat.wait(self.heartbeat_seconds):
-            with contextlib.suppress(OSError):
+            try:
                 self.write_status()
+            except OSError as exc:  # raised in the training thread at the next event
+                if self._beat_error is None:
+                    self._beat_error = exc
 
     def close(self) -> None:
-        """Stop the heartbeat and close metrics.jsonl (idempotent)."""
+        """Stop the heartbeat and close metrics.jsonl (idempotent). Records that cannot
+        be written any more (a full disk) are dropped: the run has already said so."""
         self._stop_beat.set()
         thread, self._beat_thread = self._beat_thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         with self._lock:
             if self._metrics is not None:
-                self.flush(fsync=True)
-                self._metrics.close()
+                try:
+                    self.flush(fsync=True)
+                except OSError as exc:
+                    self._pending.clear()
+                    log.info("run %s: the last records were not written: %s", self.run_id, exc)
+                with contextlib.suppress(OSError):
+                    self._metrics.close()
                 self._metrics = None
 
     # -- resume ----------------------------------------------------------------------------
@@ -467,6 +528,23 @@ class RunRecorder:
                 if int(probe_path.stem.split("-")[1]) > step:
                     probe_path.unlink()
         fsync_dir(self.run_dir)
+
+
+def _save_checkpoint_file(path: Path, state: dict[str, Any]) -> None:
+    """checkpoints.save_checkpoint, but torch writes through a Python file: when a write
+    fails (a full disk, a file-size limit) torch raises a RuntimeError ("unexpected pos")
+    that hides why; through a Python file the OSError it comes from is kept as its
+    context, and raised here instead."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
+        try:
+            torch.save(state, handle)
+        except RuntimeError as exc:
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
+        handle.flush()
 
 
 def default_display_name(model: dict[str, Any]) -> str:

@@ -74,25 +74,31 @@ import torch
 
 from workbench.checkpoints import CHECKPOINT_FORMAT, Checkpointer, ResumeState, load_weights
 from workbench.config import RunConfig, resolve_best_by, resolve_device, resolve_threads
-from workbench.errors import CheckpointError, ConfigError, RunError
+from workbench.disk import disk_error_text
+from workbench.errors import CheckpointError, ConfigError, OutputError, RunError, WorkbenchError
 from workbench.events import (
     EpochMetrics,
     Event,
     Listener,
     ListenerError,
+    PhaseProgress,
     ProbeEvent,
     RunFinished,
     RunStarted,
     RunStatus,
     StepMetrics,
 )
+from workbench.model_config import build_model_config
 
 log = logging.getLogger(__name__)
 
 PROBE_MIN_INTERVAL = 2.0  # seconds of training between probes, at least
 PROBE_BUDGET = 0.05  # probes take at most this share of a run's training time
-CHECKPOINT_SECONDS = 30.0  # `latest` is rewritten at least this often (and every epoch)
+CHECKPOINT_SECONDS = 5.0  # RunConfig.checkpoint_seconds' default: `latest` at least this often
 SPEED_WINDOW_SECONDS = 2.0
+DATA_CHECK_SECONDS = 2.0  # how often (and at every epoch's end) the data file is checked
+PROGRESS_SECONDS = 0.2  # PhaseProgress at most this often
+PHASE_QUIET_SECONDS = 0.5  # a phase shorter than this sends no PhaseProgress
 
 
 @dataclass
@@ -124,6 +130,15 @@ class _Stop(Exception):
 
 class _Diverged(Exception):
     """The loss or the gradients stopped being finite."""
+
+
+class _Fatal(Exception):
+    """The run cannot go on (its record cannot be written, memory ran out, the data file
+    changed): `error` is the one-line WorkbenchError the caller reports."""
+
+    def __init__(self, error: WorkbenchError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 # --- the probe rule -----------------------------------------------------------------
@@ -196,6 +211,41 @@ class SpeedWindow:
         return self._done / span if span > 0 else math.nan
 
 
+class _PhaseReporter:
+    """Called between the units of a phase (`reporter(done, total)`, or `reporter()` for
+    one more unit of `total`): runs `controls` (which may raise _Stop) and, once the
+    phase has lasted PHASE_QUIET_SECONDS, emits PhaseProgress at most every
+    PROGRESS_SECONDS; `finish()` emits the last one (done == total) if any was. A
+    short phase sends none, so small runs' event streams stay as they were."""
+
+    def __init__(self, phase: str, unit: str, total: int, emit: Callable[[Event], None],
+                 controls: Callable[[], None], step: Callable[[], int]) -> None:
+        self.phase, self.unit, self.total = phase, unit, int(total)
+        self._emit, self._controls, self._step = emit, controls, step
+        self._started = time.perf_counter()
+        self._shown = -math.inf
+        self._any = False
+        self._count = 0
+
+    def __call__(self, done: int | None = None, total: int | None = None) -> None:
+        if done is None:
+            done, self._count = self._count, self._count + 1
+        if total is not None:
+            self.total = int(total)
+        now = time.perf_counter()
+        if now - self._started >= PHASE_QUIET_SECONDS and now - self._shown >= PROGRESS_SECONDS:
+            self._send(int(done), now)
+        self._controls()
+
+    def finish(self) -> None:
+        if self._any:
+            self._send(self.total, time.perf_counter())
+
+    def _send(self, done: int, now: float) -> None:
+        self._shown, self._any = now, True
+        self._emit(PhaseProgress(self.phase, done, self.total, self.unit, self._step()))
+
+
 # --- tensors from batches ----------------------------------------------------------------
 
 
@@ -209,23 +259,6 @@ class _Tensors:
     @property
     def size(self) -> int:
         return int(self.src.shape[0])
-
-
-def build_model_config(config: RunConfig, summary: Any):
-    """The Seq2SeqConfig a run config makes for a dataset (sides from its summary)."""
-    from models.seq2seq import Seq2SeqConfig, SideConfig
-
-    def side(spec: Any) -> SideConfig:
-        if spec.kind == "tokens":
-            return SideConfig(kind="tokens", vocab_size=spec.vocab_size, embedding=config.embedding,
-                              pad_id=spec.pad_id if spec.pad_id is not None else 0,
-                              start_id=spec.start_id if spec.start_id is not None else 1,
-                              end_id=spec.end_id if spec.end_id is not None else 2)
-        return SideConfig(kind="continuous", features=spec.features)
-
-    return Seq2SeqConfig(cell=config.cell, hidden=config.hidden, layers=config.layers,
-                         dropout=config.dropout, source=side(summary.inputs),
-                         target=side(summary.targets), attention=config.attention)
 
 
 def initialize_model(model: Any, config: RunConfig) -> None:
@@ -287,38 +320,6 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def training_bytes(config: RunConfig, model_config: Any) -> tuple[int, int]:
-    """(parameters, bytes their float32 copies need while training): weights and
-    gradients, plus Adam's two moments or SGD's momentum buffer. Activations come on
-    top, so this is a lower bound of what training needs."""
-    from models.seq2seq import parameter_count  # attention's weights included
-
-    parameters = parameter_count(model_config)
-    copies = 2 + (2 if config.optimizer == "adam" else (1 if config.momentum > 0 else 0))
-    return parameters, parameters * 4 * copies
-
-
-def check_model_memory(config: RunConfig, model_config: Any, device: str = "cpu",
-                       available: int | None = None) -> None:
-    """Refuse a model whose training state alone exceeds the memory available (ConfigError
-    naming the figures), before anything is allocated."""
-    from workbench.memory import fits, format_bytes
-
-    parameters, needed = training_bytes(config, model_config)
-    if available is None and device == "cuda":
-        with contextlib.suppress(Exception):  # no figure: no check
-            available = int(torch.cuda.mem_get_info()[0])
-    ok, available = fits(needed, available)
-    if ok:
-        return
-    what = "Adam's two moments" if config.optimizer == "adam" else "the optimizer's state"
-    where = "GPU memory free" if device == "cuda" else "memory available"
-    raise ConfigError(
-        f"{_model_words(config)}: the model has {parameters:,} parameters and needs about "
-        f"{format_bytes(needed)} for its weights, gradients and {what}, more than the "
-        f"{format_bytes(available)} of {where}; use a smaller hidden, layers or embedding")
-
-
 class BatchConverter:
     """Batches (raw numpy, data units) -> tensors on the device, normalised where continuous."""
 
@@ -357,12 +358,20 @@ class Trainer:
     run folder: it passes the run's id and where its checkpoints go (`checkpointer`,
     the run's RunRecorder; None keeps no checkpoints). `thread_policy` ("cli" or
     "gui") decides how many torch threads `threads = 0` (automatic) means.
+    `checkpoint_seconds` (None: the config's) overrides how often `latest` is written.
+
+    Building it is cheap: what can take long on a large file (the normalisation
+    statistics, the probe batch) is done by `run()` first, where a stop request is
+    honoured between blocks and PhaseProgress events tell the listeners how far it got.
+    A run that cannot go on (its record cannot be written, memory runs out, the data
+    file changes) ends as `failed` with a one-line message, and `failure` holds it as
+    the WorkbenchError a caller reports (the CLI: exit 2).
     """
 
     def __init__(self, config: RunConfig, dataset: Any, listeners: Sequence[Listener], *,
                  run_id: str, checkpointer: Checkpointer | None,
                  resume: ResumeState | None = None, thread_policy: str = "cli",
-                 checkpoint_seconds: float = CHECKPOINT_SECONDS) -> None:
+                 checkpoint_seconds: float | None = None) -> None:
         if not run_id:
             raise ValueError("a Trainer needs the run's id")
         self.config = config.validate()
@@ -370,16 +379,19 @@ class Trainer:
         self.listeners = list(listeners)
         self.checkpointer = checkpointer
         self.run_id = str(run_id)
-        self.checkpoint_seconds = checkpoint_seconds
+        self.checkpoint_seconds = (self.config.checkpoint_seconds if checkpoint_seconds is None
+                                   else float(checkpoint_seconds))
         self.threads, self.warning = _threads_for(config, resume, thread_policy)
         if self.warning:
             log.warning("%s", self.warning)
         self.device = resolve_device(config.device)
+        self.failure: WorkbenchError | None = None  # why a `failed` run failed, as a user's error
         self._resume = resume
         self._stop = threading.Event()
         self._pause = threading.Event()
         self._paused = threading.Event()
         self._wake = threading.Condition()
+        self._prepared = False
         self._setup_data()
         self.best_by = _best_by(self.config, self.summary.targets.kind, resume)
         self.config = dataclasses.replace(self.config, best_by=self.best_by)  # recorded
@@ -391,6 +403,7 @@ class Trainer:
         self.position = _Position()
         self.progress = _Progress()
         self._listener_failures: dict[str, int] = {}
+        self._last_data_check = 0.0
 
     # -- thread-safe controls -------------------------------------------------------------
 
@@ -422,6 +435,7 @@ class Trainer:
     # -- set-up -------------------------------------------------------------------------------
 
     def _setup_data(self) -> None:
+        """Splits and the budget: nothing is read here."""
         summary = self.dataset.summary
         self.summary = summary
         self.train_split = self.dataset.split("train")
@@ -433,24 +447,78 @@ class Trainer:
             raise ConfigError(f"{summary.path}: the training split is empty")
         if self.val_split is not None and len(self.val_split) == 0:
             self.val_split = None
-        continuous = summary.inputs.kind == "continuous" or summary.targets.kind == "continuous"
-        self.normalization = self.dataset.normalization() if continuous else None
-        self.convert = BatchConverter(self.normalization, summary.inputs.kind == "continuous",
-                                      summary.targets.kind == "continuous", self.device)
+        # what is scored after each epoch: a fixed subset of a large validation split
+        self.val_scored = self.val_split
+        if self.val_split is not None and self.config.val_subset is not None:
+            self.val_scored = self.val_split.subset(self.config.val_subset)
         self.batches_per_epoch = self.train_split.num_batches(self.config.batch_size)
         if self.config.steps is not None:
             self.total_steps = self.config.steps
         else:
             self.total_steps = self.config.epochs * self.batches_per_epoch
+
+    def _prepare(self, *, stoppable: bool = False) -> None:
+        """The normalisation statistics (a resume takes its checkpoint's), the batch
+        converter and the probe batch. With `stoppable` (from run()): progress events,
+        and a stop request ends it between blocks (_Stop)."""
+        if self._prepared:
+            return
+        summary = self.summary
+        continuous = summary.inputs.kind == "continuous" or summary.targets.kind == "continuous"
+        normalization = None
+        if continuous:
+            recorded = self._resume.checkpoint.get("normalization") if self._resume else None
+            if isinstance(recorded, dict):
+                from workbench.datasets import Normalization
+
+                normalization = Normalization.from_dict(recorded)
+            else:
+                reporter = self._phase("normalisation", "rows") if stoppable else None
+                normalization = self.dataset.normalization(between=reporter)
+                if reporter is not None:
+                    reporter.finish()
+        self._normalization = normalization
+        self._convert = BatchConverter(normalization, summary.inputs.kind == "continuous",
+                                       summary.targets.kind == "continuous", self.device)
         probe_split = self.val_split if self.val_split is not None else self.train_split
         count = min(self.config.probe_batch, len(probe_split))
-        self.probe_batch = self.convert(probe_split.read(np.arange(count, dtype=np.int64)))
+        self._probe_batch = self._convert(probe_split.read(np.arange(count, dtype=np.int64)))
+        self._prepared = True
+
+    @property
+    def normalization(self) -> Any | None:
+        """The run's normalisation statistics (None for token data)."""
+        self._prepare()
+        return self._normalization
+
+    @property
+    def convert(self) -> BatchConverter:
+        self._prepare()
+        return self._convert
+
+    @property
+    def probe_batch(self) -> _Tensors:
+        """The fixed probe batch: the first `probe_batch` validation sequences."""
+        self._prepare()
+        return self._probe_batch
+
+    def _phase(self, phase: str, unit: str, total: int = 0) -> _PhaseReporter:
+        """A reporter for a phase that may take long (see _PhaseReporter); before the
+        run has started only a stop request is honoured (a pause has nothing to show)."""
+        def controls() -> None:
+            if self._stop.is_set():
+                raise _Stop
+
+        return _PhaseReporter(phase, unit, total, self._emit,
+                              controls if not self._prepared else self._controls,
+                              lambda: self.position.step)
 
     def _setup_model(self) -> None:
         from models.seq2seq import Seq2Seq
+        from workbench.memory import check_run_memory
 
         self.model_config = build_model_config(self.config, self.summary)
-        check_model_memory(self.config, self.model_config, self.device)
+        check_run_memory(self.config, self.summary, device=self.device)
         failure = None
         try:
             self.model, self.optimizer = self._build_model(Seq2Seq)
@@ -482,19 +550,31 @@ class Trainer:
 
     # -- events ------------------------------------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
-        """Send an event to every listener; one that raises is reported, the run goes on."""
+    def _emit(self, event: Event, *, final: bool = False) -> None:
+        """Send an event to every listener; one that raises is reported, the run goes on,
+        unless it could not write the run's record (OutputError) or ran out of memory:
+        then the run ends (_Fatal, after every listener had the event), unless `final`."""
+        fatal: WorkbenchError | None = None
         for listener in self.listeners:
             try:
                 listener.on_event(event)
             except Exception as exc:  # noqa: BLE001 - a listener must not kill the run
+                from workbench.memory import is_allocation_failure
+
+                if isinstance(exc, OutputError) and fatal is None:
+                    fatal = exc
+                elif is_allocation_failure(exc) and fatal is None:
+                    fatal = RunError(f"out of memory in {type(listener).__name__} "
+                                     f"({_one_line(exc)})")
                 self._listener_failed(listener, exc)
+        if fatal is not None and not final:
+            raise _Fatal(fatal)
 
     def _listener_failed(self, listener: Listener, exc: Exception) -> None:
         name = type(listener).__name__
         count = self._listener_failures.get(name, 0) + 1
         self._listener_failures[name] = count
-        if count <= 3:
+        if count <= 3 and not isinstance(exc, OutputError):
             log.warning("listener %s raised: %s", name, exc, exc_info=count == 1)
         report = ListenerError(listener=name, message=f"{type(exc).__name__}: {exc}")
         for other in self.listeners:
@@ -533,6 +613,15 @@ class Trainer:
         self._t0 = time.perf_counter()
         self._seconds_base = 0.0
         self._speed = SpeedWindow()
+        # A stop asked before run() began ends the run at its first step, recorded as
+        # ever; one that comes during the set-up ends it there, before anything is
+        # recorded: no event, so a new folder goes and a resumed one stays as it was.
+        try:
+            self._prepare(stoppable=not self._stop.is_set())
+        except _Stop:
+            step = self._resume.step if self._resume is not None else 0
+            return RunFinished(status="stopped", step=step, epoch=0, seconds=0.0,
+                               message="stopped during set-up, before training went on")
         if self._resume is not None:
             self._restore(self._resume.checkpoint)
         else:
@@ -541,10 +630,11 @@ class Trainer:
                 torch.cuda.manual_seed_all(self.config.seed)
         self._seconds_base = self.progress.seconds
         self.probes.origin = self._seconds_base
+        self._last_data_check = self._now()
         resumed_from = self.position.step if self._resume is not None else 0
-        self._emit(self._started_event(resumed_from))
         status, message = "completed", ""
         try:
+            self._emit(self._started_event(resumed_from))
             if self._resume is None:
                 self._save("latest")  # a run always has a checkpoint that loads
             status, message = self._loop()
@@ -553,17 +643,43 @@ class Trainer:
         except _Diverged as exc:
             status, message = "diverged", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported as a failed run
-            log.exception("training failed")
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            status, message = "failed", self._failed(exc)
         if status in ("completed", "stopped", "diverged"):
             self._final_probe()
         self.progress.seconds = self._now()  # the final probe is part of the run's time
         if status in ("completed", "stopped"):
-            self._save_quietly("latest")
+            try:
+                self._save("latest")
+            except Exception as exc:  # noqa: BLE001 - the run's end must still be reported
+                status, message = "failed", self._failed(exc)
         finished = RunFinished(status=status, message=message, step=self.position.step,
                                epoch=self.position.epoch, seconds=self.progress.seconds)
-        self._emit(finished)
+        self._emit(finished, final=True)
         return finished
+
+    def _failed(self, exc: Exception) -> str:
+        """The one-line message of a run that failed with `exc`; `failure` is set when it
+        is the machine's or the user's doing (disk, memory, data), else it is logged."""
+        from workbench.memory import is_allocation_failure
+
+        where = f"training stopped at step {self.position.step}; {self._kept()}"
+        if isinstance(exc, _Fatal):
+            error: WorkbenchError = exc.error
+        elif isinstance(exc, WorkbenchError):
+            error = exc
+        elif is_allocation_failure(exc):
+            error = RunError(f"out of memory at step {self.position.step + 1} "
+                             f"({_one_line(exc)}); use a smaller batch size, hidden or "
+                             f"probe batch")
+        elif isinstance(exc, OSError):
+            error = OutputError(f"{disk_error_text(exc)}")
+        else:
+            log.exception("training failed")
+            return f"{type(exc).__name__}: {exc}"
+        text = f"{_one_line(error)}; {where}"
+        self.failure = type(error)(text)
+        log.info("run %s failed: %s", self.run_id, text)
+        return text
 
     def _started_event(self, resumed_from: int) -> RunStarted:
         return RunStarted(
@@ -585,6 +701,7 @@ class Trainer:
         while True:
             if pos.batch < self.batches_per_epoch and self._train_epoch():
                 break  # the step budget ended inside this epoch
+            self._check_data()
             if not pos.validated and self._validate_and_checkpoint():
                 return "completed", (
                     f"early stopping: no better validation loss for {self.config.patience} "
@@ -599,8 +716,19 @@ class Trainer:
             self.progress.epoch_loss_count = 0
         # the step budget ended inside an epoch: validate what there is
         if not pos.validated:
+            self._check_data()
             self._validate_and_checkpoint()
         return "completed", self._done_message()
+
+    def _check_data(self) -> None:
+        """End the run (_Fatal) when the data file changed since it was opened."""
+        self._last_data_check = self._now()
+        changed = getattr(self.dataset, "changed", None)
+        reason = changed() if changed is not None else None
+        if reason:
+            raise _Fatal(RunError(
+                f"{self.summary.path} changed during the run: {reason} (a file rewritten "
+                f"while it is read gives wrong values)"))
 
     def _budget_done(self) -> bool:
         if self.config.steps is not None:
@@ -624,6 +752,8 @@ class Trainer:
                 self._probe()
             if now - self._last_checkpoint >= self.checkpoint_seconds:
                 self._save("latest")
+            if now - self._last_data_check >= DATA_CHECK_SECONDS:
+                self._check_data()
             if self.config.steps is not None and pos.step >= self.config.steps:
                 return True
         return False
@@ -646,7 +776,7 @@ class Trainer:
             what = "the loss" if not math.isfinite(loss_value) else "the gradient norm"
             bad = loss_value if not math.isfinite(loss_value) else norm_value
             raise _Diverged(f"diverged at step {step} (not applied): {what} is {bad}; "
-                            f"the last good checkpoint is kept (step {self._last_saved_step})")
+                            f"{self._kept()}")
         # clipped: the norm was over the threshold, so clip_grads_with_norm_ scaled it down
         clipped = config.clip is not None and norm_value > config.clip
         if config.clip is not None:
@@ -687,7 +817,7 @@ class Trainer:
     def _validate_and_checkpoint(self) -> bool:
         """Validate, report the epoch, checkpoint; True when early stopping says stop."""
         pos, progress = self.position, self.progress
-        scores = self.evaluate_split(self.val_split) if self.val_split is not None else None
+        scores = self.evaluate_split(self.val_scored) if self.val_scored is not None else None
         pos.validated = True
         train_loss = (progress.epoch_loss_sum / progress.epoch_loss_count
                       if progress.epoch_loss_count else None)
@@ -725,9 +855,13 @@ class Trainer:
             return None
 
     def evaluate_split(self, split: Any) -> Scores:
-        """Score the model on a split (stop requests are honoured between batches)."""
-        return evaluate(self.model, split, self.convert, self.config.batch_size,
-                        between_batches=self._controls)
+        """Score the model on a split: PhaseProgress("validation") as it goes, stop and
+        pause requests honoured between batches."""
+        reporter = self._phase("validation", "batches", split.num_batches(self.config.batch_size))
+        scores = evaluate(self.model, split, self.convert, self.config.batch_size,
+                          between_batches=reporter)
+        reporter.finish()
+        return scores
 
     # -- probes -------------------------------------------------------------------------------
 
@@ -758,7 +892,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     _last_checkpoint: float = 0.0
-    _last_saved_step: int = 0
+    _last_saved_step: int | None = None  # None: no checkpoint written (or resumed from) yet
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as tensors and plain values (weights_only-safe)."""
@@ -788,6 +922,11 @@ class Trainer:
             "torch_version": str(torch.__version__),
         }
 
+    def _kept(self) -> str:
+        if self._last_saved_step is None:
+            return "no checkpoint was written"
+        return f"the last good checkpoint is kept (step {self._last_saved_step})"
+
     def _save(self, name: str) -> None:
         """Checkpoint, unless the weights went non-finite (the last good one stays)."""
         self._last_checkpoint = self._now()
@@ -795,16 +934,10 @@ class Trainer:
             return
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise _Diverged(f"diverged after step {self.position.step}: the weights are not "
-                            f"finite; the last good checkpoint is kept (step {self._last_saved_step})")
+                            f"finite; {self._kept()}")
         self.checkpointer.save_checkpoint(name, self.checkpoint_state())
         if name == "latest":
             self._last_saved_step = self.position.step
-
-    def _save_quietly(self, name: str) -> None:
-        try:
-            self._save(name)
-        except Exception:  # noqa: BLE001 - reported in the log; the run's end still is
-            log.exception("could not save the %s checkpoint", name)
 
     def _check_resumable(self, state: dict[str, Any]) -> None:
         """Refuse (RunError naming the file and both shapes) data the checkpoint's model
@@ -824,6 +957,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not fit this run's model: {exc}") from None
+        for group in self.optimizer.param_groups:  # a resume may change the learning rate
+            group["lr"] = self.config.lr
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         self.tf_generator.set_state(rng["teacher_forcing"])

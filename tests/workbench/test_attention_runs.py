@@ -25,9 +25,10 @@ from workbench.cli import main
 from workbench.config import RunConfig
 from workbench.errors import ConfigError
 from workbench.events import ProbeEvent, RecordingListener
+from workbench.memory import estimate_run_memory
+from workbench.model_config import build_model_config
 from workbench.predictions import beam_search_sample, predict_sample
 from workbench.runs import open_run
-from workbench.training import build_model_config, training_bytes
 
 TINY = ["--cell", "gru", "--hidden", "8", "--batch", "16", "--lr", "0.01", "--probe-batch", "8",
         "--probe-samples", "2", "--threads", "1", "--no-progress", "--val-fraction", "0.2"]
@@ -81,12 +82,13 @@ def test_the_model_and_the_memory_check_count_attentions_weights(reverse):
     config = tiny_config(reverse, attention="bahdanau", cell="lstm")
     with open_dataset(config) as dataset:
         model_config = build_model_config(config, dataset.summary)
+        estimate = estimate_run_memory(config, dataset.summary)
     assert model_config.attention == "bahdanau"
     real = sum(p.numel() for p in Seq2Seq(model_config).parameters())
     plain = sum(p.numel() for p in Seq2Seq(build_model_config(
         config.replace(attention="none"), dataset.summary)).parameters())
     assert real > plain
-    assert training_bytes(config, model_config)[0] == real == parameter_count(model_config)
+    assert estimate.parameters == real == parameter_count(model_config)
 
 
 # -- the run record ---------------------------------------------------------------------------

@@ -319,8 +319,10 @@ def test_a_model_too_big_for_memory_is_refused_before_it_is_built(waves, runs_di
                  "--steps", "1", "--no-progress", "--runs-dir", str(runs_dir)]) == 2
     line = _one_error_line(capsys)
     # encoder and decoder: 4 x 30000 x (1 + 30000) weights + 8 x 30000 biases each, a head
-    # of 30001: 7.2e9 parameters, 16 bytes each with gradients and Adam's two moments
-    for words in ("hidden = 30000", "7,200,750,002 parameters", "115 GB",
-                  "16 GB of memory available"):
+    # of 30001: 7.2e9 parameters, 16 bytes each with gradients and Adam's two moments, and
+    # the probe's float64 copy of the model (8 bytes each) the largest activations
+    for words in ("hidden = 30000", "7,200,750,002 parameters", "about 174 GB",
+                  "28.8 GB of weights", "57.6 GB for Adam's two moments",
+                  "GB of activations", "16 GB of memory available"):
         assert words in line, (words, line)
     assert list_runs(runs_dir) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from tests.workbench.train_helpers import write_waves
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, OutputError
 from workbench.events import RecordingListener, RunFinished, StepMetrics
 from workbench.runs import (
     RunRecorder,
@@ -55,13 +56,22 @@ def _wait_until_training(proc, runs_dir: Path, timeout: float = 90.0) -> Path:
 
 
 def _check_reopens(run_dir: Path) -> int:
-    """A killed run reopens: contiguous metrics, a loadable checkpoint, status crashed."""
+    """A killed run reopens: contiguous metrics, a loadable checkpoint, status crashed; and
+    the kill lost at most checkpoint_seconds plus the longest step of training, measured
+    from the records (the last step's `seconds` against the checkpoint's)."""
     run = open_run(run_dir)
     assert run.status == "crashed"
     assert open_run(run_dir, stale_after=1e9).status == "crashed"  # its process is gone
-    steps = [s.step for s in run.step_metrics()]
+    records = run.step_metrics()
+    steps = [s.step for s in records]
     assert steps == list(range(1, len(steps) + 1))  # every step up to the last flush, once
     state = run.load_checkpoint("latest")
+    times = [0.0] + [s.seconds for s in records]
+    longest = max(b - a for a, b in zip(times, times[1:]))
+    interval = run.config().checkpoint_seconds
+    assert interval == 0.3
+    lost = records[-1].seconds - state["trainer"]["seconds"]
+    assert lost <= interval + longest, (lost, interval, longest)
     model, _, _ = run.load_model("latest")
     assert all(torch.isfinite(p).all() for p in model.parameters())
     # metrics are flushed before each checkpoint is written: none missing before it
@@ -121,12 +131,11 @@ def test_a_write_that_fails_midway_leaves_the_previous_checkpoint_loadable(tmp_p
     recorder.save_checkpoint("latest", {"model": {"w": torch.ones(3)}, "step": 1})
 
     def broken_save(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"half a checkpoint")
-        raise OSError("disk full")
+        f.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="latest.pt: No space left on device .the disk is full"):
         recorder.save_checkpoint("latest", {"model": {"w": torch.zeros(3)}, "step": 2})
     monkeypatch.undo()
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")

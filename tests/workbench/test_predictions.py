@@ -17,9 +17,10 @@ from tests.workbench.train_helpers import (
     write_waves,
 )
 from workbench.errors import DatasetError
+from workbench.model_config import build_model_config
 from workbench.predictions import decode, predict_from_run, predict_sample
 from workbench.runs import open_run
-from workbench.training import BatchConverter, build_model_config
+from workbench.training import BatchConverter
 
 
 @pytest.fixture(scope="module")

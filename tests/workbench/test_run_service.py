@@ -54,10 +54,12 @@ def _open_files() -> list[str]:
 
 
 def _folder(run_dir) -> dict:
-    """What a run folder holds, less ids, clock times and process ids."""
+    """What a run folder holds, less ids, clock times and process ids (and the service's
+    own additions, which a Trainer built by hand lacks: the lock file, the data's
+    fingerprint)."""
     meta = json.loads((run_dir / "run.json").read_text())
-    for key in ("run_id", "created", "created_iso"):
-        meta.pop(key)
+    for key in ("run_id", "created", "created_iso", "data"):
+        meta.pop(key, None)
     meta["segments"] = [{k: v for k, v in s.items() if k not in ("started", "pid")}
                         for s in meta["segments"]]
     status = json.loads((run_dir / "status.json").read_text())
@@ -65,7 +67,8 @@ def _folder(run_dir) -> dict:
                for r in read_jsonl(run_dir / "metrics.jsonl")]
     latest = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     return {
-        "files": sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")),
+        "files": sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")
+                        if p.name != ".lock"),
         "run.json": meta,
         "config.toml": (run_dir / "config.toml").read_text(),
         "status": {k: status[k] for k in ("status", "step", "epoch", "best_val_loss", "message")},

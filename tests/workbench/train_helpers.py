@@ -95,16 +95,18 @@ def crash_child(data: str, runs_dir: str, resume: str | None = None, budget: int
     """Train until killed (the SIGKILL test's child): a new run, or `resume` a crashed one,
     through the run service as the CLI does.
 
-    Checkpoints every 0.3 s and flushes as usual, so kills land in every kind of write.
+    Checkpoints every 0.3 s (the run's checkpoint_seconds) and flushes as usual, so kills
+    land in every kind of write.
     """
     from workbench.run_service import RunService
 
     torch.set_num_threads(1)
-    service = RunService(runs_dir, checkpoint_seconds=0.3, heartbeat_seconds=0.5)
+    service = RunService(runs_dir, heartbeat_seconds=0.5)
     if resume:
         active = service.resume(resume, changes={"steps": budget})
     else:
-        active = service.start(tiny_config(Path(data), steps=budget, probe_every=None))
+        active = service.start(tiny_config(Path(data), steps=budget, probe_every=None,
+                                           checkpoint_seconds=0.3))
     active.run()
 
 

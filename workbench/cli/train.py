@@ -29,7 +29,7 @@ from typing import Any
 from workbench.cli import common
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, RunError
-from workbench.events import Event, RunFinished, RunStarted, StepMetrics
+from workbench.events import Event, PhaseProgress, RunFinished, RunStarted, StepMetrics
 
 # flag -> RunConfig field, for flags that override a config file
 OVERRIDES: dict[str, str] = {
@@ -43,9 +43,8 @@ OVERRIDES: dict[str, str] = {
     "probe_batch": "probe_batch", "best_by": "best_by", "threads": "threads", "device": "device",
     "attention": "attention", "recurrent_init": "recurrent_init",
     "recurrent_radius": "recurrent_radius", "forget_bias": "forget_bias",
+    "val_subset": "val_subset", "checkpoint_seconds": "checkpoint_seconds",
 }
-# flags that set a run's initial weights: a resumed run keeps its own, so --resume refuses them
-INIT_FLAGS = ("recurrent_init", "recurrent_radius", "forget_bias")
 EXIT_OK, EXIT_RUN_FAILED = 0, 1
 
 
@@ -132,7 +131,14 @@ def register_train(subparsers: Any) -> None:
                               description="Train an encoder-decoder and record the run.")
     source = p.add_argument_group("what to train")
     source.add_argument("--config", metavar="RUN.toml", help="a run config; flags override it")
-    source.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run")
+    source.add_argument("--resume", metavar="RUN",
+                        help="continue a stopped, crashed or failed run (or a completed one, "
+                        "given a larger --steps or --epochs); only the budget, --lr, --clip, "
+                        "--patience, the probe and checkpoint settings, --val-subset, --data "
+                        "(the same data, moved), --threads and --device may change")
+    source.add_argument("--allow-data-change", action="store_true",
+                        help="with --resume: go on although the data's content differs "
+                        "from what the run trained on (the run's history records it)")
     source.add_argument("--data", metavar="FILE", help="HDF5 dataset")
     source.add_argument("--inputs", metavar="PATH", help="array path of the inputs")
     source.add_argument("--targets", metavar="PATH", help="array path of the targets")
@@ -163,6 +169,8 @@ def register_train(subparsers: Any) -> None:
     train.add_argument("--teacher-forcing-end", help=argparse.SUPPRESS)
     train.add_argument("--clip", help="gradient clipping max norm, or off")
     train.add_argument("--patience", help="early stopping patience in epochs, or off")
+    train.add_argument("--val-subset", help="validation sequences scored after each epoch "
+                       "(a fixed subset of a larger split; default 20000; off: all)")
     train.add_argument("--seed", help="training seed")
     train.add_argument("--split-seed", help="train/validation split seed")
     train.add_argument("--val-fraction", help="validation share of a file without splits")
@@ -176,6 +184,8 @@ def register_train(subparsers: Any) -> None:
                         "the run's recorded count, another count works but the continuation "
                         "is no longer bit-identical)")
     system.add_argument("--device", help="cpu, cuda or auto")
+    system.add_argument("--checkpoint-seconds", help="rewrite the latest checkpoint at least "
+                        "this often, in seconds of training (default 5): a crash loses no more")
     add_runs_dir_arg(system)
     p.add_argument("--json", action="store_true",
                    help="end with one JSON line describing the run")
@@ -234,17 +244,49 @@ def open_inference_data(config: RunConfig, data: str | None, model: Any) -> Iter
 
 
 class ConsoleProgress:
-    """A tqdm bar on stderr: epoch, step, loss, sequences/s and ETA."""
+    """A tqdm bar on stderr: epoch, step, loss, sequences/s and ETA; before the first
+    step a bar for a long set-up phase (normalisation on a large file), and during a
+    long validation its progress beside the step."""
 
     def __init__(self, total: int, *, enabled: bool = True) -> None:
         self.total = total
         self.enabled = enabled
         self.bar = None
+        self.phase_bar = None
+
+    def _on_phase(self, event: PhaseProgress) -> None:
+        if self.bar is not None:  # during training: beside the step count
+            words = f"{event.phase} {event.done:,}/{event.total:,} {event.unit}"
+            self.bar.set_postfix_str(words if event.done < event.total else "", refresh=True)
+            return
+        from tqdm import tqdm
+
+        if self.phase_bar is None:
+            self.phase_bar = tqdm(total=event.total, unit=event.unit or "it", file=sys.stderr,
+                                  dynamic_ncols=True, mininterval=0.5, desc=event.phase)
+        self.phase_bar.n = event.done
+        self.phase_bar.refresh()
+        if event.done >= event.total:
+            self.phase_bar.close()
+            self.phase_bar = None
+
+    def close(self) -> None:
+        """Close any bar still open (a run interrupted, or stopped in its set-up)."""
+        for name in ("phase_bar", "bar"):
+            bar = getattr(self, name)
+            if bar is not None:
+                bar.close()
+                setattr(self, name, None)
 
     def on_event(self, event: Event) -> None:
         if not self.enabled:
             return
-        if isinstance(event, RunStarted):
+        if isinstance(event, PhaseProgress):
+            self._on_phase(event)
+        elif isinstance(event, RunStarted):
+            if self.phase_bar is not None:
+                self.phase_bar.close()
+                self.phase_bar = None
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, initial=event.resumed_from_step, unit="step",
@@ -293,37 +335,85 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         return _resume(args)
+    if args.allow_data_change:
+        raise ConfigError("--allow-data-change goes with --resume RUN only")
     config = config_from_args(args)
     progress = ConsoleProgress(0, enabled=not args.no_progress)
     active = RunService(args.runs_dir).start(config, [progress], name=args.name,
                                              thread_policy="cli")
     progress.total = active.total_steps
-    with stop_on_interrupt(active):
-        finished = active.run()
-    return _report(active.run_dir, finished, args.json)
+    try:
+        with stop_on_interrupt(active):
+            finished = active.run()
+    finally:
+        progress.close()
+    return _finish(active, finished, args.json)
+
+
+def resume_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunConfig fields `train --resume` was asked to change, by the flags given;
+    ConfigError naming the first flag that cannot change on resume."""
+    from workbench.run_service import RESUME_CHANGES
+
+    if args.config:
+        raise ConfigError("--config cannot be given with --resume: a resumed run keeps "
+                          "its recorded config")
+    changes: dict[str, Any] = {}
+    for flag, name in OVERRIDES.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if name not in RESUME_CHANGES:
+            allowed = ", ".join("--" + f.replace("_", "-") for f, n in OVERRIDES.items()
+                                if n in RESUME_CHANGES)
+            raise ConfigError(
+                f"--{flag.replace('_', '-')} cannot change on resume: a resumed run keeps its "
+                f"model, data layout, batch, seeds and optimizer (a resume may change "
+                f"{allowed})")
+        changes[name] = value
+    return changes
 
 
 def _resume(args: argparse.Namespace) -> int:
-    """train --resume RUN: the flags a resume may change (RESUME_CHANGES) are passed on;
-    the run's other settings are its recorded ones."""
-    from workbench.run_service import RESUME_CHANGES, RunService
+    """train --resume RUN: the flags a resume may change (RESUME_CHANGES) are applied and
+    printed; any other is refused by name; the run's other settings are its recorded ones."""
+    from workbench.run_service import RunService
 
-    for name in INIT_FLAGS:
-        if getattr(args, name, None) is not None:
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} cannot be used with --resume: a resumed run keeps the "
-                              "weights of its checkpoint (start a new run to change the init)")
-    changes: dict[str, Any] = {k: getattr(args, k) for k in (*RESUME_CHANGES, "attention")
-                               if getattr(args, k, None) is not None}  # attention: refused
+    changes = resume_changes(args)
     progress = ConsoleProgress(0, enabled=not args.no_progress)
     active = RunService(args.runs_dir).resume(args.resume, [progress], changes=changes,
-                                              thread_policy="cli")
+                                              thread_policy="cli", name=args.name,
+                                              allow_data_change=args.allow_data_change)
+    for note in active.notes:
+        print(note, file=sys.stderr)
     if active.warning:
         print(f"warning: {active.warning}", file=sys.stderr)
     progress.total = active.total_steps
-    with stop_on_interrupt(active):
-        finished = active.run()
-    return _report(active.run_dir, finished, args.json)
+    try:
+        with stop_on_interrupt(active):
+            finished = active.run()
+    finally:
+        progress.close()
+    return _finish(active, finished, args.json)
+
+
+def _finish(active: Any, finished: RunFinished, as_json: bool) -> int:
+    """The end of `train`: a run that failed for the machine's or the user's reason (a
+    full disk, memory, a changed data file) is one line and exit 2; a run stopped in its
+    set-up left nothing to show; else the run's summary."""
+    from workbench.run_layout import RUN_JSON
+
+    if active.failure is not None:
+        raise active.failure
+    if not (active.run_dir / RUN_JSON).exists():  # a new run stopped before it began
+        if as_json:
+            common.print_json({"run_id": active.run_id, "status": finished.status,
+                               "message": finished.message, "recorded": False})
+        else:
+            print(f"run {active.run_id}: {finished.status} - {finished.message}; nothing "
+                  f"was recorded")
+        return EXIT_OK
+    return _report(active.run_dir, finished, as_json)
 
 
 def _report(run_dir: Path, finished: RunFinished, as_json: bool) -> int:
