@@ -672,6 +672,11 @@ class Trainer:
     def _loop(self) -> tuple[str, str]:
         """Epochs until a budget ends; returns (status, message)."""
         pos = self.position
+        if self.config.steps is not None and pos.step >= self.config.steps:
+            if not pos.validated:  # resumed at its last step (stopped there): finish it
+                self._check_data()
+                self._validate_and_checkpoint()
+            return "completed", self._done_message()
         while True:
             if pos.batch < self.batches_per_epoch and self._train_epoch():
                 break  # the step budget ended inside this epoch
