@@ -624,6 +624,8 @@ class Trainer:
         if status in ("completed", "stopped"):
             try:
                 self._save("latest")
+            except _Diverged as exc:  # the last steps made the weights non-finite
+                status, message = "diverged", str(exc)
             except Exception as exc:  # noqa: BLE001 - the run's end must still be reported
                 status, message = "failed", self._failed(exc)
         finished = RunFinished(status=status, message=message, step=self.position.step,
@@ -650,7 +652,7 @@ class Trainer:
         else:
             log.exception("training failed")
             return f"{type(exc).__name__}: {exc}"
-        text = f"{_one_line(error)}; {where}"
+        text = f"{' '.join(str(error).split())}; {where}"  # one line, never cut short
         self.failure = type(error)(text)
         log.info("run %s failed: %s", self.run_id, text)
         return text
