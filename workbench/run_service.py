@@ -366,7 +366,12 @@ class RunService:
         (a completed run only with a budget beyond what it trained)."""
         status = recorded.status
         if status in RESUMABLE_STATUSES:
-            return recorded.resume_state()
+            state = recorded.resume_state()
+            done = int(state.checkpoint["position"]["step"])
+            if config.steps is not None and config.steps < done:
+                raise RunError(f"run {recorded.run_id} has trained {done} steps: --steps "
+                               f"{config.steps} would not train it further")
+            return state
         if status != "completed":
             raise RunError(f"run {recorded.run_id} is {status}: only a stopped, crashed or "
                            f"failed run can be resumed (or a completed one given a larger "

@@ -650,6 +650,8 @@ class Trainer:
         if status in ("completed", "stopped"):
             try:
                 self._save("latest")
+            except _Diverged as exc:  # the last steps made the weights non-finite
+                status, message = "diverged", str(exc)
             except Exception as exc:  # noqa: BLE001 - the run's end must still be reported
                 status, message = "failed", self._failed(exc)
         finished = RunFinished(status=status, message=message, step=self.position.step,
@@ -676,7 +678,7 @@ class Trainer:
         else:
             log.exception("training failed")
             return f"{type(exc).__name__}: {exc}"
-        text = f"{_one_line(error)}; {where}"
+        text = f"{' '.join(str(error).split())}; {where}"  # one line, never cut short
         self.failure = type(error)(text)
         log.info("run %s failed: %s", self.run_id, text)
         return text
@@ -698,6 +700,11 @@ class Trainer:
     def _loop(self) -> tuple[str, str]:
         """Epochs until a budget ends; returns (status, message)."""
         pos = self.position
+        if self.config.steps is not None and pos.step >= self.config.steps:
+            if not pos.validated:  # resumed at its last step (stopped there): finish it
+                self._check_data()
+                self._validate_and_checkpoint()
+            return "completed", self._done_message()
         while True:
             if pos.batch < self.batches_per_epoch and self._train_epoch():
                 break  # the step budget ended inside this epoch

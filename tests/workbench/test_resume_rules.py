@@ -62,6 +62,18 @@ def test_a_flag_that_cannot_change_on_resume_is_refused_by_name(stopped, capsys,
     assert checksums(run_dir) == before
 
 
+def test_allow_data_change_and_config_are_refused_where_they_mean_nothing(waves, stopped,
+                                                                          capsys):
+    runs, run_dir = stopped
+    assert main(["train", "--data", str(waves), "--allow-data-change", "--runs-dir",
+                 str(runs)]) == 2
+    assert "--allow-data-change goes with --resume" in _one_error_line(capsys)
+    assert main(["train", "--resume", run_dir.name, "--config", "x.toml", "--runs-dir",
+                 str(runs)]) == 2
+    assert "--config cannot be given with --resume" in _one_error_line(capsys)
+    assert sorted(p.name for p in runs.iterdir()) == [run_dir.name]
+
+
 def test_the_service_refuses_init_and_any_other_unlisted_field(stopped):
     runs, run_dir = stopped
     service = RunService(runs)
@@ -75,8 +87,8 @@ def test_the_service_refuses_init_and_any_other_unlisted_field(stopped):
 def test_the_flags_that_may_change_are_applied_printed_and_recorded(run_copy, capsys):
     runs, run_dir = run_copy
     assert main(["train", "--resume", run_dir.name, "--runs-dir", str(runs), "--lr", "0.003",
-                 "--clip", "1.5", "--steps", "9", "--probe-every", "2", "--no-progress",
-                 "--json"]) == 0
+                 "--clip", "1.5", "--steps", "9", "--probe-every", "2", "--name", "slower",
+                 "--no-progress", "--json"]) == 0
     captured = capsys.readouterr()
     note = [line for line in captured.err.splitlines() if line.startswith("resumed with")]
     assert note == ["resumed with steps 12 -> 9, lr 0.01 -> 0.003, clip off -> 1.5, "
@@ -91,6 +103,7 @@ def test_the_flags_that_may_change_are_applied_printed_and_recorded(run_copy, ca
     assert run.meta["segments"][-1]["changes"]["clip"] == [None, 1.5]
     config = run.config()
     assert (config.lr, config.clip, config.probe_every, config.steps) == (0.003, 1.5, 2, 9)
+    assert run.name == "slower"
     assert [s.step for s in steps] == list(range(1, 10))
 
 
@@ -155,3 +168,17 @@ def test_a_moved_copy_of_the_data_resumes_and_other_content_is_refused_showing_b
                  if r["type"] == "resumed" and "data_changed" in r]
     assert record["step"] == 6 and record["data_changed"]["to"]["path"] == str(other)
     assert open_run(run_dir).status == "completed"
+
+
+def test_a_run_stopped_at_its_last_step_resumes_to_its_validation_not_one_step_more(
+        waves, tmp_path, capsys):
+    run_dir = record_run(tiny_config(waves, steps=6), tmp_path, stop_at=6)  # stopped validating
+    assert open_run(run_dir).status == "stopped" and open_run(run_dir).epoch_metrics()[-1].step == 5
+    assert main(["train", "--resume", run_dir.name, "--runs-dir", str(tmp_path), "--steps",
+                 "4"]) == 2
+    assert "has trained 6 steps: --steps 4 would not train it further" in _one_error_line(capsys)
+    assert main(["train", "--resume", run_dir.name, "--runs-dir", str(tmp_path),
+                 "--no-progress"]) == 0
+    run = open_run(run_dir)
+    assert run.status == "completed" and [s.step for s in run.step_metrics()] == list(range(1, 7))
+    assert run.epoch_metrics()[-1].step == 6

@@ -88,7 +88,6 @@ def test_the_estimate_is_not_below_what_a_training_step_takes(tmp_path):
     """A real step of LSTM h256 at batch 64 and T 50 + 50, its peak memory measured in a
     child process, against the estimate's activations (an upper bound, not a wild one)."""
     script = r'''
-import json, resource, sys
 import torch
 from models.seq2seq import Seq2Seq, Seq2SeqConfig, SideConfig
 torch.set_num_threads(1)
@@ -100,11 +99,16 @@ def step(batch):
     optimizer.zero_grad()
     model.loss(model(src, tgt), tgt, None).backward()
     optimizer.step()
+def status(key):  # kB in /proc/self/status; VmHWM is this process's own peak (ru_maxrss
+    for line in open("/proc/self/status"):  # may carry the parent's across fork and exec)
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
 step(2)
-rss = int(open("/proc/self/statm").read().split()[1]) * 4096
-base = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")  # the peak starts again from what is resident now
+base = status("VmHWM")
 step(64)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+print(status("VmHWM") - base)
 '''
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), check=True)
