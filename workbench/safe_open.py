@@ -151,7 +151,7 @@ def _check_both(path: Path, timeout: float | None, use_cache: bool) -> None:
     except OSError as exc:
         raise DatasetError(f"{path}: could not read the file: {exc.strerror or exc}") from exc
     listed = _lookup(list_key) if use_cache else None
-    if listed is None or (use_cache and _lookup(open_key) is None):
+    if listed is None or (listed["verdict"] == "ok" and _lookup(open_key) is None):
         limit = DEFAULT_TIMEOUT_S if timeout is None else float(timeout)
         listed = _run_child(path, "both", None, None, limit)
         opened = listed.pop("open", None)

@@ -608,7 +608,6 @@ class Trainer:
                 torch.set_flush_denormal(False)
 
     def _run(self) -> RunFinished:
-        self.baselines = self._compute_baselines()  # before the clock: not training time
         self._paused_total = 0.0
         self._t0 = time.perf_counter()
         self._seconds_base = 0.0
@@ -622,6 +621,11 @@ class Trainer:
             step = self._resume.step if self._resume is not None else 0
             return RunFinished(status="stopped", step=step, epoch=0, seconds=0.0,
                                message="stopped during set-up, before training went on")
+        # after the set-up (the normalisation, with its progress and stop): the baselines
+        # read it; their cost is not training time
+        started = time.perf_counter()
+        self.baselines = self._compute_baselines()
+        self._t0 += time.perf_counter() - started
         if self._resume is not None:
             self._restore(self._resume.checkpoint)
         else:

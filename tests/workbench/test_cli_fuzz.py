@@ -39,7 +39,7 @@ _names = itertools.count()
 # it in the commands that train (train, compare) and write files
 EXAMPLES = {"train": 60, "compare": 20, "make-dataset": 30, "inspect": 20, "import-text": 20,
             "import-series": 20, "predict": 16, "evaluate": 16, "export": 12, "show": 8,
-            "runs": 5, "comparisons": 4}
+            "runs": 5, "comparisons": 4, "explain": 12, "sweep": 12, "sweeps": 4}
 SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=6)
 WRONG = st.one_of(
     st.sampled_from(["", " ", "abc", "-1", "0", "1.5", "-0.5", "nan", "inf", "-inf", "1e999",
@@ -260,7 +260,7 @@ def command_line(draw, command: str, world) -> list[str]:
                     flag, draw(value_strategy(flag, action, world))]
         return argv
     argv = [command, *_arguments(parser, command, world, draw)]
-    if command in ("train", "compare"):
+    if command in ("train", "compare", "sweep"):
         argv += ["--steps", "1", "--no-progress"]  # one step, whatever else was drawn
     return argv
 
