@@ -651,7 +651,7 @@ class SequenceDataset:
             arrays[path] = f"{'x'.join(map(str, shape)) or 'scalar'} {dataset.dtype.str}"
             digest.update(f"{path}\0{arrays[path]}\0".encode())
             for part in _edge_blocks(dataset, self._label, path):
-                digest.update(part.tobytes())
+                digest.update(_content_bytes(part))
         stat = os.stat(self.path)
         return {"bytes": int(stat.st_size), "arrays": arrays, "hash": digest.hexdigest()[:16],
                 "path": str(Path(self.path).resolve()),
@@ -818,6 +818,15 @@ def _edge_blocks(dataset: h5py.Dataset, file: str, path: str) -> list[np.ndarray
     rows = min(n, max(1, FINGERPRINT_BYTES // row_bytes))
     with h5_errors(file, path, "read its first and last rows"):
         return [np.asarray(dataset[:rows]), np.asarray(dataset[n - rows:])]
+
+
+def _content_bytes(part: np.ndarray) -> bytes:
+    """The bytes of an array's values: for an object array (HDF5 variable-length
+    strings, a vocabulary) its values encoded, not its memory (which holds pointers, new
+    at every read)."""
+    if part.dtype.kind != "O":
+        return part.tobytes()
+    return b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in part.ravel())
 
 
 def fingerprint_differs(recorded: dict[str, Any], now: dict[str, Any]) -> bool:

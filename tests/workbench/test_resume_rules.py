@@ -182,3 +182,17 @@ def test_a_run_stopped_at_its_last_step_resumes_to_its_validation_not_one_step_m
     run = open_run(run_dir)
     assert run.status == "completed" and [s.step for s in run.step_metrics()] == list(range(1, 7))
     assert run.epoch_metrics()[-1].step == 6
+
+
+def test_a_token_files_fingerprint_is_the_same_at_every_open(tmp_path):
+    """Its vocabulary (variable-length strings) is hashed by value: hashing the object
+    array's memory (pointers) made every open a different file, and a resume refused."""
+    from workbench.datasets import SequenceDataset
+    from workbench.tasks import generate
+
+    path = generate("reverse", tmp_path / "rev.h5", n=40, seed=0, length=4)
+    prints = []
+    for _ in range(2):
+        with SequenceDataset.open(str(path)) as dataset:
+            prints.append(dataset.fingerprint()["hash"])
+    assert prints[0] == prints[1]
