@@ -334,3 +334,22 @@ def test_the_overlap_warning_stays_quiet_where_split_groups_decide(tmp_path):
     import_series(steps_csv(tmp_path / "s.csv", 200), tmp_path / "s.h5", options())
     with SequenceDataset.open(tmp_path / "s.h5", safe_check=False) as ds:
         assert looks_like_overlapping_windows(ds) is None
+
+
+def test_a_huge_stride_and_an_unmarked_utf16_file_are_one_clear_line(tmp_path):
+    """Found by the CLI fuzz: both reached a traceback through the importers' own API
+    (which the GUI's dialog calls)."""
+    from workbench.errors import ConfigError, DatasetError
+    from workbench.importers import SeriesOptions, TextOptions, import_series, import_text
+
+    csv = tmp_path / "s.csv"
+    csv.write_text("a\n" + "\n".join(str(i) for i in range(30)) + "\n")
+    with pytest.raises(ConfigError, match="--stride must be at most"):
+        import_series(csv, tmp_path / "s.h5", SeriesOptions(
+            input_cols=("a",), target_cols=("a",), window=4, horizon=1,
+            stride=99999999999999999999))
+    pairs = tmp_path / "p.tsv"
+    pairs.write_bytes("go\tva\n".encode("utf-16-le"))
+    with pytest.raises(DatasetError, match="not valid utf-16"):
+        import_text(pairs, tmp_path / "p.h5", TextOptions(encoding="utf-16"))
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "p.h5").exists()

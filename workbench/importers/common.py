@@ -52,12 +52,17 @@ def check_fractions(val_fraction: Any, test_fraction: Any) -> tuple[float, float
     return val, test
 
 
+MAX_COUNT = 10**9  # a window, horizon or stride beyond this is a mistake (and beyond h5py)
+
+
 def check_int(name: str, value: Any, minimum: int) -> int:
     """An integer of at least `minimum`; ConfigError naming the flag otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{name} must be at most {MAX_COUNT:,}, got {value}")
     return int(value)
 
 

@@ -438,9 +438,10 @@ class RecordReader:
             line += 1
             try:
                 part = text.readline(self.max_line_bytes + 1)
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:  # UTF-16 without a byte-order mark is a UnicodeError
+                reason = getattr(exc, "reason", None) or str(exc)
                 raise DatasetError(f"{self.label}: near line {line}: the file is not valid "
-                                   f"{encoding} ({exc.reason})") from None
+                                   f"{encoding} ({reason})") from None
             self.bytes_read = min(self.size, handle.tell())
             if not part:
                 return
