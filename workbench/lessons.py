@@ -20,7 +20,7 @@ from workbench.sweep_spec import SweepSpec, load_spec
 
 LESSONS_FOLDER = "lessons"
 # the order the menu and `--presets` list them in (a file not named here comes after)
-ORDER = ("vanishing-exploding", "memory-length", "clipping", "teacher-forcing")
+ORDER = ("vanishing-exploding", "memory-length", "clipping", "teacher-forcing", "attention")
 
 
 @dataclass(frozen=True)
