@@ -50,15 +50,13 @@ class TrainingSession(JobSession):
         self.stop()
 
 
-class CompareSession(JobSession):
-    """At most one comparison queue: `start(factory)`, `cancel()`, `shutdown(ms)`;
-    `state` is "idle" | "running" | "cancelling"; `run_started(QueuedRunStarted)`
-    follows the batch that holds it."""
+class QueueSession(JobSession):
+    """At most one queue of runs (a comparison, a sweep): `start(factory)`, `cancel()`,
+    `shutdown(ms)`; `state` is "idle" | "running" | "cancelling"; `run_started(event)`
+    follows the batch that holds a queued run's start (an event of `started_type`)."""
 
-    run_started = Signal(object)  # workbench.compare.QueuedRunStarted
-
-    thread_name = "comparison"
-    busy_message = "a comparison is already in progress"
+    run_started = Signal(object)
+    started_type: type = object
 
     def cancel(self) -> None:
         """Cancel the whole queue; `finished` follows when the current step is done."""
@@ -71,8 +69,16 @@ class CompareSession(JobSession):
 
     def _after_batch(self, batch: tuple) -> None:
         for event in batch:
-            if isinstance(event, QueuedRunStarted):
+            if isinstance(event, self.started_type):
                 self.run_started.emit(event)
+
+
+class CompareSession(QueueSession):
+    """A comparison queue; `run_started(QueuedRunStarted)`."""
+
+    started_type = QueuedRunStarted
+    thread_name = "comparison"
+    busy_message = "a comparison is already in progress"
 
 
 def runner_factory(base: RunConfig, cells: Sequence[str], seeds: int | Sequence[int], *,

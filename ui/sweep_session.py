@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
-
-from ui.jobs import JobFactory, JobSession, Sink
+from ui.jobs import JobFactory, Sink
+from ui.sessions import QueueSession
 from workbench.sweep_spec import SweepSpec
 from workbench.sweeps import SweepRunner, SweepRunStarted
 
@@ -25,28 +24,13 @@ def gui_workers() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-class SweepSession(JobSession):
-    """At most one sweep: `start(factory)`, `cancel()`, `shutdown(ms)`; `state` is "idle" |
-    "running" | "cancelling"; `run_started(SweepRunStarted)` follows the batch holding it."""
+class SweepSession(QueueSession):
+    """At most one sweep (ui.sessions.QueueSession): `cancel()` stops the runs in progress
+    (checkpointed, resumable) and skips the rest; `run_started(SweepRunStarted)`."""
 
-    run_started = Signal(object)  # workbench.sweeps.SweepRunStarted
-
+    started_type = SweepRunStarted
     thread_name = "sweep"
     busy_message = "a sweep is already in progress"
-
-    def cancel(self) -> None:
-        """Cancel the sweep; `finished` follows when the runs in progress have stopped."""
-        if self._state == "running":
-            self._request("request_cancel")
-            self._set_state("cancelling")
-
-    def _request_end(self) -> None:
-        self.cancel()
-
-    def _after_batch(self, batch: tuple) -> None:
-        for event in batch:
-            if isinstance(event, SweepRunStarted):
-                self.run_started.emit(event)
 
 
 def sweep_factory(spec: SweepSpec | None = None, *, runs_dir: str | Path | None = None,
