@@ -7,10 +7,9 @@ the window asks `is_running()` before starting either.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QWidget
 
 from ui import errors
@@ -19,6 +18,7 @@ from ui.compare_view import CompareView
 from ui.jobs import JobFailure
 from ui.runs_panel import RunsIndex
 from ui.sessions import CompareSession, runner_factory
+from ui.widgets import show_owned_window
 from workbench.compare import ComparisonFinished, QueuedRunFinished, QueuedRunStarted
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
@@ -63,22 +63,12 @@ class Comparisons(QObject):
         return self.show_view(view)
 
     def show_view(self, view: CompareView) -> CompareView:
-        window = self._window
-        view.setParent(window, Qt.WindowType.Window)
-        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        view.destroyed.connect(lambda _obj=None, v=view: self._forget(v))
-        view.resize(min(1500, max(900, window.width())), min(950, max(700, window.height())))
-        self.views.append(view)
-        view.show()
-        return view
+        return show_owned_window(self._window, view, self.views, largest=(1500, 950),
+                                 smallest=(900, 700))
 
     def close_views(self) -> None:
         for view in list(self.views):
             view.close()
-
-    def _forget(self, view: CompareView) -> None:
-        with contextlib.suppress(ValueError):
-            self.views.remove(view)
 
     def _on_events(self, events: tuple) -> None:
         if any(isinstance(e, (QueuedRunStarted, QueuedRunFinished, ComparisonFinished))

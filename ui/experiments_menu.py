@@ -15,11 +15,10 @@ first start (`welcome=True`) the welcome panel (ui.welcome) offers the lessons a
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QInputDialog, QMenu, QWidget
 
@@ -28,6 +27,7 @@ from ui.jobs import JobFailure
 from ui.sweep_dialog import choose_sweep, confirm_runs
 from ui.sweep_session import SweepSession, sweep_factory
 from ui.sweep_view import SweepView
+from ui.widgets import show_owned_window
 from workbench.errors import WorkbenchError
 
 WELCOME_KEY = "welcome/shown"
@@ -160,14 +160,8 @@ class Experiments(QObject):
     # -- views -------------------------------------------------------------------------
 
     def show_view(self, view: SweepView) -> SweepView:
-        window = self._window
-        view.setParent(window, Qt.WindowType.Window)
-        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        view.destroyed.connect(lambda _obj=None, v=view: self._forget(v))
-        view.resize(min(1400, max(900, window.width())), min(900, max(650, window.height())))
-        self.views.append(view)
-        view.show()
-        return view
+        return show_owned_window(self._window, view, self.views, largest=(1400, 900),
+                                 smallest=(900, 650))
 
     def close_views(self) -> None:
         """Close every sweep view (a running sweep is cancelled and waited for)."""
@@ -181,10 +175,6 @@ class Experiments(QObject):
 
     def _on_about_to_quit(self) -> None:
         self.shutdown(60_000)
-
-    def _forget(self, view: SweepView) -> None:
-        with contextlib.suppress(ValueError):
-            self.views.remove(view)
 
     def _busy(self) -> bool:
         launcher = getattr(self._window, "launcher", None)

@@ -30,3 +30,21 @@ def fit_width_to_content(panel: QWidget, scroll: QScrollArea, least: int = 0) ->
     never scrolls sideways. Call once the content is built."""
     bar = scroll.verticalScrollBar().sizeHint().width()
     panel.setMinimumWidth(max(least, scroll.widget().minimumSizeHint().width() + bar + 2))
+
+
+def show_owned_window(owner: QWidget, view: QWidget, views: list, *, largest: tuple[int, int],
+                      smallest: tuple[int, int]) -> QWidget:
+    """Show `view` as a window of its own owned by `owner` (closed with it, deleted on
+    close), sized like the owner within `smallest`..`largest`; kept in `views` while open."""
+    def forget(_obj: object = None) -> None:
+        if view in views:
+            views.remove(view)
+
+    view.setParent(owner, Qt.WindowType.Window)
+    view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    view.destroyed.connect(forget)
+    view.resize(min(largest[0], max(smallest[0], owner.width())),
+                min(largest[1], max(smallest[1], owner.height())))
+    views.append(view)
+    view.show()
+    return view
