@@ -120,6 +120,18 @@ def format_stat(stat: compare.Stat, percent: bool = False) -> str:
     return text
 
 
+def runs_item(row: compare.ComparisonRow) -> QtWidgets.QTableWidgetItem:
+    """The Runs cell: how many runs the figures are of, and those still training marked
+    "(running)": a mean ± std never averages in a run that has not ended."""
+    done = len(row.run_ids) - row.running
+    text = str(done) if not row.running else f"{done} + {row.running} (running)"
+    item = NumericItem(text, float(len(row.run_ids)))
+    if row.running:
+        item.setToolTip(f"{row.running} run(s) of {row.cell} still training: the figures "
+                        f"are of the {done} that have ended")
+    return item
+
+
 class NumericItem(QtWidgets.QTableWidgetItem):
     """A table item that sorts by a number (SORT_ROLE), not by its text, so "1.00e-05"
     sorts below "0.1"; an undefined value sorts after every number."""
@@ -584,7 +596,7 @@ class ComparisonTableWidget(QtWidgets.QTableWidget):
             cell_item.setToolTip(f"{row.cell}: runs {', '.join(row.run_ids) or '–'}\nstatus: "
                                  f"{', '.join(row.statuses) or '–'}")
             self.setItem(r, 0, cell_item)
-            self.setItem(r, 1, NumericItem(str(len(row.run_ids)), float(len(row.run_ids))))
+            self.setItem(r, 1, runs_item(row))
             params = row.parameters
             self.setItem(r, 2, NumericItem(f"{params:,}" if params is not None else "–",
                                            float(params) if params is not None else None))
@@ -595,7 +607,10 @@ class ComparisonTableWidget(QtWidgets.QTableWidget):
                     continue
                 item = NumericItem(format_stat(stat, key in PERCENT_COLUMNS), stat.mean)
                 seeds = [f"seed {s}: {format_number(v, key in PERCENT_COLUMNS)}"
-                         for s, v in zip(row.seeds, stat.values)]
+                         for s, v in zip(row.counted_seeds, stat.values)]
+                if row.running:
+                    seeds.append(f"{row.running} run(s) still training: not counted "
+                                 f"until they end")
                 item.setToolTip("\n".join(seeds))
                 self.setItem(r, self.column(key), item)
             if row.notes:

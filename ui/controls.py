@@ -15,7 +15,14 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from ui.sessions import TrainingSession
-from workbench.events import PhaseProgress, RunFinished, RunStarted, RunStatus, StepMetrics
+from workbench.events import (
+    PhaseProgress,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepMetrics,
+    throughput,
+)
 
 DISPLAY_MS = 250  # how often the progress bar and the ETA / speed read-outs change
 PHASE_WORDS = {"normalisation": "Computing the normalisation statistics",
@@ -68,6 +75,8 @@ class TrainingControls(QWidget):
         self._epoch = 0
         self._in_setup = False  # a set-up phase shows its progress, no run has started yet
         self._run_live = False  # between RunStarted and RunFinished
+        self._finished_seen = False  # the current job's run has ended (RunFinished)
+        self._failure = ""  # why the current job failed, for the idle bar
 
         self.train_action = QAction("Train", self)
         self.train_action.setShortcut(QKeySequence("Ctrl+Return"))
@@ -122,6 +131,7 @@ class TrainingControls(QWidget):
         self._display_timer.timeout.connect(self._on_display_due)
 
         session.state_changed.connect(self._on_state_changed)
+        session.failed.connect(self._on_failed)
         session.events_ready.connect(self._on_events)
         self._on_state_changed(session.state)
 
@@ -133,8 +143,12 @@ class TrainingControls(QWidget):
             self.session.pause()
 
     def _on_state_changed(self, state: str) -> None:
-        self._state = state
+        previous, self._state = self._state, state
         idle = state == "idle"
+        if state == "running" and previous == "idle":  # a new job: nothing of the last run
+            self._reset_progress()
+        elif idle and previous != "idle" and not self._finished_seen:
+            self._show_idle()  # it ended before its run did (a failed start): idle again
         self.train_action.setEnabled(idle)
         self.pause_action.setEnabled(state in ("running", "paused"))
         self.pause_action.setText("Resume" if state == "paused" else "Pause")
@@ -148,10 +162,42 @@ class TrainingControls(QWidget):
         elif state == "running":
             self.progress.setFormat("Starting…")
         elif idle and self._in_setup:  # stopped during the set-up: nothing was trained
-            self._in_setup = False
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
-            self.progress.setFormat("Ready to train")
+            self._show_idle()
+
+    def _reset_progress(self) -> None:
+        """A new run is starting: the last run's position, total and read-outs go."""
+        self._total = self._epochs = None
+        self._first = None
+        self._step = self._epoch = 0
+        self._in_setup = False
+        self._run_live = False
+        self._finished_seen = False
+        self._failure = ""
+        self._pending_step = None
+        self._display_timer.stop()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("Starting…")
+        self.eta_label.setText("")
+        self.speed_label.setText("")
+
+    def _on_failed(self, failure: Any) -> None:
+        self._failure = (getattr(failure, "message", "") or "").strip().splitlines()[0:1]
+        self._failure = self._failure[0] if self._failure else "unknown error"
+
+    def _show_idle(self) -> None:
+        """Back to idle without a run's end to show: ready, or why the start failed."""
+        self._in_setup = False
+        self._run_live = False
+        self._display_timer.stop()
+        self._pending_step = None
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat(f"Could not start: {self._failure}" if self._failure
+                                else "Ready to train")
+        self.progress.setToolTip(self._failure)
+        self.eta_label.setText("")
+        self.speed_label.setText("")
 
     def _on_events(self, events: tuple) -> None:
         last_step: StepMetrics | None = None  # only the newest step of a batch is shown
@@ -188,6 +234,7 @@ class TrainingControls(QWidget):
         self._epoch = 0
         self.progress.setRange(0, self._total or 0)
         self.progress.setValue(event.resumed_from_step)
+        self.progress.setToolTip("")
         self.progress.setFormat("Starting…")
         self.eta_label.setText("")
         self.speed_label.setText("")
@@ -223,7 +270,8 @@ class TrainingControls(QWidget):
             self.progress.setValue(min(event.step, self._total))
         if self._state == "running":
             self.progress.setFormat(self._position_text())
-        self.speed_label.setText(f"{event.sequences_per_second:,.0f} sequences/s")
+        speed = throughput(event.sequences, event.seconds)
+        self.speed_label.setText("" if speed is None else f"{speed:,.0f} sequences/s")
         if self._total and self._first is not None and event.step > self._first[0]:
             per_step = (event.seconds - self._first[1]) / (event.step - self._first[0])
             eta = per_step * (self._total - event.step)
@@ -231,6 +279,7 @@ class TrainingControls(QWidget):
 
     def _on_run_finished(self, event: RunFinished) -> None:
         self._run_live = False
+        self._finished_seen = True
         self._display_timer.stop()
         self._pending_step = None
         words = {"completed": "Completed", "stopped": "Stopped", "diverged": "Diverged",

@@ -32,6 +32,7 @@ from workbench.events import (
     RunFinished,
     RunStarted,
     StepMetrics,
+    throughput,
 )
 from workbench.run_service import RunService
 
@@ -105,7 +106,11 @@ class RunController(QObject):
         return True
 
     def _start(self, factory: Any, history: list[Event] | None = None) -> None:
+        # nothing of the previous run is carried into this one: its id, its progress
         self.shown_run_id = None
+        self.live_run_id = None
+        self.runs_index.live_run_id = None
+        self._row_shown = 0.0
         self.feed.clear()
         if history:
             self.feed.replay(history)
@@ -174,13 +179,15 @@ class RunController(QObject):
             self.live_run_id,
             steps=last.step if last else None,
             seconds=last.seconds if last else None,
-            sequences_per_second=last.sequences_per_second if last else None,
+            sequences_per_second=throughput(last.sequences, last.seconds) if last else None,
             best_val_loss=min(losses) if losses else None)
 
     # --- the end --------------------------------------------------------------------------
     def _on_failed(self, failure: JobFailure) -> None:
         self.run_label.setText("")
         title = "Training could not start" if failure.user_error else "Training failed"
+        reason = (failure.message or "unknown error").strip().splitlines()[0]
+        self.status_bar.showMessage(f"{title}: {reason}", 30000)
         errors.show_failure(self._widget, failure, title=title)
 
     def _on_finished(self, result: RunFinished | None) -> None:

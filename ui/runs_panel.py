@@ -45,7 +45,16 @@ from ui import errors
 from ui.controls import format_duration
 from workbench import baselines, units
 from workbench.errors import WorkbenchError
-from workbench.runs import RESUMABLE_STATUSES, UNREADABLE, Run, RunInfo, list_runs, open_run
+from workbench.events import throughput
+from workbench.runs import (
+    RESUMABLE_STATUSES,
+    UNREADABLE,
+    Run,
+    RunInfo,
+    dataset_label,
+    list_runs,
+    open_run,
+)
 
 try:  # the shared palette of overlaid runs
     from ui.plots.style import RUN_COLORS
@@ -55,7 +64,9 @@ except ImportError:  # pragma: no cover
 HINT = ("Select a run to replay it in the plots · tick runs to compare them · "
         "double-click a name to rename")
 COLUMNS = ("Overlay", "Name", "Cell", "Parameters", "Status", "Steps", "Best val. loss",
-           "Duration", "Sequences/s")
+           "Duration", "Sequences/s", "Dataset")
+COL_CELL, COL_PARAMETERS, COL_STATUS, COL_STEPS, COL_BEST = 2, 3, 4, 5, 6
+COL_DATASET = COLUMNS.index("Dataset")
 STATUS_TIPS = {
     "running": "Training now",
     "paused": "Paused",
@@ -88,6 +99,8 @@ class RunRow:
     loss_unit: str = ""  # what the losses are in (workbench.units), for the tooltip
     data_factor: float | None = None  # normalised MSE -> data units², where exact
     baselines_tip: str = ""  # the run's baselines, one per line
+    dataset: str = ""  # the dataset's short name (workbench.runs.dataset_label)
+    dataset_path: str = ""  # the dataset's file, for the tooltip
 
     @property
     def resumable(self) -> bool:
@@ -99,10 +112,13 @@ class RunRow:
 
 
 def _row_from_info(info: RunInfo) -> RunRow:
-    speed = info.sequences / info.seconds if info.sequences and info.seconds > 0 else None
+    dataset = info.meta.get("dataset") if isinstance(info.meta.get("dataset"), dict) else {}
+    path = dataset.get("path")
     return RunRow(info.run_id, info.path, info.name, info.cell, info.status, info.steps,
                   info.best_val_loss, info.seconds,
-                  info.parameters, speed, info.message, **_loss_units(info.meta))
+                  info.parameters, throughput(info.sequences, info.seconds), info.message,
+                  **_loss_units(info.meta), dataset=dataset_label(dataset),
+                  dataset_path=path if isinstance(path, str) else "")
 
 
 def _loss_units(meta: dict) -> dict:
@@ -161,8 +177,9 @@ class RunsIndex(QObject):
     def update_live(self, run_id: str, *, steps: int | None = None,
                     seconds: float | None = None, sequences_per_second: float | None = None,
                     best_val_loss: float | None = None) -> None:
-        """Fold the live run's progress (from its events) into its line, between the
-        recorder's less frequent status writes."""
+        """Fold the live run's progress (from its own events) into its line, between the
+        recorder's less frequent status writes. Only the line of `run_id` changes: the
+        figures of one run never reach another's line."""
         for i, row in enumerate(self.rows):
             if row.run_id != run_id:
                 continue
@@ -239,6 +256,8 @@ class RunsPanel(QWidget):
         header.setStretchLastSection(True)
         header.setToolTip("Tick runs to overlay their loss and gradients; select a "
                           "finished run to replay it; double-click a name to rename it")
+        self.table.horizontalHeaderItem(COL_DATASET).setToolTip(
+            "The dataset the run trained on (hover a value for its file)")
         self.table.horizontalHeaderItem(COLUMNS.index("Best val. loss")).setToolTip(
             "The lowest teacher-forced validation loss: MSE on normalised data (continuous "
             "targets) or cross-entropy (tokens). Hover a value for data units and baselines")
@@ -370,19 +389,29 @@ class RunsPanel(QWidget):
             self.table.setRowCount(len(rows))
             self._shown = [None] * len(rows)
         for r, row in enumerate(rows):
-            if self._shown[r] != row:
+            shown = self._shown[r]
+            # a row is reused only for the same run with the same figures: a new run's
+            # line never keeps the cells of the run that was there before
+            if shown is None or shown.run_id != row.run_id or shown != row \
+                    or self._row_id(r) != row.run_id:
                 self._fill_row(r, row)
         self._shown = list(rows)
+
+    def _row_id(self, r: int) -> str | None:
+        item = self.table.item(r, 1)
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
 
     def _on_row_changed(self, run_id: str) -> None:
         row = self.index.row(run_id)
         for r in range(self.table.rowCount()):
-            if row is not None and self.table.item(r, 1).data(Qt.ItemDataRole.UserRole) == run_id:
+            if row is not None and self._row_id(r) == run_id:
                 self._filling = True
                 try:
                     self._fill_values(r, row)  # not the name: the user may be editing it
                 finally:
                     self._filling = False
+                if r < len(self._shown):  # what the table shows now
+                    self._shown[r] = row
                 return
 
     def _fill_row(self, r: int, row: RunRow) -> None:
@@ -418,16 +447,18 @@ class RunsPanel(QWidget):
         best = ("–" if row.best_val_loss is None or not math.isfinite(row.best_val_loss)
                 else f"{row.best_val_loss:.4g}")
         values = (row.cell, _count(row.parameters), row.status, f"{row.steps:,}", best,
-                  format_duration(row.seconds),
-                  "–" if row.sequences_per_second is None else f"{row.sequences_per_second:,.0f}")
-        for c, text in enumerate(values, start=2):
+                  format_duration(row.seconds), format_speed(row.sequences_per_second),
+                  row.dataset or "–")
+        for c, text in enumerate(values, start=COL_CELL):
             item = QTableWidgetItem(text)
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-            if c >= 5 or c == 3:
+            if COL_STEPS <= c < COL_DATASET or c == COL_PARAMETERS:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if c == 6:
+            if c == COL_DATASET and row.dataset_path:
+                item.setToolTip(row.dataset_path)
+            if c == COL_BEST:
                 item.setToolTip(loss_tip(row))
-            if c == 4:
+            if c == COL_STATUS:
                 item.setToolTip(status_tip)
                 if row.status in ("diverged", "failed", "crashed", UNREADABLE):
                     item.setForeground(QColor("#b00020"))
@@ -507,6 +538,11 @@ class RunsPanel(QWidget):
         self.resume_button.setEnabled(bool(row and row.resumable and not live))
         self.rename_button.setEnabled(row is not None and not row.unreadable)
         self.delete_button.setEnabled(row is not None and not live)
+
+
+def format_speed(sequences_per_second: float | None) -> str:
+    """Sequences per second as the Runs list and the status bar both show it."""
+    return "–" if sequences_per_second is None else f"{sequences_per_second:,.0f}"
 
 
 def _count(value: int | None) -> str:

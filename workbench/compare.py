@@ -63,11 +63,12 @@ from workbench.events import (
     RunFinished,
     RunStarted,
     StepMetrics,
+    throughput,
 )
 from workbench.jsonsafe import json_safe as _json_safe
 from workbench.run_ids import new_run_id
 from workbench.run_layout import runs_root
-from workbench.runs import effective_status, iso_time, pid_alive
+from workbench.runs import LIVE_STATUSES, effective_status, iso_time, pid_alive
 from workbench.smoothing import smooth
 
 log = logging.getLogger(__name__)
@@ -622,7 +623,7 @@ class RunData:
     def _model_figures(self, best: EpochMetrics | None) -> dict[str, float | None]:
         return {
             "seconds": self.seconds if self.steps else None,
-            "sequences_per_second": self.sequences / self.seconds if self.seconds > 0 else None,
+            "sequences_per_second": throughput(self.sequences, self.seconds),
             "best_val_loss": best.val_loss if best else None,
             "val_loss_free_running": best.val_loss_free_running if best else None,
             "token_accuracy": best.token_accuracy if best else None,
@@ -740,6 +741,17 @@ class ComparisonRow:
     beats: dict[str, bool | None] = field(default_factory=dict)  # by the means across seeds
     notes: tuple[str, ...] = ()  # the baselines the cell does not beat
 
+    @property
+    def running(self) -> int:
+        """Runs of this cell still training: not in its figures until they end."""
+        return sum(status in LIVE_STATUSES for status in self.statuses)
+
+    @property
+    def counted_seeds(self) -> tuple[int | None, ...]:
+        """The seeds whose runs the figures (`stats`) are of, in their order."""
+        return tuple(seed for seed, status in zip(self.seeds, self.statuses)
+                     if status not in LIVE_STATUSES)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cell": self.cell, "run_ids": list(self.run_ids),
                                "seeds": list(self.seeds), "statuses": list(self.statuses),
@@ -816,7 +828,8 @@ def comparison_rows(runs: Iterable[Any], cells: Sequence[str] | None = None) -> 
     """The table of a comparison from its runs (RunData, or Run folders, any order).
 
     Rows follow `cells` when given (a cell without runs gets an empty row), else the
-    order cells first appear in.
+    order cells first appear in. A run still training (running or paused) is listed in
+    its row but left out of the figures: a mean ± std over runs that have ended only.
     """
     grouped = _group(runs)
     order = list(cells) if cells is not None else list(grouped)
@@ -825,7 +838,7 @@ def comparison_rows(runs: Iterable[Any], cells: Sequence[str] | None = None) -> 
     for cell in order:
         members = grouped.get(cell, [])
         kinds.update(m.kind for m in members)
-        figures = [m.figures() for m in members]
+        figures = [m.figures() for m in members if m.status not in LIVE_STATUSES]
         params = [m.parameters for m in members if m.parameters is not None]
         stats = {name: Stat.of([f[name] for f in figures]) for name in (*COLUMNS, *EXTRA_COLUMNS)}
         record = next((m.baselines for m in members if m.baselines), None)

@@ -14,6 +14,17 @@ from typing import Any, Protocol
 import numpy as np
 
 
+def throughput(sequences: int | None, seconds: float | None) -> float | None:
+    """A run's sequences per second: sequences trained on over the training time so far.
+
+    The one figure of speed that the window's status bar, the Runs list and the
+    comparison table all show (StepMetrics.sequences_per_second is a short window's
+    rate, for the records); None before any time has passed."""
+    if not sequences or seconds is None or not seconds > 0:
+        return None
+    return sequences / seconds
+
+
 @dataclass(frozen=True)
 class RunStarted:
     run_id: str

@@ -94,6 +94,7 @@ __all__ = [
     "RunRecorder",
     "STALE_AFTER_SECONDS",
     "UNREADABLE",
+    "dataset_label",
     "default_display_name",
     "delete_run",
     "effective_status",
@@ -105,6 +106,7 @@ __all__ = [
     "read_jsonl",
     "read_probe",
     "rename_run",
+    "unique_name",
     "unreadable_info",
     "write_probe",
     "ResumeState",
@@ -361,7 +363,9 @@ class RunRecorder:
         meta = {
             "format": RUN_FORMAT,
             "run_id": self.run_id,
-            "name": self.name or existing.get("name") or default_display_name(model),
+            "name": self.name or existing.get("name") if existing.get("name") else unique_name(
+                self.run_dir.parent, self.name or default_display_name(model, config, event.dataset),
+                self.run_id),
             "cell": model.get("cell", ""),
             "created": existing.get("created", now),
             "created_iso": existing.get("created_iso", iso_time(now)),
@@ -547,9 +551,52 @@ def _save_checkpoint_file(path: Path, state: dict[str, Any]) -> None:
         handle.flush()
 
 
-def default_display_name(model: dict[str, Any]) -> str:
+def default_display_name(model: dict[str, Any], config: dict[str, Any] | None = None,
+                         dataset: dict[str, Any] | None = None) -> str:
+    """A run's default name from its settings: cell, hidden (x layers when stacked),
+    dataset and seed, e.g. "lstm h64 · sine · s0" (what tells two runs apart)."""
     cell = model.get("cell", "run")
-    return f"{cell} h{model.get('hidden', '?')}x{model.get('layers', 1)}"
+    layers = model.get("layers", 1)
+    parts = [f"{cell} h{model.get('hidden', '?')}" + (f"x{layers}" if layers not in (1, None) else "")]
+    data_name = dataset_label(dataset, config)
+    if data_name:
+        parts.append(data_name)
+    training = (config or {}).get("training", {}) if isinstance(config, dict) else {}
+    if isinstance(training, dict) and training.get("seed") is not None:
+        parts.append(f"s{training['seed']}")
+    return " · ".join(parts)
+
+
+def dataset_label(dataset: dict[str, Any] | None, config: dict[str, Any] | None = None) -> str:
+    """The short name of a run's dataset: its file's stem (the built-in sine file reads
+    "sine"), else its task; "" when neither is recorded."""
+    path = (dataset or {}).get("path") if isinstance(dataset, dict) else None
+    if not path and isinstance(config, dict) and isinstance(config.get("data"), dict):
+        path = config["data"].get("data")
+    if isinstance(path, str) and path:
+        stem = Path(path).stem
+        return stem.removeprefix("builtin-") or stem
+    task = (dataset or {}).get("task") if isinstance(dataset, dict) else None
+    return str(task) if task else ""
+
+
+def unique_name(runs_dir: Path, name: str, run_id: str) -> str:
+    """`name`, or "name (2)", "name (3)", … when another run of `runs_dir` reads the same
+    (read from the runs' run.json), so that no two rows of a runs list read alike."""
+    taken = set()
+    with contextlib.suppress(OSError):
+        for entry in runs_dir.iterdir():
+            if entry.name == run_id or entry.name.startswith(("_", ".")):
+                continue
+            other = _read_json(entry / RUN_JSON)
+            if other and isinstance(other.get("name"), str):
+                taken.add(other["name"])
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})" in taken:
+        n += 1
+    return f"{name} ({n})"
 
 
 # --- reading runs -------------------------------------------------------------------------
