@@ -18,7 +18,7 @@ from ui import errors
 from ui.comparisons import Comparisons
 from ui.controls import TrainingControls
 from ui.data_panel import DatasetDocument
-from ui.model_panel import ModelPanel
+from ui.model_panel import ModelPanel, cuda_available
 from ui.run_controller import RunController
 from ui.settings import AppSettings
 from workbench.errors import WorkbenchError
@@ -50,7 +50,7 @@ class Launcher(QObject):
         if self.busy():
             return
         config = self._config("Cannot train with these settings")
-        if config is not None:
+        if config is not None and self.memory_allows(config):
             self.settings.set_model_settings(self.model_panel.values())
             self.runs.train(config)
 
@@ -70,11 +70,53 @@ class Launcher(QObject):
                                 "Stop the current run or comparison first.", level="info")
             return
         config = self._config("Cannot compare with these settings")
-        if config is None:
+        if config is None or not self.memory_allows(config):
             return
         self.settings.set_model_settings(self.model_panel.values())
         self.comparisons.start(config)
         self.update_enabled()
+
+    def memory_allows(self, config: Any, *, available: int | None = None) -> bool:
+        """The memory guard before a run starts, with the one estimator
+        (workbench.memory.estimate_run_memory: weights, gradients, the optimizer's state and
+        one batch's activations over the full unroll): refused, with the estimate and what
+        is available, when it does not fit; asked to confirm when it would take more than
+        half of it. `available` overrides the figure (tests)."""
+        from workbench.memory import estimate_run_memory, format_bytes
+
+        device = "cuda" if config.device == "cuda" or (
+            config.device == "auto" and cuda_available()) else "cpu"
+        try:
+            estimate = estimate_run_memory(config, self.document.summary, available=available,
+                                           device=device)
+        except WorkbenchError as exc:
+            errors.show_error(self._window, exc, title="Cannot train with these settings")
+            return False
+        words = "Adam's two moments" if config.optimizer == "adam" else "the optimizer's state"
+        need = (f"This run needs about {format_bytes(estimate.total)} of memory "
+                f"({estimate.breakdown(words)} for a batch of {config.batch_size}; "
+                f"{estimate.parameters:,} parameters)")
+        if estimate.available is None:  # the system does not say: no check
+            return True
+        have = f"{format_bytes(estimate.available)} of {estimate.limit}"
+        if not estimate.fits:
+            self.refuse("Not enough memory for this run",
+                        f"{need}, more than the {have}.\n\nUse a smaller hidden size, "
+                        f"fewer layers, a smaller embedding or a smaller batch size.")
+            return False
+        if estimate.total > estimate.available / 2:
+            return self.confirm("This run takes most of the memory",
+                                f"{need}: more than half of the {have}. The computer may "
+                                f"become slow while it trains.\n\nTrain anyway?")
+        return True
+
+    def refuse(self, title: str, text: str) -> None:
+        """Say why a run is refused (tests replace errors.show_message)."""
+        errors.show_message(self._window, title, text, level="warning")
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask whether to go on (tests replace errors.ask)."""
+        return errors.ask(self._window, title, text)
 
     def _config(self, title: str) -> Any | None:
         """The RunConfig of the open dataset and the Model panel's settings; None, with

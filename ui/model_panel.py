@@ -33,12 +33,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QSlider,
     QSpinBox,
+    QTextBrowser,
     QWidget,
 )
 
@@ -55,6 +57,9 @@ from workbench.config import (
 from workbench.errors import ConfigError
 
 INT32_MAX = 2**31 - 1
+DESCRIPTION_LINES = 4  # the cell's description box: this many lines, then it scrolls
+FIELD_WORDS = {"hidden": "hidden size", "layers": "layers", "embedding": "embedding size",
+               "batch_size": "batch size", "epochs": "epochs"}
 
 CELL_LABELS = {
     "rnn-tanh": "RNN (tanh)",
@@ -165,6 +170,18 @@ def default_values() -> dict[str, Any]:
     return {name: getattr(base, name) for name in PANEL_FIELDS}
 
 
+class DescriptionBox(QTextBrowser):
+    """The cell's description: a fixed height (it scrolls when longer), so the fields
+    below stay where they are when the cell changes; `text()` as a QLabel's."""
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self.setPlainText(text)
+        self.setToolTip(text)
+
+
 class FieldValidator(QValidator):
     """Accepts what workbench.config.validate_field accepts for one setting."""
 
@@ -212,10 +229,15 @@ class ModelPanel(QWidget):
             self.cell.addItem(CELL_LABELS.get(name, name), name)
         self.cell.setToolTip(FIELDS["cell"].help)
         form.addRow("Cell", self.cell)
-        self.description = QLabel(model)
-        self.description.setWordWrap(True)
+        self.description = DescriptionBox(model)  # a fixed height: fields never move
         self.description.setObjectName("cellDescription")
-        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.description.setFrameShape(QFrame.Shape.NoFrame)
+        self.description.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.description.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.description.viewport().setAutoFillBackground(False)
+        self.description.setStyleSheet("QTextBrowser { background: transparent; }")
+        self.description.setFixedHeight(
+            self.description.fontMetrics().lineSpacing() * DESCRIPTION_LINES + 8)
         form.addRow(self.description)
         self.hidden = self._spin("hidden", model)
         form.addRow("Hidden size", self.hidden)
@@ -354,6 +376,17 @@ class ModelPanel(QWidget):
         form.addRow("Device", self.device)
         layout.addWidget(system)
         layout.addStretch(1)
+        # each whole-number field says at the field when its value is out of range
+        self._range_errors: dict[str, QLabel] = {}
+        for name, box in self._ranged_fields().items():
+            parent_form = box.parentWidget().layout()
+            if not isinstance(parent_form, QFormLayout):
+                continue
+            row, _role = parent_form.getWidgetPosition(box)
+            label = self._error_label(box.parentWidget())
+            label.setObjectName(f"{name}Error")
+            parent_form.insertRow(row + 1, label)
+            self._range_errors[name] = label
         fit_width_to_content(self, scroll, 300)  # as wide as the fields need
 
         for widget in (self.cell, self.optimizer, self.device, self.attention, self.recurrent_init):
@@ -379,9 +412,12 @@ class ModelPanel(QWidget):
         self.lr.textChanged.connect(self._on_edited)
 
     def _spin(self, name: str, parent: QWidget) -> QSpinBox:
+        """A whole-number field. Its box takes any number up to 2³¹−1 (a QSpinBox would
+        silently keep 9999 of a typed 99999); a value over the setting's maximum is
+        refused at the field by `_refresh`, with the allowed range."""
         spec = FIELDS[name]
         box = QSpinBox(parent)
-        box.setRange(int(spec.minimum or 0), int(min(spec.maximum or INT32_MAX, INT32_MAX)))
+        box.setRange(int(spec.minimum or 0), INT32_MAX)
         box.setToolTip(f"{spec.help[:1].upper()}{spec.help[1:]} ({spec.allowed()})")
         box.setAccelerated(True)
         return box
@@ -394,6 +430,23 @@ class ModelPanel(QWidget):
         box.setSingleStep(step)
         box.setToolTip(f"{spec.help[:1].upper()}{spec.help[1:]} ({spec.allowed()})")
         return box
+
+    def _ranged_fields(self) -> dict[str, QSpinBox]:
+        return {"hidden": self.hidden, "layers": self.layers, "embedding": self.embedding,
+                "batch_size": self.batch_size, "epochs": self.epochs}
+
+    def _range_problems(self) -> dict[str, str]:
+        """Field name -> "hidden size must be 1–65,536 (99,999 typed)" for values over the
+        setting's range."""
+        out = {}
+        for name, box in self._ranged_fields().items():
+            spec = FIELDS[name]
+            low, high = int(spec.minimum or 0), spec.maximum
+            if high is not None and not low <= box.value() <= high:
+                words = FIELD_WORDS.get(name, name.replace("_", " "))
+                out[name] = (f"{words} must be {low:,}–{int(high):,} "
+                             f"({box.value():,} typed)")
+        return out
 
     @staticmethod
     def _error_label(parent: QWidget) -> QLabel:
@@ -538,7 +591,15 @@ class ModelPanel(QWidget):
         self.forget_on.setToolTip(FIELDS["forget_bias"].help if cell == "lstm" else
                                   "Only an LSTM has a forget gate")
 
-        errors: dict[str, str] = {}
+        errors: dict[str, str] = self._range_problems()
+        for name, box in self._ranged_fields().items():
+            label = self._range_errors.get(name) if hasattr(self, "_range_errors") else None
+            bad = name in errors
+            box.setStyleSheet("QSpinBox { color: #b00020; border: 1px solid #b00020; }"
+                              if bad else "")
+            if label is not None:
+                label.setText(errors.get(name, ""))
+                label.setVisible(bad)
         try:
             self._last_lr = validate_field("lr", self.lr.text())
         except ConfigError as exc:
@@ -561,6 +622,13 @@ class ModelPanel(QWidget):
             self._valid = valid
             self.validity_changed.emit(valid)
 
+        if errors.keys() & self._ranged_fields().keys():  # no model of a refused size
+            self.parameters.setText("–")
+            self._preview_timer.stop()
+            self._preview_key = None
+            self.initial_radius.setText("–")
+            self.gradient_reach.setText("–")
+            return
         count = count_parameters(self.values(), summary)
         self.parameters.setText("–" if count is None else f"{count:,}")
         self._schedule_preview(summary)

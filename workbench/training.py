@@ -67,6 +67,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -388,6 +389,7 @@ class Trainer:
         self.failure: WorkbenchError | None = None  # why a `failed` run failed, as a user's error
         self._resume = resume
         self._stop = threading.Event()
+        self._written_checkpoints: list[Any] = []  # files save_checkpoint wrote
         self._pause = threading.Event()
         self._paused = threading.Event()
         self._wake = threading.Condition()
@@ -640,6 +642,7 @@ class Trainer:
         try:
             self._emit(self._started_event(resumed_from))
             if self._resume is None:
+                self._controls()  # a stop asked by now: no checkpoint of an untrained model
                 self._save("latest")  # a run always has a checkpoint that loads
             status, message = self._loop()
         except _Stop:
@@ -648,10 +651,15 @@ class Trainer:
             status, message = "diverged", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported as a failed run
             status, message = "failed", self._failed(exc)
-        if status in ("completed", "stopped", "diverged"):
+        # A new run stopped before its first step keeps no checkpoint (for a large model,
+        # gigabytes of weights that never trained) and takes no final probe: it ends at once.
+        untrained = status == "stopped" and self._resume is None and self.position.step == 0
+        if untrained:
+            self._remove_checkpoints()
+        elif status in ("completed", "stopped", "diverged"):
             self._final_probe()
         self.progress.seconds = self._now()  # the final probe is part of the run's time
-        if status in ("completed", "stopped"):
+        if status in ("completed", "stopped") and not untrained:
             try:
                 self._save("latest")
             except _Diverged as exc:  # the last steps made the weights non-finite
@@ -938,6 +946,14 @@ class Trainer:
             return "no checkpoint was written"
         return f"the last good checkpoint is kept (step {self._last_saved_step})"
 
+    def _remove_checkpoints(self) -> None:
+        """Delete the checkpoints this (new, untrained) run wrote."""
+        for path in self._written_checkpoints:
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
+        self._written_checkpoints.clear()
+        self._last_saved_step = None
+
     def _save(self, name: str) -> None:
         """Checkpoint, unless the weights went non-finite (the last good one stays)."""
         self._last_checkpoint = self._now()
@@ -946,7 +962,9 @@ class Trainer:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise _Diverged(f"diverged after step {self.position.step}: the weights are not "
                             f"finite; {self._kept()}")
-        self.checkpointer.save_checkpoint(name, self.checkpoint_state())
+        written = self.checkpointer.save_checkpoint(name, self.checkpoint_state())
+        if written is not None:
+            self._written_checkpoints.append(written)
         if name == "latest":
             self._last_saved_step = self.position.step
 

@@ -197,7 +197,9 @@ def test_a_run_closed_before_it_ran_leaves_nothing_and_a_stop_before_run_stops_a
     assert early.stop_requested and not early.paused
     finished = early.run()
     assert finished.status == "stopped" and finished.step == 0
-    assert open_run(early.run_dir).load_checkpoint("latest")["position"]["step"] == 0
+    # listed as stopped, with no checkpoint of weights that never trained
+    assert open_run(early.run_dir).status == "stopped"
+    assert not list((early.run_dir / "checkpoints").glob("*.pt"))
 
 
 # --- resume --------------------------------------------------------------------------------
