@@ -62,6 +62,7 @@ from workbench.dataset_layout import (
     walk_arrays,
 )
 from workbench.errors import ConfigError, DatasetError
+from workbench.file_kinds import not_hdf5_message
 
 __all__ = [
     "ArrayInfo",
@@ -273,6 +274,12 @@ def _check_path(path: Path, file: str) -> None:
         raise DatasetError(f"{file}: no such file")
     if path.is_dir():
         raise DatasetError(f"{file}: is a folder, not an HDF5 file")
+    try:
+        not_hdf5 = not_hdf5_message(path, file)
+    except OSError as exc:
+        raise DatasetError(f"{file}: could not read the file: {exc.strerror or exc}") from None
+    if not_hdf5:
+        raise DatasetError(not_hdf5)
 
 
 def list_arrays(path: str | Path, *, safe_check: bool = True) -> list[ArrayInfo]:

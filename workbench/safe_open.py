@@ -126,6 +126,7 @@ def check_file(
     """
     if mode not in ("open", "list", "both"):
         raise ValueError(f"mode must be 'open', 'list' or 'both', not {mode!r}")
+    _refuse_not_hdf5(Path(path))
     if mode == "both":
         _check_both(Path(path), timeout, use_cache)
         return
@@ -142,6 +143,19 @@ def check_file(
             _store(key, verdict)
     if verdict["verdict"] != "ok":
         raise DatasetError(verdict["message"])
+
+
+def _refuse_not_hdf5(path: Path) -> None:
+    """DatasetError naming the file and what it seems to be, when it is not HDF5 at all
+    (a CSV, an image, an empty file): said at once, with no child and no h5py text."""
+    from workbench.file_kinds import not_hdf5_message
+
+    try:
+        message = not_hdf5_message(path) if path.is_file() else None
+    except OSError:
+        return  # the check itself says why the file cannot be read
+    if message:
+        raise DatasetError(message)
 
 
 def _check_both(path: Path, timeout: float | None, use_cache: bool) -> None:

@@ -182,7 +182,7 @@ def test_every_structure_error_names_file_path_expected_and_found(tmp_path, case
 def test_files_that_are_not_hdf5_or_absent_fail_with_the_file_named(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("hello")
-    with pytest.raises(DatasetError, match=r"notes\.h5: could not open it as an HDF5 file"):
+    with pytest.raises(DatasetError, match=r"notes\.h5 is not an HDF5 file: it looks like plain text"):
         _open(text)
     with pytest.raises(DatasetError, match=r"absent\.h5: no such file"):
         _open(tmp_path / "absent.h5")
