@@ -76,6 +76,7 @@ class TrainingControls(QWidget):
         self._in_setup = False  # a set-up phase shows its progress, no run has started yet
         self._run_live = False  # between RunStarted and RunFinished
         self._finished_seen = False  # the current job's run has ended (RunFinished)
+        self._sequences = 0  # sequences trained on so far in the run
         self._failure = ""  # why the current job failed, for the idle bar
 
         self.train_action = QAction("Train", self)
@@ -169,6 +170,7 @@ class TrainingControls(QWidget):
         self._total = self._epochs = None
         self._first = None
         self._step = self._epoch = 0
+        self._sequences = 0
         self._in_setup = False
         self._run_live = False
         self._finished_seen = False
@@ -258,6 +260,7 @@ class TrainingControls(QWidget):
     def _show_step(self, event: StepMetrics) -> None:
         """Note the newest step; the read-outs show it at most every DISPLAY_MS."""
         self._step, self._epoch = event.step, event.epoch
+        self._sequences = event.sequences
         self._pending_step = event
         if not self._display_timer.isActive():
             self._display_timer.start()
@@ -290,6 +293,9 @@ class TrainingControls(QWidget):
         if event.status == "completed" and self._total:
             self.progress.setValue(self._total)
         self.eta_label.setText("")
+        # the run's figure over its whole time, as its line in the Runs list says it
+        speed = throughput(self._sequences, event.seconds)
+        self.speed_label.setText("" if speed is None else f"{speed:,.0f} sequences/s")
 
     def _position_text(self) -> str:
         epochs = f" of {self._epochs}" if self._epochs else ""

@@ -44,8 +44,29 @@ def datasets_dir() -> Path:
     return data_home() / "datasets"
 
 
-def default_output(task: str, n: int, seed: int) -> Path:
-    return datasets_dir() / f"{task}-n{n}-seed{seed}.h5"
+# short names of the options in a default file name: copy-T20-d20-v10-n2000.h5
+OPTION_TAGS = {"input_steps": "in", "target_steps": "out", "features": "f",
+               "components": "c", "noise": "noise", "length": "T", "delay": "d",
+               "vocab": "v", "max_value": "max", "formats": "fmt"}
+
+
+def default_name(task: str, n: int, seed: int, options: dict[str, Any] | None = None) -> str:
+    """The default file name of a generated dataset: its task, every option, the number
+    of samples and the seed (when not 0), e.g. "copy-T20-d20-v10-n2000.h5", so that two
+    datasets of other options never get the same name."""
+    parts = [task]
+    for name, value in (options or {}).items():
+        tag = OPTION_TAGS.get(name, name.replace("_", "-"))
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{tag}{text}")
+    parts.append(f"n{n}")
+    if seed:
+        parts.append(f"s{seed}")
+    return "-".join(parts) + ".h5"
+
+
+def default_output(task: str, n: int, seed: int, options: dict[str, Any] | None = None) -> Path:
+    return datasets_dir() / default_name(task, n, seed, options)
 
 
 class TaskDialog(QDialog):
@@ -57,6 +78,7 @@ class TaskDialog(QDialog):
         self.written_path: Path | None = None
         self._option_widgets: dict[str, QSpinBox | QDoubleSpinBox] = {}
         self._path_edited = False
+        self._confirmed: Path | None = None  # a path the save dialog already confirmed
         self.job = JobSession(self)
         self.job.thread_name = "generate"
         self.job.failed.connect(self._on_failed)
@@ -149,6 +171,7 @@ class TaskDialog(QDialog):
             widget = _option_widget(spec, self)
             self.form.addRow(spec.name.replace("_", " ").capitalize(), widget)
             self._option_widgets[spec.name] = widget
+            widget.valueChanged.connect(self._update_path)
         self._update_path()
 
     def _on_path_edited(self, _text: str) -> None:
@@ -157,7 +180,7 @@ class TaskDialog(QDialog):
     def _update_path(self, *_args: Any) -> None:
         if not self._path_edited:
             self.path.setText(str(default_output(self.task_name(), self.n.value(),
-                                                 self.seed.value())))
+                                                 self.seed.value(), self.options())))
 
     def _on_browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the dataset as", self.path.text(),
@@ -165,6 +188,7 @@ class TaskDialog(QDialog):
         if path:
             self.path.setText(path)
             self._path_edited = True
+            self._confirmed = Path(path)  # the file dialog asked about replacing it
 
     def _on_generate(self) -> None:
         out = self.output_path()
@@ -174,6 +198,8 @@ class TaskDialog(QDialog):
             return
         if out.suffix == "":
             out = out.with_suffix(".h5")
+        if out.exists() and out != self._confirmed and not self.confirm_replace(out):
+            return
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -183,6 +209,11 @@ class TaskDialog(QDialog):
         self._set_busy(True)
         task, n, seed, options = self.task_name(), self.n.value(), self.seed.value(), self.options()
         self.job.start_function(lambda _sink: generate(task, out, n=n, seed=seed, **options))
+
+    def confirm_replace(self, out: Path) -> bool:
+        """Ask before writing over an existing file (tests replace errors.ask)."""
+        return errors.ask(self, "Replace the file?",
+                          f"{out} already exists.\n\nReplace it with the new dataset?")
 
     def _on_failed(self, failure: JobFailure) -> None:
         self._set_busy(False)
