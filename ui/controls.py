@@ -59,6 +59,15 @@ def planned_steps(config: dict[str, Any], train_size: int) -> tuple[int | None, 
     return None, per_epoch
 
 
+def _speed_text(event: StepMetrics) -> str:
+    """The run's sequences/s (workbench.events.throughput, as the Runs list shows it); a
+    record without the sequence count (an older run, a demo) says its step's rate."""
+    speed = throughput(event.sequences, event.seconds)
+    if speed is None and event.sequences_per_second > 0:
+        speed = event.sequences_per_second
+    return "" if speed is None else f"{speed:,.0f} sequences/s"
+
+
 class TrainingControls(QWidget):
     """The toolbar row of a run: actions, progress, and status-bar read-outs."""
 
@@ -273,8 +282,7 @@ class TrainingControls(QWidget):
             self.progress.setValue(min(event.step, self._total))
         if self._state == "running":
             self.progress.setFormat(self._position_text())
-        speed = throughput(event.sequences, event.seconds)
-        self.speed_label.setText("" if speed is None else f"{speed:,.0f} sequences/s")
+        self.speed_label.setText(_speed_text(event))
         if self._total and self._first is not None and event.step > self._first[0]:
             per_step = (event.seconds - self._first[1]) / (event.step - self._first[0])
             eta = per_step * (self._total - event.step)
@@ -295,7 +303,8 @@ class TrainingControls(QWidget):
         self.eta_label.setText("")
         # the run's figure over its whole time, as its line in the Runs list says it
         speed = throughput(self._sequences, event.seconds)
-        self.speed_label.setText("" if speed is None else f"{speed:,.0f} sequences/s")
+        if speed is not None:
+            self.speed_label.setText(f"{speed:,.0f} sequences/s")
 
     def _position_text(self) -> str:
         epochs = f" of {self._epochs}" if self._epochs else ""

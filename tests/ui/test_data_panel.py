@@ -184,7 +184,7 @@ def test_the_task_dialog_writes_a_file(qtbot, tmp_path, monkeypatch):
     assert set(dialog.options()) == {"length", "delay", "vocab"}
     dialog.n.setValue(50)
     dialog.set_option("delay", 3)
-    assert dialog.output_path() == tmp_path / "datasets" / "copy-n50-seed0.h5"
+    assert dialog.output_path() == tmp_path / "datasets" / "copy-T10-d3-v8-n50.h5"  # its options
     dialog.generate_button.click()
     qtbot.waitUntil(lambda: dialog.written_path is not None, timeout=20_000)
     assert dialog.written_path.is_file()
