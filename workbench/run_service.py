@@ -283,9 +283,10 @@ class RunService:
         """A new run of `config` in a new folder, ready to run.
 
         Opens `config.data` unless an open `dataset` is given (that one is left open,
-        also when the run ends). `name` is the display name (default: cell, hidden and
-        layers). On any failure (data, config, memory, the folder) nothing is left
-        behind and the error is re-raised.
+        also when the run ends). `name` is the display name (default: cell, hidden,
+        dataset and seed, made unique in the runs directory: workbench.runs). On any
+        failure (data, config, memory, the folder) nothing is left behind and the error
+        is re-raised.
         """
         config = config.validate()
         self._check_runs_dir()
