@@ -130,3 +130,15 @@ def test_a_new_datasets_default_name_has_its_options_and_replacing_asks(qtbot, t
     dialog.generate_button.click()
     qtbot.waitUntil(lambda: dialog.written_path is not None, timeout=30_000)
     assert target.read_bytes()[:4] == b"\x89HDF"
+
+
+def test_opening_a_csv_as_a_dataset_says_what_it_is(qtbot, window, tmp_path, dialogs):
+    csv = tmp_path / "data.csv"
+    csv.write_text("time,value\n0,1.5\n1,2.5\n")
+    before = window.document.path
+    assert not window.open_dataset(csv)
+    assert window.document.path == before  # the open dataset stays
+    texts = [text for _title, text in dialogs["shown"]]
+    assert any("data.csv is not an HDF5 file: it looks like CSV text. Use File ▸ Import…"
+               in text for text in texts), texts
+    assert not any("synchronously" in text for text in texts)
