@@ -1,19 +1,31 @@
 """The window's docks and their default arrangement.
 
 Every panel is a dock, so it can be moved, tabbed or floated, and the arrangement
-is saved with the window's state:
+is saved with the window's state. The default depends on the window's size. On a
+large screen (at least WIDE_SIZE):
 
     left:     Data (arrays, summary, sample preview)
     top:      Loss | Gradient norm        right: Model and training settings
     bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions | Attention
               Runs (every run in the runs directory; Comparisons reopens saved ones)
+
+On a laptop (1280 x 720, 1366 x 768) the side panels share one column as tabs, so
+the plots keep a usable height and width:
+
+    left:     Model | Data | Runs (tabs)
+    top:      Loss | Gradient norm
+    bottom:   Gradient per time step | Hidden trajectory | Gates | Predictions | Attention
+
+Focus Plots (F11) hides the side panels and gives the plots the whole window;
+again, it puts back the layout it replaced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 # (attribute, title, object name, tooltip), in the order of the View menu
@@ -38,6 +50,9 @@ DOCKS = (
      "The total gradient norm of every training step (log scale), with the clipping "
      "threshold and how often it clipped"),
 )
+# The least window size that gets the large-screen layout (side panels side by side).
+WIDE_SIZE = (1700, 1000)
+SIDE_WIDTH = (320, 400)  # the side column's width, least and most
 
 
 @dataclass
@@ -55,6 +70,8 @@ class Docks:
     attention: QDockWidget
     runs: QDockWidget
     grad_norm: QDockWidget
+    focused_state: QByteArray | None = None  # the layout Focus Plots replaced
+    focus_changed: Callable[[bool], None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, window: QMainWindow, panels: dict[str, QWidget]) -> Docks:
@@ -93,34 +110,84 @@ class Docks:
         return (self.loss, self.gradient, self.trajectory, self.gates, self.predictions,
                 self.attention, self.grad_norm)
 
+    @property
+    def sides(self) -> tuple[QDockWidget, ...]:
+        """The settings and data panels, which Focus Plots and presentation hide."""
+        return (self.data, self.model, self.runs)
+
+    def is_wide(self) -> bool:
+        return (self.window.width() >= WIDE_SIZE[0]
+                and self.window.height() >= WIDE_SIZE[1])
+
     def default_layout(self) -> None:
+        """The default arrangement for the window's present size (see the module)."""
+        self._set_focused(False)
         w = self.window
         for dock in self.all:
             dock.setFloating(False)
             dock.show()
+        wide = self.is_wide()
         w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.data)
-        w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model)
+        if wide:
+            w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model)
+        else:
+            w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.model)
+            w.tabifyDockWidget(self.model, self.data)
+            w.tabifyDockWidget(self.data, self.runs)
+            self.model.raise_()
         w.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, self.loss)
         w.tabifyDockWidget(self.loss, self.grad_norm)  # a tab beside the loss it explains
         self.loss.raise_()
         w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.gradient)
-        # Side by side the two need ~1000 px: tabbed, the window fits a laptop screen.
+        # Side by side the plots need ~1000 px: tabbed, the window fits a laptop screen.
         # Drag a tab out to see both at once; the arrangement is saved.
         w.tabifyDockWidget(self.gradient, self.trajectory)
         w.tabifyDockWidget(self.trajectory, self.gates)
         w.tabifyDockWidget(self.gates, self.predictions)
         w.tabifyDockWidget(self.predictions, self.attention)
         self.gradient.raise_()
-        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs,
-                        Qt.Orientation.Vertical)
+        if wide:
+            w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs,
+                            Qt.Orientation.Vertical)
         self.size_docks()
 
     def size_docks(self) -> None:
         """Default dock sizes: side panels readable, plots sharing the rest."""
         w = self.window
         height = max(600, w.height())
-        side = max(320, min(380, int(w.width() * 0.22)))
-        w.resizeDocks([self.data, self.model], [side, side - 20], Qt.Orientation.Horizontal)
-        w.resizeDocks([self.loss, self.gradient, self.runs],
-                      [int(height * 0.36), int(height * 0.36), int(height * 0.2)],
-                      Qt.Orientation.Vertical)
+        side = max(SIDE_WIDTH[0], min(SIDE_WIDTH[1], int(w.width() * 0.22)))
+        if self.is_wide():
+            w.resizeDocks([self.data, self.model], [side, side - 20], Qt.Orientation.Horizontal)
+            w.resizeDocks([self.loss, self.gradient, self.runs],
+                          [int(height * 0.34), int(height * 0.42), int(height * 0.18)],
+                          Qt.Orientation.Vertical)
+        else:
+            w.resizeDocks([self.model], [side], Qt.Orientation.Horizontal)
+            # the bottom row holds the two-plot panels (Predictions, Gates)
+            w.resizeDocks([self.loss, self.gradient], [int(height * 0.4), int(height * 0.6)],
+                          Qt.Orientation.Vertical)
+
+    # --- Focus Plots ----------------------------------------------------------------
+    @property
+    def focused(self) -> bool:
+        return self.focused_state is not None
+
+    def toggle_focus(self) -> None:
+        """Hide the side panels (the plots get the window); again: the layout before."""
+        if self.focused_state is not None:
+            state, self.focused_state = self.focused_state, None
+            self.window.restoreState(state)
+        else:
+            self.focused_state = self.window.saveState()
+            for dock in self.sides:
+                dock.hide()
+        self._notify()
+
+    def _set_focused(self, focused: bool) -> None:
+        if not focused and self.focused_state is not None:
+            self.focused_state = None
+            self._notify()
+
+    def _notify(self) -> None:
+        if self.focus_changed is not None:
+            self.focus_changed(self.focused)
