@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 # (attribute, title, object name, tooltip), in the order of the View menu
@@ -72,6 +72,7 @@ class Docks:
     grad_norm: QDockWidget
     focused_state: QByteArray | None = None  # the layout Focus Plots replaced
     focus_changed: Callable[[bool], None] | None = field(default=None, repr=False)
+    _title_bars_pending: bool = field(default=False, repr=False)
 
     @classmethod
     def build(cls, window: QMainWindow, panels: dict[str, QWidget]) -> Docks:
@@ -97,6 +98,10 @@ class Docks:
                              | QDockWidget.DockWidgetFeature.DockWidgetClosable)
             docks[key] = dock
         result = cls(window, **docks)
+        for dock in result.all:
+            dock.topLevelChanged.connect(result.schedule_title_bars)
+            dock.dockLocationChanged.connect(result.schedule_title_bars)
+            dock.visibilityChanged.connect(result.schedule_title_bars)
         result.default_layout()
         return result
 
@@ -109,6 +114,29 @@ class Docks:
     def plots(self) -> tuple[QDockWidget, ...]:
         return (self.loss, self.gradient, self.trajectory, self.gates, self.predictions,
                 self.attention, self.grad_norm)
+
+    def schedule_title_bars(self, *_args: object) -> None:
+        """Update the title bars once the layout settles (see update_title_bars)."""
+        if not self._title_bars_pending:
+            self._title_bars_pending = True
+            QTimer.singleShot(0, self.update_title_bars)
+
+    def update_title_bars(self) -> None:
+        """A docked panel in a group of tabs shows no title bar: its tab names it, and
+        the ~20 px go to its plot. Alone or floating, it has its title bar (to drag
+        it by, float it, close it)."""
+        self._title_bars_pending = False
+        w = self.window
+        for dock in self.all:
+            tabbed = (not dock.isFloating()
+                      and any(not other.isHidden() for other in w.tabifiedDockWidgets(dock)))
+            has_blank = dock.titleBarWidget() is not None
+            if tabbed and not has_blank:
+                dock.setTitleBarWidget(QWidget(dock))
+            elif not tabbed and has_blank:
+                blank = dock.titleBarWidget()
+                dock.setTitleBarWidget(None)
+                blank.deleteLater()
 
     @property
     def sides(self) -> tuple[QDockWidget, ...]:
@@ -127,28 +155,32 @@ class Docks:
             dock.setFloating(False)
             dock.show()
         wide = self.is_wide()
-        w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.data)
+        top, left = Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
+        w.addDockWidget(left, self.data)
         if wide:
             w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model)
+            w.splitDockWidget(self.data, self.runs, Qt.Orientation.Vertical)
+            w.addDockWidget(top, self.loss)
+            w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.gradient)
         else:
-            w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.model)
+            w.addDockWidget(left, self.model)
             w.tabifyDockWidget(self.model, self.data)
             w.tabifyDockWidget(self.data, self.runs)
             self.model.raise_()
-        w.addDockWidget(Qt.DockWidgetArea.TopDockWidgetArea, self.loss)
+            # the plots side by side: each gets the window's height (Predictions and
+            # Gates draw two plots one above the other)
+            w.addDockWidget(top, self.loss)
+            w.splitDockWidget(self.loss, self.gradient, Qt.Orientation.Horizontal)
         w.tabifyDockWidget(self.loss, self.grad_norm)  # a tab beside the loss it explains
         self.loss.raise_()
-        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.gradient)
-        # Side by side the plots need ~1000 px: tabbed, the window fits a laptop screen.
-        # Drag a tab out to see both at once; the arrangement is saved.
+        # Side by side the plots would need ~1000 px: tabbed, the window fits a laptop
+        # screen. Drag a tab out to see two at once; the arrangement is saved.
         w.tabifyDockWidget(self.gradient, self.trajectory)
         w.tabifyDockWidget(self.trajectory, self.gates)
         w.tabifyDockWidget(self.gates, self.predictions)
         w.tabifyDockWidget(self.predictions, self.attention)
         self.gradient.raise_()
-        if wide:
-            w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.runs,
-                            Qt.Orientation.Vertical)
+        self.update_title_bars()
         self.size_docks()
 
     def size_docks(self) -> None:
@@ -157,15 +189,20 @@ class Docks:
         height = max(600, w.height())
         side = max(SIDE_WIDTH[0], min(SIDE_WIDTH[1], int(w.width() * 0.22)))
         if self.is_wide():
+            side = max(side, self.data.minimumSizeHint().width(),
+                       self.runs.minimumSizeHint().width())
             w.resizeDocks([self.data, self.model], [side, side - 20], Qt.Orientation.Horizontal)
-            w.resizeDocks([self.loss, self.gradient, self.runs],
-                          [int(height * 0.34), int(height * 0.42), int(height * 0.18)],
+            w.resizeDocks([self.data, self.runs], [int(height * 0.55), int(height * 0.4)],
+                          Qt.Orientation.Vertical)
+            # the bottom row holds the two-plot panels (Predictions, Gates)
+            w.resizeDocks([self.loss, self.gradient], [int(height * 0.34), int(height * 0.66)],
                           Qt.Orientation.Vertical)
         else:
+            side = max(side, *(d.minimumSizeHint().width() for d in self.sides))
             w.resizeDocks([self.model], [side], Qt.Orientation.Horizontal)
-            # the bottom row holds the two-plot panels (Predictions, Gates)
-            w.resizeDocks([self.loss, self.gradient], [int(height * 0.4), int(height * 0.6)],
-                          Qt.Orientation.Vertical)
+            plots = w.width() - side - 20  # the separators' and the frame's pixels
+            w.resizeDocks([self.loss, self.gradient], [int(plots * 0.42), int(plots * 0.58)],
+                          Qt.Orientation.Horizontal)
 
     # --- Focus Plots ----------------------------------------------------------------
     @property

@@ -161,8 +161,15 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """The default layout for the window's size (View ▸ Reset Layout)."""
         self.presentation.leave()
+        size = self.size()
         self.docks.default_layout()
-        QTimer.singleShot(0, self.docks.size_docks)
+        QTimer.singleShot(0, lambda: self._settle_layout(size))
+
+    def _settle_layout(self, size: QSize) -> None:
+        # Moving the docks about grows a shown window to their size hints: back to its size.
+        if not (self.isMaximized() or self.isFullScreen()):
+            self.resize(size)
+        self.docks.size_docks()
 
     def _restore_layout(self) -> None:
         geometry, state = self.settings.window_state()

@@ -352,6 +352,57 @@ def _install_svg_closed_path_fix() -> None:
 _install_svg_closed_path_fix()
 
 
+def _fit_axis_label(axis: pg.AxisItem) -> bool:
+    """Wrap an axis label longer than its axis onto more lines, at spaces (a word is
+    never cut), so it neither runs past its plot nor over a neighbour's label. True
+    when its height (the room the axis needs) changed."""
+    label = axis.label
+    if label is None:
+        return False
+    if not getattr(label, "_wb_word_wrap", False):
+        option = label.document().defaultTextOption()
+        option.setWrapMode(QtGui.QTextOption.WrapMode.WordWrap)
+        option.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+        label.document().setDefaultTextOption(option)
+        label._wb_word_wrap = True
+    size = axis.size()
+    length = size.height() if axis.orientation in ("left", "right") else size.width()
+    before = label.boundingRect().height()
+    label.setTextWidth(-1)
+    if length >= 40 and label.boundingRect().width() > length:
+        label.setTextWidth(length)
+    return label.boundingRect().height() != before
+
+
+def _install_axis_label_wrap() -> None:
+    """Every AxisItem wraps its label to the axis's length (see _fit_axis_label):
+    pyqtgraph draws a label longer than its axis past the plot's edge, over the
+    neighbouring plot's label, or cut off by the widget."""
+    cls = pg.AxisItem
+    if getattr(cls, "_workbench_label_wrap", False):
+        return
+    original_resize = cls.resizeEvent
+    original_update_label = cls._updateLabel
+
+    def resize_event(self, ev=None):  # type: ignore[no-untyped-def]
+        if _fit_axis_label(self):
+            self._adjustSize()
+        original_resize(self, ev)
+
+    def update_label(self):  # type: ignore[no-untyped-def]
+        original_update_label(self)
+        if _fit_axis_label(self):
+            self._adjustSize()
+        original_resize(self)  # the label's place for its new size
+
+    cls.resizeEvent = resize_event
+    cls._updateLabel = update_label
+    cls._workbench_label_wrap = True
+
+
+_install_axis_label_wrap()
+
+
 def export_item(item: Any, path: str | Path, min_width: int = 800) -> None:
     """Write `item` (a PlotItem or another QGraphicsItem) to PNG or SVG by extension.
 
