@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self._close_pending = False
         self._close_confirmed = False  # close_without_asking: no question
+        self._layout_size, self._settling = QSize(), 0  # the size a Reset Layout keeps
         self._shown_once = False
         self._restored_state = False
         self._initial_path = initial_path
@@ -161,14 +162,17 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """The default layout for the window's size (View ▸ Reset Layout)."""
         self.presentation.leave()
-        size = self.size()
+        if not self._settling:  # (a second reset before the first settled keeps it)
+            self._layout_size = self.size()
+        self._settling += 1
         self.docks.default_layout()
-        QTimer.singleShot(0, lambda: self._settle_layout(size))
+        QTimer.singleShot(0, self._settle_layout)
 
-    def _settle_layout(self, size: QSize) -> None:
+    def _settle_layout(self) -> None:
         # Moving the docks about grows a shown window to their size hints: back to its size.
+        self._settling -= 1
         if not (self.isMaximized() or self.isFullScreen()):
-            self.resize(size)
+            self.resize(self._layout_size)
         self.docks.size_docks()
 
     def _restore_layout(self) -> None:
