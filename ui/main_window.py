@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._close_pending = False
         self._close_confirmed = False  # close_without_asking: no question
         self._layout_size, self._settling = QSize(), 0  # the size a Reset Layout keeps
+        self._opened_note = ""  # said with the next "Opened …"
         self._shown_once = False
         self._restored_state = False
         self._initial_path = initial_path
@@ -205,10 +206,8 @@ class MainWindow(QMainWindow):
         if last and Path(last).is_file():  # a relaunch: the dataset of the last session
             self.data_panel.open_file(last)
             return
-        if last:
-            self.statusBar().showMessage(
-                f"The last dataset, {last}, is no longer there: opened the built-in sine data",
-                15000)
+        if last:  # said once the built-in data is open
+            self._opened_note = f" (the last dataset, {last}, is no longer there)"
         try:
             path = ensure_builtin_dataset()
         except Exception as exc:  # noqa: BLE001 - a read-only data folder, a full disk
@@ -236,7 +235,8 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_file(path)
         self.settings.set_last_dataset(path)
         self.recent_menu.fill()
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        note, self._opened_note = self._opened_note, ""
+        self.statusBar().showMessage(f"Opened {path}{note}", 15000 if note else 5000)
 
     def _on_dataset_changed(self) -> None:
         name = Path(self.document.path).name if self.document.path else ""
