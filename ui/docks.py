@@ -73,6 +73,7 @@ class Docks:
     focused_state: QByteArray | None = None  # the layout Focus Plots replaced
     focus_changed: Callable[[bool], None] | None = field(default=None, repr=False)
     _title_bars_pending: bool = field(default=False, repr=False)
+    laid_out_wide: bool = False  # the default_layout last made: the large-screen one
 
     @classmethod
     def build(cls, window: QMainWindow, panels: dict[str, QWidget]) -> Docks:
@@ -154,7 +155,7 @@ class Docks:
         for dock in self.all:
             dock.setFloating(False)
             dock.show()
-        wide = self.is_wide()
+        wide = self.laid_out_wide = self.is_wide()
         top, left = Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
         w.addDockWidget(left, self.data)
         if wide:

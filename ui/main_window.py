@@ -152,8 +152,10 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
-            if not self._restored_state:
-                QTimer.singleShot(0, self.reset_layout)  # once the window has its size
+            if not self._restored_state:  # once the window has its size:
+                # its default layout, if it has another than the built one, else its sizes
+                same = self.docks.is_wide() == self.docks.laid_out_wide
+                QTimer.singleShot(0, self.docks.size_docks if same else self.reset_layout)
             if self._load_pending:
                 # once the window is on screen: a first launch generates the built-in data
                 self._load_pending = False
