@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QTabBar, QWidget
 
 # (attribute, title, object name, tooltip), in the order of the View menu
 DOCKS = (
@@ -138,6 +138,25 @@ class Docks:
                 blank = dock.titleBarWidget()
                 dock.setTitleBarWidget(None)
                 blank.deleteLater()
+        self.hide_stale_tab_bars()
+
+    def hide_stale_tab_bars(self) -> None:
+        """Hide the tab bars QMainWindow left behind. Qt 6 (6.11) keeps the tab bar of a
+        group the docks have been moved out of (by a new layout, restoreState,
+        presentation mode) shown where the group was: it is drawn over the panels.
+        A tab bar in use sits right above its group's front dock, which its current
+        tab names (the tabs are at the North of every area, see MainWindow)."""
+        w = self.window
+        docked = [d for d in self.all if d.isVisible() and not d.isFloating()]
+        for bar in w.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            if not bar.isVisible() or bar.shape() not in (QTabBar.Shape.RoundedNorth,
+                                                           QTabBar.Shape.TriangularNorth):
+                continue
+            title = bar.tabText(bar.currentIndex()) if bar.count() else None
+            rect = bar.geometry()
+            if not any(d.windowTitle() == title and abs(d.x() - rect.x()) <= 2
+                       and abs(d.y() - rect.bottom() - 1) <= 2 for d in docked):
+                bar.hide()
 
     @property
     def sides(self) -> tuple[QDockWidget, ...]:

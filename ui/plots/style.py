@@ -499,14 +499,20 @@ def scale_plot_item(item: pg.PlotItem, scale: float) -> None:
 
 def _scale_axis(axis: pg.AxisItem, scale: float) -> None:
     if not hasattr(axis, "_wb_base"):
-        axis._wb_base = (axis.style["tickFont"], dict(axis.labelStyle))
-    base_font, base_style = axis._wb_base
+        axis._wb_base = (axis.style["tickFont"], dict(axis.labelStyle), axis.fixedWidth,
+                         axis.fixedHeight)
+    base_font, base_style, fixed_width, fixed_height = axis._wb_base
     if scale == 1:
         font, label_style = base_font, base_style
     else:
         font = QtGui.QFont(base_font) if base_font is not None else QtGui.QFont()
         font.setPixelSize(round(BASE_TICK_PX * scale))
         label_style = {**base_style, "font-size": f"{round(BASE_LABEL_PX * scale)}px"}
+    # a plot that fixed its axis's room (to line two plots up) gets it scaled alike
+    if fixed_width is not None and axis.fixedWidth != round(fixed_width * scale):
+        axis.setWidth(round(fixed_width * scale))
+    if fixed_height is not None and axis.fixedHeight != round(fixed_height * scale):
+        axis.setHeight(round(fixed_height * scale))
     current = axis.style["tickFont"]
     if (current is None) != (font is None) or (font is not None and current != font):
         axis.setTickFont(font)
