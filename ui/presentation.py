@@ -7,6 +7,9 @@ Up move to the next and previous plot; Ctrl+= and Ctrl+- change the scale, which
 AppSettings remembers. Esc or F5 leaves, restoring the exact layout it replaced
 (QMainWindow.saveState / restoreState) and the plots' own sizes.
 
+F5 in a comparison (or lesson) window that is in front presents that window
+instead: maximised, every plot in it scaled; Esc or F5 gives it back its size.
+
 While it is on, a GUI-thread timer re-applies the scale every SCALE_REFRESH_MS, so
 the curves and titles a running training adds are scaled too.
 """
@@ -15,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QTimer
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QWidget
 
 from ui.menus import make_action
 from ui.plots import style
@@ -33,6 +36,8 @@ class Presentation:
         self.current: QDockWidget | None = None
         self._state: QByteArray | None = None
         self._status_visible = True
+        self.view: QWidget | None = None  # a comparison window being presented
+        self._view_state: tuple[QByteArray, Qt.WindowState] | None = None
         self.toggle_action = make_action(
             window, "&Presentation Mode", self.toggle, shortcut="F5",
             tip="One plot fills the window in large text (F5; Esc leaves; "
@@ -55,6 +60,9 @@ class Presentation:
         for action in (self.next_action, self.previous_action, self.leave_action):
             action.setEnabled(False)  # the keys are the panels' own until it is on
             window.addAction(action)  # their shortcuts work without a menu
+        for action in (self.toggle_action, self.leave_action, self.larger_action,
+                       self.smaller_action):  # in the comparison windows too
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         self.actions = (self.toggle_action, self.next_action, self.previous_action,
                         self.larger_action, self.smaller_action)
         self.timer = QTimer(window)
@@ -63,7 +71,7 @@ class Presentation:
 
     @property
     def active(self) -> bool:
-        return self._state is not None
+        return self._state is not None or self.view is not None
 
     def saved_state(self) -> QByteArray | None:
         """The layout presentation replaced, while it is on (None when off)."""
@@ -78,6 +86,10 @@ class Presentation:
     def enter(self, dock: QDockWidget | None = None) -> None:
         """Show `dock` (default: the plot in front, else Loss) alone, scaled."""
         if self.active:
+            return
+        front = QApplication.activeWindow()
+        if dock is None and front is not None and front in self._views():
+            self._enter_view(front)
             return
         w = self.window
         self._state = w.saveState()
@@ -99,6 +111,9 @@ class Presentation:
         if not self.active:
             return
         self.timer.stop()
+        if self.view is not None:
+            self._leave_view()
+            return
         for dock in self.docks.plots:
             style.scale_plots(dock.widget(), 1.0)
         state, self._state = self._state, None
@@ -127,6 +142,37 @@ class Presentation:
         self.window.statusBar().showMessage(f"Presentation text and lines: {self.scale:g}×",
                                             3000)
 
+    def _views(self) -> list[QWidget]:
+        """The comparison and lesson windows open now."""
+        experiments = getattr(self.window, "experiments", None)
+        return [*getattr(self.window, "compare_views", ()), *getattr(experiments, "views", ())]
+
+    def _enter_view(self, view: QWidget) -> None:
+        self.view = view
+        self._view_state = (view.saveGeometry(), view.windowState())
+        view.destroyed.connect(self._on_view_closed)
+        view.showMaximized()
+        self.leave_action.setEnabled(True)
+        self.toggle_action.setChecked(True)
+        self._apply()
+        self.timer.start()
+
+    def _leave_view(self) -> None:
+        view, self.view = self.view, None
+        style.scale_plots(view, 1.0)
+        geometry, state = self._view_state
+        view.setWindowState(state)
+        view.restoreGeometry(geometry)
+        self.leave_action.setEnabled(False)
+        self.toggle_action.setChecked(False)
+
+    def _on_view_closed(self, _obj: object = None) -> None:
+        if self.view is not None:
+            self.view = None
+            self.timer.stop()
+            self.leave_action.setEnabled(False)
+            self.toggle_action.setChecked(False)
+
     def _show(self, dock: QDockWidget) -> None:
         dock.setFloating(False)
         dock.show()
@@ -135,7 +181,9 @@ class Presentation:
         self._apply()
 
     def _apply(self) -> None:
-        if self.active and self.current is not None:
+        if self.view is not None:
+            style.scale_plots(self.view, self.scale)
+        elif self.active and self.current is not None:
             style.scale_plots(self.current.widget(), self.scale)
 
     def _front_plot(self) -> QDockWidget:

@@ -111,3 +111,26 @@ def test_closing_in_presentation_saves_the_layout_it_replaced(qtbot, presenting,
     w.save_settings()
     _geometry, state = AppSettings(open_settings(tmp_path / "settings.ini")).window_state()
     assert state == w.presentation.saved_state()
+
+
+def test_f5_in_a_comparison_window_presents_it(qtbot, presenting):
+    from PySide6.QtWidgets import QApplication
+
+    from ui.compare_view import CompareView
+    from ui.widgets import show_owned_window
+
+    w = presenting
+    view = show_owned_window(w, CompareView(), w.compare_views, largest=(900, 600),
+                             smallest=(600, 400))
+    view.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is view, timeout=5000)
+    items = style.plot_items_in(view)
+    assert items
+    press(qtbot, view, Qt.Key.Key_F5)
+    assert w.presentation.view is view and view.isMaximized()
+    assert all(style.tick_font_px(i.getAxis("left")) >= 24 for i in items)
+    assert all(d.isVisible() for d in w.docks.sides)  # the main window as it was
+    press(qtbot, view, Qt.Key.Key_Escape)
+    assert not w.presentation.active and not view.isMaximized()
+    assert all(style.tick_font_px(i.getAxis("left")) < 24 for i in items)
+    view.close()
