@@ -44,6 +44,7 @@ def test_f5_shows_one_plot_large_and_esc_restores_the_layout(qtbot, presenting):
     before = {d.objectName() for d in w.docks.all if on_screen(d)}
     sizes_before = {d.objectName(): d.size() for d in w.docks.all if on_screen(d)}
     normal_width = style.pen_width(w.loss_plot.raw_curve)
+    legend = w.loss_plot.plot_item.legend.boundingRect()
     press(qtbot, w, Qt.Key.Key_F5)
     assert w.presentation.active and w.presentation.toggle_action.isChecked()
     (shown,) = shown_plot_docks(w)
@@ -79,6 +80,7 @@ def test_f5_shows_one_plot_large_and_esc_restores_the_layout(qtbot, presenting):
     assert w.toolbar.isVisible()
     assert style.pen_width(w.loss_plot.raw_curve) == normal_width
     assert style.tick_font_px(w.loss_plot.plot_item.getAxis("left")) < 24
+    assert w.loss_plot.plot_item.legend.boundingRect().size() == legend.size()
     # F5 toggles too
     press(qtbot, w, Qt.Key.Key_F5)
     assert w.presentation.active

@@ -538,6 +538,12 @@ def _scale_legend(legend: pg.LegendItem, scale: float) -> None:
                 label.setText(label.text)
             else:
                 label.setText(label.text, size=size)
+            label.resize(label.sizeHint(QtCore.Qt.SizeHint.PreferredSize, QtCore.QSizeF()))
+        # the entries at their new size first, then the legend's box around them
+        legend.layout.invalidate()
+        legend.resize(0, 0)  # (its layout keeps it at least as large as the entries need)
+        legend.layout.activate()
+        legend.updateSize()
 
 
 def _scale_pen(data: Any, scale: float) -> None:
