@@ -223,6 +223,7 @@ class Docks:
             plots = w.width() - side - 20  # the separators' and the frame's pixels
             w.resizeDocks([self.loss, self.gradient], [int(plots * 0.42), int(plots * 0.58)],
                           Qt.Orientation.Horizontal)
+        QTimer.singleShot(0, self.hide_stale_tab_bars)  # once the new sizes are applied
 
     # --- Focus Plots ----------------------------------------------------------------
     @property

@@ -94,6 +94,15 @@ def check_shown(window, where: str) -> int:
             f"{where}: {name}'s data area is {box.width():.0f} x {box.height():.0f} px"
         port = view.viewport()
         view_rect = QRectF(port.rect().translated(port.mapTo(window, port.rect().topLeft())))
+        title = item.titleLabel
+        if title.isVisible() and title.text:  # a title is wrapped, never cut at the sides
+            text = title.item
+            margin = text.document().documentMargin()
+            rect = in_window(window, view, text.mapRectToScene(
+                text.boundingRect().adjusted(margin, margin, -margin, -margin)))
+            plot = in_window(window, view, item.sceneBoundingRect())
+            assert plot.adjusted(-SLACK, -SLACK, SLACK, SLACK).contains(rect), \
+                f"{where}: {name}'s title {title.text!r} is cut"
         for side in ("left", "bottom", "right", "top"):
             axis = item.getAxis(side)
             if not (axis.isVisible() and axis.label.isVisible() and axis.labelText):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 # -- colours ---------------------------------------------------------------------
@@ -175,7 +176,52 @@ def never_widen(label: pg.LabelItem) -> pg.LabelItem:
     label.updateMin = update_min
     label._never_widen = True
     update_min()
+    _wrap_to_width(label)
     return label
+
+
+def _wrap_to_width(label: pg.LabelItem) -> None:
+    """Wrap a LabelItem's text at spaces onto more lines when it is wider than the
+    label's room (a title in a narrow panel), instead of cutting it at the sides."""
+    option = label.item.document().defaultTextOption()
+    option.setWrapMode(QtGui.QTextOption.WrapMode.WordWrap)
+    option.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+    label.item.document().setDefaultTextOption(option)
+    state: dict[str, Any] = {"key": None}
+
+    def fit() -> None:
+        if not shiboken6.isValid(label) or not shiboken6.isValid(label.item):
+            return  # deleted with its plot (its parent's signal may outlive it)
+        width = label.size().width()
+        parent = label.parentWidget()
+        if parent is not None:  # a title wider than its plot is clipped by the plot
+            width = min(width, parent.size().width())
+        key = (width, label.text, label.opts.get("size"))
+        if key == state["key"]:
+            return
+        state["key"] = key
+        item = label.item
+        item.setTextWidth(-1)
+        if width >= 40 and item.boundingRect().width() > width:
+            item.setTextWidth(width)
+        label.resizeEvent(None)  # its place, and its height for the lines (updateMin)
+        if isinstance(parent, pg.PlotItem) and parent.titleLabel is label and label.isVisible():
+            # pyqtgraph fixes a title's row at 30 px: room for every line
+            height = max(30, int(item.boundingRect().height()) + 2)
+            label.setMaximumHeight(height)
+            parent.layout.setRowFixedHeight(0, height)
+        label.updateGeometry()
+
+    original_set_text = label.setText
+
+    def set_text(text: str, **options: Any) -> None:
+        original_set_text(text, **options)
+        fit()
+
+    label.setText = set_text  # a new title: wrapped for the room it has
+    label.geometryChanged.connect(fit)
+    if label.parentWidget() is not None:
+        label.parentWidget().geometryChanged.connect(fit)
 
 
 def set_title(plot_item: pg.PlotItem, text: str, *, size: str | None = None) -> None:
