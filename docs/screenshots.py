@@ -55,6 +55,8 @@ def main(out: str, epochs: int = 6, presentation: str | None = None) -> int:
         window.feed.bring_up_to_date()
         app.processEvents()
         if presentation is not None and not window.presentation.active:
+            if window.experiments.welcome is not None:  # the first start's welcome
+                window.experiments.welcome.close()
             window.presentation.enter(getattr(window.docks, presentation))
             QTimer.singleShot(1500, grab)  # once the plot has its size and large text
             return
