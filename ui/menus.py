@@ -74,8 +74,13 @@ def build_menus_and_toolbar(window: Any) -> None:
         menu.addAction(dock.toggleViewAction())
     menu.addSeparator()
     w.inspect_action = add_inspect_action(w, menu, w.runs_dir)
+    def toggle_focus() -> None:
+        if not w.presentation.active:  # presentation has hidden the side panels already
+            w.docks.toggle_focus()
+        w.focus_action.setChecked(w.docks.focused)
+
     w.focus_action = make_action(
-        w, "&Focus Plots", w.docks.toggle_focus, shortcut=("F11", "Ctrl+Shift+F"),
+        w, "&Focus Plots", toggle_focus, shortcut=("F11", "Ctrl+Shift+F"),
         tip="Give the plots the whole window (hides Data, Model and Runs); again restores")
     w.focus_action.setCheckable(True)
     w.docks.focus_changed = w.focus_action.setChecked
