@@ -8,6 +8,13 @@ Run under a real X server with a window manager, at the screen size to show:
 It starts the app maximised on the built-in sine dataset (in a temporary data
 folder), trains an LSTM for a few epochs, and grabs the whole screen (window frame
 included) once the run has finished and the plots have drawn.
+
+    DISPLAY=:99 .venv/bin/python docs/screenshots.py docs/screenshot-presentation.png 6 \
+        --presentation predictions
+
+takes the same run in presentation mode (F5), showing the named plot panel (loss,
+gradient, trajectory, gates, predictions, attention, grad_norm; default loss), as a
+room sees it on a projector.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main(out: str, epochs: int = 6) -> int:
+def main(out: str, epochs: int = 6, presentation: str | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="workbench-shots-"))
     os.environ["SEQUENCE_WORKBENCH_HOME"] = str(home)
     from PySide6.QtCore import QTimer
@@ -47,6 +54,12 @@ def main(out: str, epochs: int = 6) -> int:
     def grab() -> None:
         window.feed.bring_up_to_date()
         app.processEvents()
+        if presentation is not None and not window.presentation.active:
+            if window.experiments.welcome is not None:  # the first start's welcome
+                window.experiments.welcome.close()
+            window.presentation.enter(getattr(window.docks, presentation))
+            QTimer.singleShot(1500, grab)  # once the plot has its size and large text
+            return
         QGuiApplication.primaryScreen().grabWindow(0).save(out)
         print(f"saved {out}")
         window.close()
@@ -57,5 +70,19 @@ def main(out: str, epochs: int = 6) -> int:
     return 0 if state["trained"] and Path(out).is_file() else 1
 
 
+def _parse(argv: list[str]) -> tuple[str, int, str | None]:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Take a screenshot of the main window.")
+    parser.add_argument("out", help="the PNG to write")
+    parser.add_argument("epochs", nargs="?", type=int, default=6)
+    parser.add_argument("--presentation", nargs="?", const="loss", default=None,
+                        choices=("loss", "gradient", "trajectory", "gates", "predictions",
+                                 "attention", "grad_norm"),
+                        help="in presentation mode, showing this plot (default loss)")
+    args = parser.parse_args(argv)
+    return args.out, args.epochs, args.presentation
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 6))
+    sys.exit(main(*_parse(sys.argv[1:])))

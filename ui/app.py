@@ -143,7 +143,8 @@ class QuitOnSignal(QObject):
             return
         if not self._closing:
             self._closing = True
-            self.window.close()  # stops a run and saves; may wait for the run to end
+            # stops a run and saves (no question asked); may wait for the run to end
+            getattr(self.window, "close_without_asking", self.window.close)()
         if not self.window.isVisible():
             self.app.quit()
 

@@ -17,20 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget, QToolBar, QWidget
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from ui import errors
 from ui.comparisons import Comparisons
 from ui.controls import TrainingControls
 from ui.data_panel import DataPanel, DatasetDocument
 from ui.docks import Docks
-from ui.experiments_menu import add_experiments_menu
 from ui.export_actions import ExportActions
-from ui.help_menu import add_help_menu
 from ui.import_dialog import import_dataset
-from ui.inspect_panel import add_inspect_action
 from ui.launcher import Launcher
+from ui.menus import build_menus_and_toolbar
 from ui.model_panel import ModelPanel
 from ui.plot_feed import Overlays, PlotFeed, RunHistories
 from ui.plots.attention_plot import AttentionPlot
@@ -41,7 +39,7 @@ from ui.plots.loss_plot import LossPlot
 from ui.plots.predictions_plot import PredictionsPlot
 from ui.plots.trajectory_plot import TrajectoryPlot
 from ui.predictions_router import PredictionsRouter
-from ui.recent_menu import RecentMenu
+from ui.presentation import Presentation
 from ui.run_controller import RunController
 from ui.runs_panel import RunsIndex, RunsPanel
 from ui.settings import AppSettings
@@ -68,6 +66,9 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self._close_pending = False
+        self._close_confirmed = False  # close_without_asking: no question
+        self._layout_size, self._settling = QSize(), 0  # the size a Reset Layout keeps
+        self._opened_note = ""  # said with the next "Opened …"
         self._shown_once = False
         self._restored_state = False
         self._initial_path = initial_path
@@ -123,86 +124,11 @@ class MainWindow(QMainWindow):
         self.export_metrics = self.exports.export_metrics
         self.export_config = self.exports.export_config
 
-        self._build_menus_and_toolbar()
+        self.presentation = Presentation(self, self.docks, settings)
+        build_menus_and_toolbar(self)
         self._connect()
         self._restore_layout()
         self.runs_index.refresh()
-
-    # --- construction -------------------------------------------------------------------
-    def _action(self, text: str, slot: Any, *, shortcut: Any = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(shortcut)
-        action.setToolTip(tip)
-        action.triggered.connect(slot)
-        return action
-
-    def _build_menus_and_toolbar(self) -> None:
-        keys = QKeySequence.StandardKey
-        self.open_action = self._action("&Open Dataset…", self.data_panel.open_dialog,
-                                        shortcut=keys.Open,
-                                        tip="Open an HDF5 file of sequences (Ctrl+O)")
-        self.task_action = self._action("&New Dataset from Task…", self.new_dataset_from_task,
-                                        shortcut=keys.New,
-                                        tip="Generate a dataset from a built-in task (Ctrl+N)")
-        self.compare_action = self.launcher.compare_action
-        self.import_action = self._action(
-            "&Import Text or CSV…", self.import_file,
-            tip="Make a dataset from text pairs (TSV/CSV) or a CSV of time series")
-        self.recent_menu = RecentMenu(self.settings, self.data_panel.open_file, self)
-
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction(self.open_action)
-        menu.addMenu(self.recent_menu)
-        menu.addAction(self.task_action)
-        menu.addAction(self.import_action)
-        menu.addSeparator()
-        for action in self.exports.actions:
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction(self._action("&Quit", self.close, shortcut=keys.Quit))
-
-        menu = self.menuBar().addMenu("&Training")
-        for action in (self.controls.train_action, self.controls.pause_action,
-                       self.controls.stop_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        menu.addAction(self.compare_action)
-
-        menu = self.menuBar().addMenu("&View")
-        for dock in self.docks.all:
-            menu.addAction(dock.toggleViewAction())
-        menu.addSeparator()
-        self.inspect_action = add_inspect_action(self, menu, self.runs_dir)
-        menu.addAction(self._action("&Reset Layout", self._on_reset_layout))
-
-        self.experiments = add_experiments_menu(
-            self, self.menuBar().addMenu("E&xperiments"), self.runs_dir, settings=self.settings,
-            welcome=self._load_pending and not self._initial_path)  # the first start's welcome
-        self.launcher.sessions.append(self.experiments.session)
-        add_help_menu(self, self.menuBar().addMenu("&Help"), self.settings, self.runs_dir)
-
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("mainToolBar")
-        toolbar.setMovable(False)
-        toolbar.setIconSize(QSize(18, 18))
-        toolbar.addAction(self.open_action)
-        toolbar.addAction(self.task_action)
-        toolbar.addSeparator()
-        toolbar.addWidget(self.controls)
-        toolbar.addSeparator()
-        toolbar.addAction(self.compare_action)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-        self.toolbar = toolbar
-        # Named for a newcomer: the toolbar shows short labels, the menus the full ones.
-        for action, short in ((self.open_action, "Open…"), (self.task_action, "New from Task…"),
-                              (self.compare_action, "Compare Cells…")):
-            toolbar.widgetForAction(action).setText(short)
-
-        bar = self.statusBar()
-        bar.addPermanentWidget(self.run_label)
-        bar.addPermanentWidget(self.controls.eta_label)
-        bar.addPermanentWidget(self.controls.speed_label)
 
     def _connect(self) -> None:
         self.controls.train_requested.connect(self.train)
@@ -226,17 +152,31 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
-            if not self._restored_state:
-                QTimer.singleShot(0, self.docks.size_docks)  # once the window has its size
+            if not self._restored_state:  # once the window has its size:
+                # its default layout, if it has another than the built one, else its sizes
+                same = self.docks.is_wide() == self.docks.laid_out_wide
+                QTimer.singleShot(0, self.docks.size_docks if same else self.reset_layout)
             if self._load_pending:
                 # once the window is on screen: a first launch generates the built-in data
                 self._load_pending = False
                 QTimer.singleShot(LOAD_DELAY_MS, self._load_initial_dataset)
 
     # --- layout and settings ------------------------------------------------------------
-    def _on_reset_layout(self) -> None:
+    def reset_layout(self) -> None:
+        """The default layout for the window's size (View ▸ Reset Layout)."""
+        self.presentation.leave()
+        if not self._settling:  # (a second reset before the first settled keeps it)
+            self._layout_size = self.size()
+        self._settling += 1
         self.docks.default_layout()
-        QTimer.singleShot(0, self.docks.size_docks)
+        QTimer.singleShot(0, self._settle_layout)
+
+    def _settle_layout(self) -> None:
+        # Moving the docks about grows a shown window to their size hints: back to its size.
+        self._settling -= 1
+        if not (self.isMaximized() or self.isFullScreen()):
+            self.resize(self._layout_size)
+        self.docks.size_docks()
 
     def _restore_layout(self) -> None:
         geometry, state = self.settings.window_state()
@@ -250,7 +190,9 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         """Write geometry, dock layout, model settings and the current dataset."""
-        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        # the layout presentation mode or Focus Plots replaced, when one is on
+        state = self.presentation.saved_state() or self.docks.focused_state
+        self.settings.set_window_state(self.saveGeometry(), state or self.saveState())
         self.settings.set_splitter_state("data", QByteArray(self.data_panel.save_state()))
         self.settings.set_model_settings(self.model_panel.values())
         if self.document.path:
@@ -262,6 +204,12 @@ class MainWindow(QMainWindow):
         if self._initial_path:
             self.data_panel.open_file(self._initial_path)
             return
+        last = self.settings.last_dataset()
+        if last and Path(last).is_file():  # a relaunch: the dataset of the last session
+            self.data_panel.open_file(last)
+            return
+        if last:  # said once the built-in data is open
+            self._opened_note = f" (the last dataset, {last}, is no longer there)"
         try:
             path = ensure_builtin_dataset()
         except Exception as exc:  # noqa: BLE001 - a read-only data folder, a full disk
@@ -289,7 +237,8 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_file(path)
         self.settings.set_last_dataset(path)
         self.recent_menu.fill()
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        note, self._opened_note = self._opened_note, ""
+        self.statusBar().showMessage(f"Opened {path}{note}", 15000 if note else 5000)
 
     def _on_dataset_changed(self) -> None:
         name = Path(self.document.path).name if self.document.path else ""
@@ -337,6 +286,9 @@ class MainWindow(QMainWindow):
         thread, then close."""
         sessions = self.launcher.sessions
         if self._busy():
+            if not (self._close_pending or self._close_confirmed or self.confirm_close()):
+                event.ignore()  # Cancel: the run goes on
+                return
             if not self._close_pending:
                 self._close_pending = self.runs.closing = True
                 if not all([s.shutdown(CLOSE_WAIT_MS) for s in sessions]):  # stop, then wait
@@ -354,6 +306,16 @@ class MainWindow(QMainWindow):
         self.document.close()
         event.accept()
 
+    def confirm_close(self) -> bool:
+        """Asked when the window closes during a run: True to stop and save it (tests
+        replace this method)."""
+        return ask_stop_and_save(self)
+
+    def close_without_asking(self) -> bool:
+        """Close, stopping and saving a run without the question (Ctrl-C, scripts)."""
+        self._close_confirmed = True
+        return self.close()
+
     def _show_finishing(self) -> None:
         self.controls.progress.setFormat("Finishing the current step and saving the run; "
                                          "the window closes when it is done…")
@@ -369,6 +331,18 @@ class MainWindow(QMainWindow):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop any run, comparison or sweep and wait for its thread (tests, scripts)."""
         return all([s.shutdown(timeout_ms) for s in self.launcher.sessions])
+
+
+def ask_stop_and_save(parent: QWidget) -> bool:
+    """"Stop and save" (True) or "Cancel" (False), in a message box owned by `parent`."""
+    box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                      "A run is training. Stop it and save it (it can be resumed later), "
+                      "then close the window?", QMessageBox.StandardButton.NoButton, parent)
+    stop = box.addButton("Stop and Save", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(stop)
+    box.exec()
+    return box.clickedButton() is stop
 
 
 def default_size(widget: QWidget) -> QSize:

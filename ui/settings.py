@@ -120,6 +120,19 @@ class AppSettings:
     def set_splitter_state(self, name: str, state: QByteArray) -> None:
         self.store.setValue(f"window/splitter_{name}", state)
 
+    def presentation_scale(self) -> float:
+        """Presentation mode's text and line scale (ui.plots.style's default when unset)."""
+        from ui.plots.style import PRESENTATION_SCALE
+
+        try:
+            value = float(self.store.value("window/presentation_scale", PRESENTATION_SCALE))
+        except (TypeError, ValueError):
+            return PRESENTATION_SCALE
+        return value if value > 0 else PRESENTATION_SCALE
+
+    def set_presentation_scale(self, scale: float) -> None:
+        self.store.setValue("window/presentation_scale", float(scale))
+
     # --- data ---------------------------------------------------------------------
     def recent_files(self) -> list[str]:
         return [str(f) for f in self._json("data/recent_files", []) if isinstance(f, str)]

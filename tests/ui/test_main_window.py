@@ -145,13 +145,59 @@ def test_pause_holds_the_run_and_resume_continues(qtbot, window, dialogs):
     assert list_runs(window.runs_dir)[0].status == "stopped"
 
 
-def test_closing_during_a_run_stops_it_and_leaves_no_thread(qtbot, window):
+def test_closing_during_a_run_asks_and_cancel_keeps_it_running(qtbot, window):
+    window.model_panel.set_values({"hidden": 8, "batch_size": 16, "epochs": 5000})
+    window.show()
+    window.train()
+    qtbot.waitUntil(lambda: len(window.seen) > 0, timeout=30_000)
+    asked = []
+    window.confirm_close = lambda: asked.append(True) or False  # "Cancel"
+    assert not window.close()
+    assert asked == [True]
+    assert window.isVisible() and window.session.is_running()
+    steps = last_step(window)
+    qtbot.waitUntil(lambda: last_step(window) > steps + 2, timeout=30_000)  # it goes on
+    assert window.controls.stop_action.isEnabled()
+    window.session.stop()
+    wait_idle(qtbot, window)
+    asked.clear()
+    window.close()  # nothing running: no question
+    assert asked == [] and not window.isVisible()
+
+
+def test_the_close_question_has_stop_and_save_and_cancel(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen = []
+
+    def answer(button_text):
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, lambda: answer(button_text))
+            return
+        seen.append((box.parent() is window, [b.text() for b in box.buttons()]))
+        (button,) = [b for b in box.buttons() if button_text in b.text().replace("&", "")]
+        button.click()
+
+    QTimer.singleShot(20, lambda: answer("Cancel"))
+    assert main_window_module.ask_stop_and_save(window) is False
+    QTimer.singleShot(20, lambda: answer("Stop and Save"))
+    assert main_window_module.ask_stop_and_save(window) is True
+    owned, buttons = seen[0]
+    assert owned and len(buttons) == 2
+
+
+def test_closing_during_a_run_stop_and_save_stops_it_and_leaves_no_thread(qtbot, window):
     window.model_panel.set_values({"hidden": 8, "batch_size": 16, "epochs": 5000})
     window.show()
     window.train()
     qtbot.waitUntil(lambda: len(window.seen) > 0, timeout=30_000)
     thread = window.session._runner.thread
+    asked = []
+    window.confirm_close = lambda: asked.append(True) or True  # "Stop and Save"
     window.close()
+    assert asked == [True]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
     assert not thread.is_alive()
     (run,) = list_runs(window.runs_dir)
@@ -165,7 +211,7 @@ def test_a_slow_stop_says_so_and_closes_when_the_thread_ends(qtbot, window, monk
     window.show()
     window.train()
     qtbot.waitUntil(lambda: len(window.seen) > 0, timeout=30_000)
-    window.close()
+    window.close_without_asking()  # as Ctrl-C does
     if window.isVisible():  # the stop had not finished at once
         assert "Finishing the current step" in window.controls.progress.format()
         assert not window.controls.train_action.isEnabled()
@@ -198,6 +244,30 @@ def test_dropping_a_file_opens_it(qtbot, window, tmp_path):
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.document.path == str(other.resolve()), timeout=10_000)
     assert str(other.resolve()) in window.settings.recent_files()
+
+
+def test_a_relaunch_reopens_the_last_dataset(qtbot, tmp_path, dialogs):
+    other = tmp_path / "lesson.h5"
+    generate("sine", other, n=32, seed=3, input_steps=6, target_steps=3)
+    first = make_window(qtbot, tmp_path)
+    assert first.open_dataset(other)
+    first.close()
+
+    second = make_window(qtbot, tmp_path, load_dataset=True)  # as the app starts
+    second.show()
+    qtbot.waitUntil(lambda: second.document.summary is not None, timeout=30_000)
+    assert second.document.path == str(other.resolve())
+    assert "builtin" not in second.document.path
+    second.close()
+
+    other.unlink()  # gone since: the built-in data, and a line saying so
+    third = make_window(qtbot, tmp_path, load_dataset=True)
+    third.show()
+    qtbot.waitUntil(lambda: third.document.summary is not None, timeout=30_000)
+    assert "builtin" in third.document.path
+    assert "lesson.h5" in third.statusBar().currentMessage()
+    assert "no longer there" in third.statusBar().currentMessage()
+    assert dialogs == []
 
 
 def test_settings_persist_across_two_windows(qtbot, tmp_path, tiny_data, dialogs):
@@ -320,8 +390,12 @@ def test_the_window_fits_a_1280_by_720_screen(qtbot, window):
     assert least.width() <= 1280 and least.height() <= 720
     window.resize(1280, 720)
     qtbot.waitUntil(lambda: window.width() <= 1280 and window.height() <= 720, timeout=2000)
+    window.reset_layout()  # the default for this size: Data and Runs are tabs beside Model
+    qtbot.wait(100)
     for dock in (window.docks.loss, window.docks.gradient, window.docks.runs, window.docks.data,
                  window.docks.model):
+        dock.raise_()
+        qtbot.wait(10)
         assert dock.isVisible() and not dock.visibleRegion().isEmpty()
         assert dock.geometry().bottom() <= window.height()
         assert dock.geometry().right() <= window.width()

@@ -210,8 +210,8 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         layout: pg.GraphicsLayout = self.plot_widget.ci
         self.values_item: pg.PlotItem = layout.addPlot(row=0, col=0)
         self.error_item: pg.PlotItem = layout.addPlot(row=1, col=0)
-        layout.layout.setRowStretchFactor(0, 3)
-        layout.layout.setRowStretchFactor(1, 2)
+        layout.layout.setRowStretchFactor(0, 1)  # the error row carries the axis and legend
+        layout.layout.setRowStretchFactor(1, 1)
         style.style_plot_item(self.values_item, bottom="", left="value (data units)",
                               title="Input, target and the model's outputs")
         style.style_plot_item(self.error_item, bottom="time step (input, then output)",

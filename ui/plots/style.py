@@ -12,6 +12,9 @@ every panel redraws and exports the same way:
 - ``RedrawThrottle``: coalesces many data updates into at most one redraw per
   interval, so a fast stream of events never floods the GUI thread.
 - ``export_item``: PNG or SVG by the file's extension, through pyqtgraph.exporters.
+- ``scale_plots``: presentation mode's one scale of every plot's text and lines (tick,
+  axis-label, title and legend fonts, curve pens), through generic pyqtgraph APIs,
+  so that no plot module needs to know about it; scale 1 puts everything back.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 # -- colours ---------------------------------------------------------------------
@@ -172,7 +176,52 @@ def never_widen(label: pg.LabelItem) -> pg.LabelItem:
     label.updateMin = update_min
     label._never_widen = True
     update_min()
+    _wrap_to_width(label)
     return label
+
+
+def _wrap_to_width(label: pg.LabelItem) -> None:
+    """Wrap a LabelItem's text at spaces onto more lines when it is wider than the
+    label's room (a title in a narrow panel), instead of cutting it at the sides."""
+    option = label.item.document().defaultTextOption()
+    option.setWrapMode(QtGui.QTextOption.WrapMode.WordWrap)
+    option.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+    label.item.document().setDefaultTextOption(option)
+    state: dict[str, Any] = {"key": None}
+
+    def fit() -> None:
+        if not shiboken6.isValid(label) or not shiboken6.isValid(label.item):
+            return  # deleted with its plot (its parent's signal may outlive it)
+        width = label.size().width()
+        parent = label.parentWidget()
+        if parent is not None:  # a title wider than its plot is clipped by the plot
+            width = min(width, parent.size().width())
+        key = (width, label.text, label.opts.get("size"))
+        if key == state["key"]:
+            return
+        state["key"] = key
+        item = label.item
+        item.setTextWidth(-1)
+        if width >= 40 and item.boundingRect().width() > width:
+            item.setTextWidth(width)
+        label.resizeEvent(None)  # its place, and its height for the lines (updateMin)
+        if isinstance(parent, pg.PlotItem) and parent.titleLabel is label and label.isVisible():
+            # pyqtgraph fixes a title's row at 30 px: room for every line
+            height = max(30, int(item.boundingRect().height()) + 2)
+            label.setMaximumHeight(height)
+            parent.layout.setRowFixedHeight(0, height)
+        label.updateGeometry()
+
+    original_set_text = label.setText
+
+    def set_text(text: str, **options: Any) -> None:
+        original_set_text(text, **options)
+        fit()
+
+    label.setText = set_text  # a new title: wrapped for the room it has
+    label.geometryChanged.connect(fit)
+    if label.parentWidget() is not None:
+        label.parentWidget().geometryChanged.connect(fit)
 
 
 def set_title(plot_item: pg.PlotItem, text: str, *, size: str | None = None) -> None:
@@ -349,6 +398,57 @@ def _install_svg_closed_path_fix() -> None:
 _install_svg_closed_path_fix()
 
 
+def _fit_axis_label(axis: pg.AxisItem) -> bool:
+    """Wrap an axis label longer than its axis onto more lines, at spaces (a word is
+    never cut), so it neither runs past its plot nor over a neighbour's label. True
+    when its height (the room the axis needs) changed."""
+    label = axis.label
+    if label is None:
+        return False
+    if not getattr(label, "_wb_word_wrap", False):
+        option = label.document().defaultTextOption()
+        option.setWrapMode(QtGui.QTextOption.WrapMode.WordWrap)
+        option.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+        label.document().setDefaultTextOption(option)
+        label._wb_word_wrap = True
+    size = axis.size()
+    length = size.height() if axis.orientation in ("left", "right") else size.width()
+    before = label.boundingRect().height()
+    label.setTextWidth(-1)
+    if length >= 40 and label.boundingRect().width() > length:
+        label.setTextWidth(length)
+    return label.boundingRect().height() != before
+
+
+def _install_axis_label_wrap() -> None:
+    """Every AxisItem wraps its label to the axis's length (see _fit_axis_label):
+    pyqtgraph draws a label longer than its axis past the plot's edge, over the
+    neighbouring plot's label, or cut off by the widget."""
+    cls = pg.AxisItem
+    if getattr(cls, "_workbench_label_wrap", False):
+        return
+    original_resize = cls.resizeEvent
+    original_update_label = cls._updateLabel
+
+    def resize_event(self, ev=None):  # type: ignore[no-untyped-def]
+        if _fit_axis_label(self):
+            self._adjustSize()
+        original_resize(self, ev)
+
+    def update_label(self):  # type: ignore[no-untyped-def]
+        original_update_label(self)
+        if _fit_axis_label(self):
+            self._adjustSize()
+        original_resize(self)  # the label's place for its new size
+
+    cls.resizeEvent = resize_event
+    cls._updateLabel = update_label
+    cls._workbench_label_wrap = True
+
+
+_install_axis_label_wrap()
+
+
 def export_item(item: Any, path: str | Path, min_width: int = 800) -> None:
     """Write `item` (a PlotItem or another QGraphicsItem) to PNG or SVG by extension.
 
@@ -371,3 +471,157 @@ def export_item(item: Any, path: str | Path, min_width: int = 800) -> None:
         exporter.parameters()["width"] = min_width
     exporter.parameters()["background"] = pg.mkColor(BACKGROUND)
     exporter.export(str(path))
+
+
+# -- presentation scale ----------------------------------------------------------
+
+# Presentation mode's text and line scale: the default, the range Ctrl+= / Ctrl+-
+# move it in, and the step. At 2x the tick text is 24 px and every curve >= 3 px.
+PRESENTATION_SCALE = 2.0
+PRESENTATION_SCALE_RANGE = (1.0, 4.0)
+PRESENTATION_SCALE_STEP = 0.25
+BASE_TICK_PX = 12  # the tick text at scale 1 (about the 9 pt of a 96 dpi screen)
+BASE_LABEL_PX = 13  # the axis labels
+BASE_TITLE_PX = 14  # the plot titles
+BASE_LEGEND_PX = 12
+LEAST_LINE_WIDTH = 1.5  # a curve's width before scaling, when it is thinner
+
+
+def clamp_scale(scale: float) -> float:
+    low, high = PRESENTATION_SCALE_RANGE
+    return max(low, min(high, round(float(scale) / PRESENTATION_SCALE_STEP)
+                        * PRESENTATION_SCALE_STEP))
+
+
+def plot_items_in(root: QtWidgets.QWidget) -> list[pg.PlotItem]:
+    """Every PlotItem drawn by the pyqtgraph views inside `root` (a dock, a panel)."""
+    views = [root] if isinstance(root, pg.GraphicsView) else []
+    views += root.findChildren(pg.GraphicsView)
+    items: list[pg.PlotItem] = []
+    for view in views:
+        scene = view.scene()
+        if scene is None:
+            continue
+        items += [item for item in scene.items() if isinstance(item, pg.PlotItem)]
+    return items
+
+
+def _legends_in(root: QtWidgets.QWidget) -> list[pg.LegendItem]:
+    views = [root] if isinstance(root, pg.GraphicsView) else []
+    views += root.findChildren(pg.GraphicsView)
+    return [item for view in views if view.scene() is not None
+            for item in view.scene().items() if isinstance(item, pg.LegendItem)]
+
+
+def scale_plots(root: QtWidgets.QWidget, scale: float) -> None:
+    """Scale the text and lines of every plot inside `root` by `scale` (1: as built).
+    Idempotent: it may run again on the same plots (new curves, new titles) at no
+    harm, and a pen a plot sets anew becomes that curve's new base."""
+    for item in plot_items_in(root):
+        scale_plot_item(item, scale)
+    for legend in _legends_in(root):
+        _scale_legend(legend, scale)
+
+
+def scale_plot_item(item: pg.PlotItem, scale: float) -> None:
+    """One PlotItem's axis tick and label fonts, title and curve pens at `scale`."""
+    for name in ("left", "bottom", "right", "top"):
+        axis = item.getAxis(name)
+        if axis is not None:
+            _scale_axis(axis, scale)
+    title = item.titleLabel
+    if title is not None and title.text:
+        if not hasattr(title, "_wb_base_size"):
+            title._wb_base_size = title.opts.get("size")
+        size = title._wb_base_size if scale == 1 else f"{round(BASE_TITLE_PX * scale)}px"
+        if title.opts.get("size") != size:
+            options = {"size": size} if size is not None else {}
+            if size is None:
+                title.opts.pop("size", None)
+            title.setText(title.text, **options)
+    for data in item.listDataItems():
+        _scale_pen(data, scale)
+
+
+def _scale_axis(axis: pg.AxisItem, scale: float) -> None:
+    if not hasattr(axis, "_wb_base"):
+        axis._wb_base = (axis.style["tickFont"], dict(axis.labelStyle), axis.fixedWidth,
+                         axis.fixedHeight)
+    base_font, base_style, fixed_width, fixed_height = axis._wb_base
+    if scale == 1:
+        font, label_style = base_font, base_style
+    else:
+        font = QtGui.QFont(base_font) if base_font is not None else QtGui.QFont()
+        font.setPixelSize(round(BASE_TICK_PX * scale))
+        label_style = {**base_style, "font-size": f"{round(BASE_LABEL_PX * scale)}px"}
+    # a plot that fixed its axis's room (to line two plots up) gets it scaled alike
+    if fixed_width is not None and axis.fixedWidth != round(fixed_width * scale):
+        axis.setWidth(round(fixed_width * scale))
+    if fixed_height is not None and axis.fixedHeight != round(fixed_height * scale):
+        axis.setHeight(round(fixed_height * scale))
+    current = axis.style["tickFont"]
+    if (current is None) != (font is None) or (font is not None and current != font):
+        axis.setTickFont(font)
+        # the tick text's room is re-measured from the new font
+        axis.textWidth = axis.textHeight = 0
+        axis._updateWidth() if axis.orientation in ("left", "right") else axis._updateHeight()
+    if axis.labelStyle != label_style:
+        axis.labelStyle = label_style
+        if axis.label.isVisible():
+            axis.setLabel(axis.labelText, units=axis.labelUnits or None,
+                          unitPrefix=axis.labelUnitPrefix or None, **label_style)
+
+
+def _scale_legend(legend: pg.LegendItem, scale: float) -> None:
+    if not hasattr(legend, "_wb_base_size"):
+        legend._wb_base_size = legend.opts.get("labelTextSize")
+    size = legend._wb_base_size if scale == 1 else f"{round(BASE_LEGEND_PX * scale)}px"
+    if legend.opts.get("labelTextSize") != size:
+        legend.opts["labelTextSize"] = size
+        for _sample, label in legend.items:
+            if size is None:
+                label.opts.pop("size", None)
+                label.setText(label.text)
+            else:
+                label.setText(label.text, size=size)
+            label.resize(label.sizeHint(QtCore.Qt.SizeHint.PreferredSize, QtCore.QSizeF()))
+        # the entries at their new size first, then the legend's box around them
+        legend.layout.invalidate()
+        legend.resize(0, 0)  # (its layout keeps it at least as large as the entries need)
+        legend.layout.activate()
+        legend.updateSize()
+
+
+def _scale_pen(data: Any, scale: float) -> None:
+    opts = getattr(data, "opts", None)
+    if not isinstance(opts, dict) or opts.get("pen") is None or not hasattr(data, "setPen"):
+        return
+    pen = pg.mkPen(opts["pen"])
+    if pen.style() == QtCore.Qt.PenStyle.NoPen:
+        return
+    if getattr(data, "_wb_set_width", None) != pen.widthF():  # new, or set anew by its plot
+        data._wb_base_pen = QtGui.QPen(pen)
+    base = data._wb_base_pen
+    if scale == 1:
+        target = base
+    else:
+        target = QtGui.QPen(base)
+        target.setWidthF(max(base.widthF(), LEAST_LINE_WIDTH) * scale)
+        target.setCosmetic(True)
+    data._wb_set_width = target.widthF()
+    if pen != target:
+        data.setPen(target)
+
+
+def tick_font_px(axis: pg.AxisItem) -> int:
+    """The pixel size of an axis's tick text (for tests and checks)."""
+    font = axis.style["tickFont"] or QtGui.QFont()
+    if font.pixelSize() > 0:
+        return font.pixelSize()
+    return round(QtGui.QFontInfo(font).pixelSize())
+
+
+def pen_width(data: Any) -> float:
+    """The drawn width of a curve's pen in pixels (a cosmetic 0 is 1)."""
+    pen = pg.mkPen(data.opts["pen"])
+    return max(1.0, pen.widthF())
