@@ -33,9 +33,10 @@ on its own generated output*: decoder step t' reads the start symbol (t' = 0) or
 generated output of step t' - 1, held constant. For token targets this is exactly
 the free-running decoder (a chosen token passes no gradient); for continuous targets
 it is the dependence through the encoder (and attention), not through the values fed
-back. The derivatives are exact (autograd): one forward pass, then a backward pass batched
-over the output values (one one-hot cotangent per value), in chunks that bound the
-memory.
+back. The derivatives are exact (autograd): torch.func.jacrev over the model's fused
+forward pass, i.e. one forward pass, then one backward pass vectorised (vmap) over the
+output values (one one-hot cotangent per value), in chunks that bound the memory. The
+hidden states and gates shown come from a separate instrumented pass without gradients.
 
 Looking changes nothing: the model is a loaded copy, in eval mode, and draws no random
 number. `LoadedRun` keeps a loaded model (float32, as trained, and its float64 copy)
@@ -61,8 +62,12 @@ from workbench.formula import evaluate_formula
 MAX_INPUT_STEPS = 5000
 MAX_OUTPUT_STEPS = 5000
 MAX_BEAM = 64
-# the float64 values one connectivity chunk may hold in its graph, about (8 bytes each)
-CHUNK_VALUES = 2**23
+# the float64 values one connectivity chunk may hold, about (8 bytes each: 256 MB)
+CHUNK_VALUES = 2**25
+# how the connectivity is computed: "jacrev" (torch.func.jacrev over the fused forward
+# pass, the default) or "batched-backward" (the first version, kept to measure against:
+# autograd.grad with is_grads_batched over the instrumented, unrolled pass)
+CONNECTIVITY_METHODS = ("jacrev", "batched-backward")
 WHICH = ("best", "latest")
 
 
@@ -376,13 +381,15 @@ def explain(run: Any, source: Source, *, which: str = "best", beam: int = 1,
 
 
 def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
-                   output_steps: int | None = None, connectivity: bool = True) -> Explanation:
+                   output_steps: int | None = None, connectivity: bool = True,
+                   method: str = "jacrev") -> Explanation:
     """Explain `source` with a loaded model (the module docstring says what is computed).
 
     beam: beam width for token targets (1: greedy). output_steps: the most output steps
     to generate (None: the training target length, plus the extra input steps for token
     targets when the input is longer than the training inputs). connectivity=False
     leaves it out (None), for a first quick look: `add_connectivity` adds it later.
+    method: one of CONNECTIVITY_METHODS (the same matrix; "jacrev" is the fast one).
     ConfigError or DatasetError, one line, for any input the model cannot read.
     """
     model, twin = loaded.model, loaded.twin
@@ -411,12 +418,16 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
     src64 = _model_input(raw_input, src_side, loaded.normalization, torch.float64)
     chosen = gen_target[0] if tgt_side.kind == "tokens" else None
     matrix = None
-    if connectivity:
+    _check_method(method)
+    if connectivity and method == "batched-backward":
         matrix, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
                                             normalization=loaded.normalization)
     else:
         with torch.no_grad():
             trace = twin(src64, gen_target, teacher_forcing=1.0, instrumented=True)
+        if connectivity:
+            matrix = connectivity_matrix(twin, src64, gen_target, chosen=chosen,
+                                         normalization=loaded.normalization)
     encoder, decoder = _side_trace(trace.encoder), _side_trace(trace.decoder)
     attention = None
     if trace.attention is not None:
@@ -441,8 +452,10 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
         joined_target=target_vocab is None or char_mode(target_vocab, tgt_side.reserved))
 
 
-def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation:
-    """`explanation` (of `loaded`'s model) with its connectivity matrix computed."""
+def add_connectivity(loaded: LoadedRun, explanation: Explanation, *,
+                     method: str = "jacrev") -> Explanation:
+    """`explanation` (of `loaded`'s model) with its connectivity matrix computed
+    (`method`: one of CONNECTIVITY_METHODS)."""
     if explanation.connectivity is not None:
         return explanation
     src = _model_input(explanation.input, loaded.source, loaded.normalization, torch.float64)
@@ -455,7 +468,7 @@ def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation
             values = loaded.normalization.normalize_y(values.astype(np.float64))
         fed, chosen = torch.as_tensor(np.asarray(values, dtype=np.float64))[None], None
     matrix = connectivity_matrix(loaded.twin, src, fed, chosen=chosen,
-                                 normalization=loaded.normalization)
+                                 normalization=loaded.normalization, method=method)
     return dataclasses.replace(explanation, connectivity=matrix)
 
 
@@ -464,7 +477,7 @@ def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation
 
 def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                         chosen: torch.Tensor | None = None,
-                        normalization: Any | None = None) -> np.ndarray:
+                        normalization: Any | None = None, method: str = "jacrev") -> np.ndarray:
     """C (T_out, T_in) of the float64 model `twin` (eval mode) on one sample.
 
     src: (1, T_in) ids or (1, T_in, F_in) normalised values; tgt: what the decoder is fed,
@@ -472,8 +485,67 @@ def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
     1.0). chosen: (T_out,) the token whose logit is differentiated at each step (token
     targets). Continuous values are differentiated in the data's own units when a
     normalization is given. See the module docstring for the definition.
+
+    method "jacrev": torch.func.jacrev of the fused (uninstrumented) forward pass, its
+    backward vectorised over the output values; LSTM H128, T_in = T_out = 50, 1 thread:
+    about 50 ms against 95 for "batched-backward" (traced_connectivity) on the same
+    machine, and H256, T100: about 390 against 900 (benchmarks/bench_inspect.py).
     """
-    return traced_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization)[0]
+    _check_method(method)
+    if method == "batched-backward":
+        return traced_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization)[0]
+    from torch.func import jacrev
+
+    cfg = twin.config
+    tokens_in = cfg.source.kind == "tokens"
+    tokens_out = cfg.target.kind == "tokens"
+    t_in, t_out = int(src.shape[1]), int(tgt.shape[1])
+    k = 1 if tokens_out else int(cfg.target.features)
+    x_std = _std(normalization, "x", None if tokens_in else int(cfg.source.features))
+    y_std = _std(normalization, "y", None if tokens_out else k)
+    steps = torch.arange(t_out)
+    picks = chosen.to(torch.int64) if chosen is not None else None
+    if tokens_out and picks is None:
+        raise ValueError("connectivity_matrix: token targets need `chosen`")
+
+    def read(out: torch.Tensor) -> torch.Tensor:
+        """(T_out,) chosen logits or (T_out * F_out,) values in the data's units."""
+        if picks is not None:
+            return out[steps, picks]
+        return (out * y_std).reshape(-1)
+
+    if tokens_in:
+        with torch.no_grad():
+            point = twin.source_embedding(src)[0]  # (T_in, E): the embeddings differentiated
+
+        def outputs(e: torch.Tensor) -> torch.Tensor:
+            handle = twin.source_embedding.register_forward_hook(_returning(e[None]))
+            try:
+                return read(twin(src, tgt, teacher_forcing=1.0)[0])
+            finally:
+                handle.remove()
+    else:
+        point = (src * x_std)[0]  # (T_in, F_in): the data's scale
+
+        def outputs(x: torch.Tensor) -> torch.Tensor:
+            return read(twin((x / x_std)[None], tgt, teacher_forcing=1.0)[0])
+
+    rows = t_out * k
+    # the backward pass holds about two float64 values per gate unit and step for each
+    # output value of a chunk
+    width = (t_in + t_out) * cfg.hidden * max(1, _gate_count(cfg.cell)) * cfg.layers * 2
+    most = max(1, CHUNK_VALUES // max(1, width))
+    chunks = -(-rows // most)
+    with torch.enable_grad():
+        jac = jacrev(outputs, chunk_size=-(-rows // chunks) if chunks > 1 else None)(point)
+    squares = jac.detach().pow(2).sum(dim=-1).reshape(t_out, k, t_in).sum(dim=1)
+    return np.sqrt(squares.cpu().numpy())
+
+
+def _check_method(method: str) -> None:
+    if method not in CONNECTIVITY_METHODS:
+        raise ConfigError(f"connectivity method {method!r} is not known: expected one of "
+                          f"{', '.join(CONNECTIVITY_METHODS)}")
 
 
 def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
@@ -482,11 +554,12 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
     """(C, the Seq2SeqTrace of the pass): connectivity_matrix from the instrumented
     forward pass, whose records (every h_t, c_t and gate) the explanation shows.
 
-    One forward pass, then one backward pass per chunk of output values with a batch of
-    one-hot cotangents (autograd's is_grads_batched): row r of the batch is the gradient
-    of output value r. About 6x faster than one backward per output value (LSTM H128,
-    T_in = T_out = 50: 89 vs 570 ms) and faster than replicating the input once per
-    output value (141 ms).
+    The first version (method "batched-backward"), kept as the baseline: one forward
+    pass, then one backward pass per chunk of output values with a batch of one-hot
+    cotangents (autograd's is_grads_batched): row r of the batch is the gradient of output
+    value r. About 6x faster than one backward per output value (LSTM H128,
+    T_in = T_out = 50: 89 vs 570 ms), about half as fast as connectivity_matrix's jacrev
+    (the unrolled pass has many more autograd nodes than the fused one).
     """
     cfg = twin.config
     tokens_in = cfg.source.kind == "tokens"
@@ -519,7 +592,7 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
     else:
         picked = (out * y_std).reshape(-1)  # (T_out * F_out,), row r = (t', f) = (r // k, r % k)
     width = (t_in + t_out) * cfg.hidden * max(1, _gate_count(cfg.cell)) * cfg.layers * 4
-    chunk = max(1, min(rows, CHUNK_VALUES // max(1, width)))
+    chunk = max(1, min(rows, 2**23 // max(1, width)))  # its own bound, as first measured
     squares = np.zeros((t_out, t_in), dtype=np.float64)
     for first in range(0, rows, chunk):
         last = min(rows, first + chunk)
