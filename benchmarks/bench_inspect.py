@@ -9,15 +9,19 @@ connectivity matrix). Edits are made one after another, each once the previous o
 painted. A 5 ms QTimer measures how late the GUI thread's event loop runs meanwhile
 (the longest lateness is the longest the GUI thread was blocked).
 
-Each configuration is measured without training (the baseline) and with a real run
-training in the background: RunService(...).start(config).run() in a plain thread,
-an LSTM of the same size on the same data. torch uses 1 thread.
+Each configuration is measured without training and with a real run training in the
+background: RunService(...).start(config).run() in a plain thread, an LSTM of the same
+size on the same data. torch uses 1 thread. With --baseline, each is measured again with
+the connectivity's first version (workbench.explain's method "unrolled": the batched
+backward pass over the instrumented, unrolled forward pass, against the default "fused"
+over torch's fused kernels), in the same run, so that the ratio of the two is of the same machine and the same load.
 
 Target (reported, never asserted): p99 of edit-to-complete-paint under 150 ms at H 128,
 T 50 while training; the GUI thread never blocked over 50 ms.
 Other work on the machine shows up in every figure; run it alone.
 
     .venv/bin/python benchmarks/bench_inspect.py [--edits 30] [--configs 128x50,256x100]
+                                                 [--baseline]
 """
 
 from __future__ import annotations
@@ -88,14 +92,17 @@ class Background:
         self.thread.join(120)
 
 
-def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int) -> dict[str, list[float]]:
-    """Edit-to-paint latencies (ms) and event-loop lateness (ms) over `edits` edits."""
+def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
+            method: str = "fused") -> dict[str, list[float]]:
+    """Edit-to-paint latencies (ms) and event-loop lateness (ms) over `edits` edits, the
+    connectivity computed by `method` (workbench.explain.CONNECTIVITY_METHODS)."""
     import numpy as np
     from PySide6 import QtCore
 
     from ui.inspect_panel import InspectPanel
 
     panel = InspectPanel(runs_dir, run_id=run_id)
+    panel.connectivity_method = method
     panel.resize(1280, 900)
     panel.show()
 
@@ -186,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=30, help="edits per measurement")
     parser.add_argument("--configs", default="128x50,256x100",
                         help="HIDDENxT pairs, comma-separated")
+    parser.add_argument("--baseline", action="store_true",
+                        help="measure the connectivity's first version too (unrolled)")
     args = parser.parse_args(argv)
 
     import torch
@@ -194,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    methods = ("fused", "unrolled") if args.baseline else ("fused",)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-inspect-") as temp:
         folder = Path(temp)
@@ -201,23 +211,24 @@ def main(argv: list[str] | None = None) -> int:
         for hidden, steps in configs:
             data = make_data(folder, steps)
             run_id = train_checkpoint(data, hidden, runs_dir)
-            idle = measure(app, runs_dir, run_id, steps, args.edits)
-            with Background(data, hidden, folder / "background-runs"):
-                busy = measure(app, runs_dir, run_id, steps, args.edits)
-            rows.append((hidden, steps, idle, busy))
+            for method in methods:
+                idle = measure(app, runs_dir, run_id, steps, args.edits, method)
+                with Background(data, hidden, folder / "background-runs"):
+                    busy = measure(app, runs_dir, run_id, steps, args.edits, method)
+                rows.append((hidden, steps, method, idle, busy))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"\nInspect panel, LSTM, continuous T_in = T_out = T, 1 feature, {args.edits} edits "
           f"(a dragged point each), torch 1 thread; {os.cpu_count()} cores, load average "
           f"{load} at the end")
-    print(f"{'H':>4} {'T':>4}  {'training':<9} {'first paint p50/p99':>20} "
+    print(f"{'H':>4} {'T':>4} {'connectivity':<16} {'training':<9} {'first paint p50/p99':>20} "
           f"{'complete p50/p99':>18} {'vs idle':>8} {'GUI late p99/max':>17} "
           f"{'quiet p99/max':>14} {'paint p99':>9} "
           f"{'job p50 first/complete':>23}")
-    for hidden, steps, idle, busy in rows:
+    for hidden, steps, method, idle, busy in rows:
         base = statistics.median(idle["complete"])
         for label, figures in (("no", idle), ("yes", busy)):
             ratio = statistics.median(figures["complete"]) / base
-            print(f"{hidden:>4} {steps:>4}  {label:<9} "
+            print(f"{hidden:>4} {steps:>4} {method:<16} {label:<9} "
                   f"{percentile(figures['first'], 0.5):>9.0f} / {percentile(figures['first'], 0.99):<7.0f}ms"
                   f"{percentile(figures['complete'], 0.5):>7.0f} / {percentile(figures['complete'], 0.99):<6.0f}ms"
                   f"{ratio:>8.2f}x"
@@ -230,6 +241,19 @@ def main(argv: list[str] | None = None) -> int:
           "matrix. GUI late: how late a 5 ms timer fired (the GUI thread's longest block). "
           "quiet: the same timer for 2 s with nothing asked (the machine's own noise; while "
           "training, the training thread's). job: the worker thread's own time to each part.")
+    if args.baseline:
+        print("\nunrolled / fused, the same machine and load (p50 and p99 of the "
+              "complete paint; the job's p50 to the complete result):")
+        found = {(h, t, m): (i, b) for h, t, m, i, b in rows}
+        for hidden, steps in configs:
+            new, old = found[(hidden, steps, "fused")], found[(hidden, steps, "unrolled")]
+            for k, label in enumerate(("no", "yes")):
+                q50 = percentile(old[k]["complete"], 0.5) / percentile(new[k]["complete"], 0.5)
+                q99 = percentile(old[k]["complete"], 0.99) / percentile(new[k]["complete"], 0.99)
+                job = (percentile(old[k]["job_complete"], 0.5)
+                       / percentile(new[k]["job_complete"], 0.5))
+                print(f"  H {hidden} T {steps}, training {label}: {q50:.2f}x p50, "
+                      f"{q99:.2f}x p99, job {job:.2f}x")
     return 0
 
 

@@ -62,7 +62,7 @@ class Request:
     which: str
     source: Any
     beam: int
-    method: str = "jacrev"  # the connectivity's (workbench.explain.CONNECTIVITY_METHODS)
+    method: str = "fused"  # the connectivity's (workbench.explain.CONNECTIVITY_METHODS)
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class InspectPanel(QtWidgets.QWidget):
         self._requested_at: dict[int, float] = {}
         self.latencies: list[tuple[int, bool, float]] = []  # (seq, complete, ms from request)
         self.compute_ms: list[tuple[bool, float]] = []  # (complete, the job's ms) per paint
-        self.connectivity_method = "jacrev"  # the benchmark measures "batched-backward" too
+        self.connectivity_method = "fused"  # the benchmark measures "unrolled" too
         self.cache = ModelCache(self.runs_dir)
         self.job = JobSession(self, interval_ms=DRAIN_MS)
         self.job.thread_name = "inspect"

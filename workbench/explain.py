@@ -33,10 +33,10 @@ on its own generated output*: decoder step t' reads the start symbol (t' = 0) or
 generated output of step t' - 1, held constant. For token targets this is exactly
 the free-running decoder (a chosen token passes no gradient); for continuous targets
 it is the dependence through the encoder (and attention), not through the values fed
-back. The derivatives are exact (autograd): torch.func.jacrev over the model's fused
-forward pass, i.e. one forward pass, then one backward pass vectorised (vmap) over the
-output values (one one-hot cotangent per value), in chunks that bound the memory. The
-hidden states and gates shown come from a separate instrumented pass without gradients.
+back. The derivatives are exact (autograd): one forward pass (the fused one: torch's
+sequence kernels), then a backward pass batched over the output values (one one-hot
+cotangent per value), in chunks that bound the memory. The hidden states and gates
+shown come from a separate instrumented pass without gradients.
 
 Looking changes nothing: the model is a loaded copy, in eval mode, and draws no random
 number. `LoadedRun` keeps a loaded model (float32, as trained, and its float64 copy)
@@ -64,10 +64,10 @@ MAX_OUTPUT_STEPS = 5000
 MAX_BEAM = 64
 # the float64 values one connectivity chunk may hold, about (8 bytes each: 256 MB)
 CHUNK_VALUES = 2**25
-# how the connectivity is computed: "jacrev" (torch.func.jacrev over the fused forward
-# pass, the default) or "batched-backward" (the first version, kept to measure against:
-# autograd.grad with is_grads_batched over the instrumented, unrolled pass)
-CONNECTIVITY_METHODS = ("jacrev", "batched-backward")
+# how the connectivity is computed (connectivity_matrix): "fused" differentiates the fused
+# forward pass (the default); "unrolled" the instrumented one (the first version, slower,
+# kept to measure against)
+CONNECTIVITY_METHODS = ("fused", "unrolled")
 WHICH = ("best", "latest")
 
 
@@ -382,14 +382,14 @@ def explain(run: Any, source: Source, *, which: str = "best", beam: int = 1,
 
 def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
                    output_steps: int | None = None, connectivity: bool = True,
-                   method: str = "jacrev") -> Explanation:
+                   method: str = "fused") -> Explanation:
     """Explain `source` with a loaded model (the module docstring says what is computed).
 
     beam: beam width for token targets (1: greedy). output_steps: the most output steps
     to generate (None: the training target length, plus the extra input steps for token
     targets when the input is longer than the training inputs). connectivity=False
     leaves it out (None), for a first quick look: `add_connectivity` adds it later.
-    method: one of CONNECTIVITY_METHODS (the same matrix; "jacrev" is the fast one).
+    method: one of CONNECTIVITY_METHODS (the same matrix; "fused" is the fast one).
     ConfigError or DatasetError, one line, for any input the model cannot read.
     """
     model, twin = loaded.model, loaded.twin
@@ -419,7 +419,7 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
     chosen = gen_target[0] if tgt_side.kind == "tokens" else None
     matrix = None
     _check_method(method)
-    if connectivity and method == "batched-backward":
+    if connectivity and method == "unrolled":
         matrix, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
                                             normalization=loaded.normalization)
     else:
@@ -453,7 +453,7 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
 
 
 def add_connectivity(loaded: LoadedRun, explanation: Explanation, *,
-                     method: str = "jacrev") -> Explanation:
+                     method: str = "fused") -> Explanation:
     """`explanation` (of `loaded`'s model) with its connectivity matrix computed
     (`method`: one of CONNECTIVITY_METHODS)."""
     if explanation.connectivity is not None:
@@ -477,7 +477,7 @@ def add_connectivity(loaded: LoadedRun, explanation: Explanation, *,
 
 def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                         chosen: torch.Tensor | None = None,
-                        normalization: Any | None = None, method: str = "jacrev") -> np.ndarray:
+                        normalization: Any | None = None, method: str = "fused") -> np.ndarray:
     """C (T_out, T_in) of the float64 model `twin` (eval mode) on one sample.
 
     src: (1, T_in) ids or (1, T_in, F_in) normalised values; tgt: what the decoder is fed,
@@ -486,60 +486,21 @@ def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
     targets). Continuous values are differentiated in the data's own units when a
     normalization is given. See the module docstring for the definition.
 
-    method "jacrev": torch.func.jacrev of the fused (uninstrumented) forward pass, its
-    backward vectorised over the output values; LSTM H128, T_in = T_out = 50, 1 thread:
-    about 50 ms against 95 for "batched-backward" (traced_connectivity) on the same
-    machine, and H256, T100: about 390 against 900 (benchmarks/bench_inspect.py).
+    method (CONNECTIVITY_METHODS): "fused" differentiates the model's fused forward pass
+    (torch's sequence kernels: a small graph); "unrolled", the first version, the
+    instrumented pass, one autograd node per operation of every step (traced_connectivity).
+    The same backward pass batched over one-hot cotangents either way. LSTM H128,
+    T_in = T_out = 50, 1 thread, alone: about 68 against 95 ms; H256, T100: 520 against
+    900 (benchmarks/bench_inspect.py gives both under load).
+
+    torch.func.jacrev of the fused pass was faster still (48 ms) but is not used: its
+    vmap over the backward pass holds the GIL for up to 400 ms at a time (measured with a
+    second thread waiting on it), so the GUI thread froze while the worker computed.
+    autograd.grad's is_grads_batched lets go of it (the longest wait: about 25 ms).
     """
     _check_method(method)
-    if method == "batched-backward":
-        return traced_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization)[0]
-    from torch.func import jacrev
-
-    cfg = twin.config
-    tokens_in = cfg.source.kind == "tokens"
-    tokens_out = cfg.target.kind == "tokens"
-    t_in, t_out = int(src.shape[1]), int(tgt.shape[1])
-    k = 1 if tokens_out else int(cfg.target.features)
-    x_std = _std(normalization, "x", None if tokens_in else int(cfg.source.features))
-    y_std = _std(normalization, "y", None if tokens_out else k)
-    steps = torch.arange(t_out)
-    picks = chosen.to(torch.int64) if chosen is not None else None
-    if tokens_out and picks is None:
-        raise ValueError("connectivity_matrix: token targets need `chosen`")
-
-    def read(out: torch.Tensor) -> torch.Tensor:
-        """(T_out,) chosen logits or (T_out * F_out,) values in the data's units."""
-        if picks is not None:
-            return out[steps, picks]
-        return (out * y_std).reshape(-1)
-
-    if tokens_in:
-        with torch.no_grad():
-            point = twin.source_embedding(src)[0]  # (T_in, E): the embeddings differentiated
-
-        def outputs(e: torch.Tensor) -> torch.Tensor:
-            handle = twin.source_embedding.register_forward_hook(_returning(e[None]))
-            try:
-                return read(twin(src, tgt, teacher_forcing=1.0)[0])
-            finally:
-                handle.remove()
-    else:
-        point = (src * x_std)[0]  # (T_in, F_in): the data's scale
-
-        def outputs(x: torch.Tensor) -> torch.Tensor:
-            return read(twin((x / x_std)[None], tgt, teacher_forcing=1.0)[0])
-
-    rows = t_out * k
-    # the backward pass holds about two float64 values per gate unit and step for each
-    # output value of a chunk
-    width = (t_in + t_out) * cfg.hidden * max(1, _gate_count(cfg.cell)) * cfg.layers * 2
-    most = max(1, CHUNK_VALUES // max(1, width))
-    chunks = -(-rows // most)
-    with torch.enable_grad():
-        jac = jacrev(outputs, chunk_size=-(-rows // chunks) if chunks > 1 else None)(point)
-    squares = jac.detach().pow(2).sum(dim=-1).reshape(t_out, k, t_in).sum(dim=1)
-    return np.sqrt(squares.cpu().numpy())
+    return _batched_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization,
+                                 instrumented=method == "unrolled")[0]
 
 
 def _check_method(method: str) -> None:
@@ -552,15 +513,22 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                         chosen: torch.Tensor | None = None,
                         normalization: Any | None = None) -> tuple[np.ndarray, Any]:
     """(C, the Seq2SeqTrace of the pass): connectivity_matrix from the instrumented
-    forward pass, whose records (every h_t, c_t and gate) the explanation shows.
+    forward pass, whose records (every h_t, c_t and gate) the explanation shows
+    (the method "unrolled").
 
-    The first version (method "batched-backward"), kept as the baseline: one forward
-    pass, then one backward pass per chunk of output values with a batch of one-hot
-    cotangents (autograd's is_grads_batched): row r of the batch is the gradient of output
-    value r. About 6x faster than one backward per output value (LSTM H128,
-    T_in = T_out = 50: 89 vs 570 ms), about half as fast as connectivity_matrix's jacrev
-    (the unrolled pass has many more autograd nodes than the fused one).
+    One forward pass, then one backward pass per chunk of output values with a batch of
+    one-hot cotangents (autograd's is_grads_batched): row r of the batch is the gradient
+    of output value r. About 6x faster than one backward per output value (LSTM H128,
+    T_in = T_out = 50: 89 vs 570 ms), and slower than the same over the fused pass.
     """
+    return _batched_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization,
+                                 instrumented=True)
+
+
+def _batched_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
+                          chosen: torch.Tensor | None, normalization: Any | None,
+                          instrumented: bool) -> tuple[np.ndarray, Any]:
+    """(C, the pass's Seq2SeqTrace if `instrumented`, else its outputs)."""
     cfg = twin.config
     tokens_in = cfg.source.kind == "tokens"
     tokens_out = cfg.target.kind == "tokens"
@@ -581,18 +549,25 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
         src_arg = leaf / x_std
     try:
         with torch.enable_grad():
-            trace = twin(src_arg, tgt, teacher_forcing=1.0, instrumented=True)
-            out = trace.outputs[0]  # (T_out, V or F)
+            result = twin(src_arg, tgt, teacher_forcing=1.0, instrumented=instrumented)
+            out = (result.outputs if instrumented else result)[0]  # (T_out, V or F)
     finally:
         if handle is not None:
             handle.remove()
     if tokens_out:
-        assert chosen is not None
+        if chosen is None:
+            raise ValueError("connectivity_matrix: token targets need `chosen`")
         picked = out[torch.arange(t_out), chosen.to(torch.int64)]  # (T_out,)
     else:
         picked = (out * y_std).reshape(-1)  # (T_out * F_out,), row r = (t', f) = (r // k, r % k)
-    width = (t_in + t_out) * cfg.hidden * max(1, _gate_count(cfg.cell)) * cfg.layers * 4
-    chunk = max(1, min(rows, 2**23 // max(1, width)))  # its own bound, as first measured
+    gates = max(1, _gate_count(cfg.cell))
+    if instrumented:  # the first version's own bound, as it was measured
+        width = (t_in + t_out) * cfg.hidden * gates * cfg.layers * 4
+        chunk = max(1, min(rows, 2**23 // max(1, width)))
+    else:  # about two float64 values per gate unit and step for each output value
+        width = (t_in + t_out) * cfg.hidden * gates * cfg.layers * 2
+        most = max(1, CHUNK_VALUES // max(1, width))
+        chunk = -(-rows // -(-rows // most))  # equal chunks of at most `most`
     squares = np.zeros((t_out, t_in), dtype=np.float64)
     for first in range(0, rows, chunk):
         last = min(rows, first + chunk)
@@ -602,7 +577,7 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                                       retain_graph=last < rows, is_grads_batched=True)
         sq = grad[:, 0].detach().pow(2).sum(dim=-1).cpu().numpy()  # (chunk, T_in)
         np.add.at(squares, np.arange(first, last) // k, sq)
-    return np.sqrt(squares), trace
+    return np.sqrt(squares), result
 
 
 def _returning(value: torch.Tensor) -> Any:
