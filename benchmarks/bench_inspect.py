@@ -5,7 +5,8 @@ Inspect panel (ui.inspect_panel, offscreen unless a display is set) shows a run'
 checkpoint on a values input; each edit drags one point of the values plot (the real
 editor), and the time from the edit to the painted panel is recorded: to the first
 paint (outputs, hidden states, gates) and to the complete one (with the float64
-connectivity matrix). Edits are made one after another, each once the previous one is
+connectivity matrix), when the panel's slot has set it; "rendered" adds the time until
+Qt has drawn it (the end of the next Paint event: the application's notify is timed). Edits are made one after another, each once the previous one is
 painted. A 5 ms QTimer measures how late the GUI thread's event loop runs meanwhile
 (the longest lateness is the longest the GUI thread was blocked).
 
@@ -92,6 +93,22 @@ class Background:
         self.thread.join(120)
 
 
+def paint_clock_app():
+    """A QApplication that notes when its latest Paint event ended (`painted_at`)."""
+    from PySide6 import QtCore, QtWidgets
+
+    class PaintClock(QtWidgets.QApplication):
+        painted_at = 0.0
+
+        def notify(self, receiver: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802
+            done = super().notify(receiver, event)
+            if event.type() == QtCore.QEvent.Type.Paint:
+                self.painted_at = time.perf_counter()
+            return done
+
+    return PaintClock(sys.argv[:1])
+
+
 def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
             method: str = "fused") -> dict[str, list[float]]:
     """Edit-to-paint latencies (ms) and event-loop lateness (ms) over `edits` edits, the
@@ -130,6 +147,25 @@ def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
         if not until():
             raise RuntimeError("the inspector did not answer in time")
 
+    marks: dict[int, float] = {}  # request -> when its complete paint was set
+    panel.painted.connect(lambda seq, complete: marks.__setitem__(seq, time.perf_counter())
+                          if complete else None)
+    rendered: list[float] = []
+
+    def drawn() -> None:
+        """Wait (the event loop running) until Qt has drawn the newest complete paint."""
+        mark = marks.get(panel.requested_seq)
+        if mark is None or not hasattr(app, "painted_at"):
+            return
+        end = time.perf_counter() + 1.0
+        while app.painted_at <= mark and time.perf_counter() < end:
+            _idle(app, time.perf_counter() + 0.002)
+        if app.painted_at > mark:
+            whole = [ms for seq, complete, ms in panel.latencies
+                     if complete and seq == panel.requested_seq]
+            if whole:
+                rendered.append(whole[-1] + (app.painted_at - mark) * 1000)
+
     wait(lambda: run_id in panel.choices and settled())
     panel.editor.set_mode("values")
     panel.editor.set_values(np.sin(np.arange(steps) / 3.0)[:, None])
@@ -156,8 +192,10 @@ def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
     for i in range(edits):
         panel.editor.points.drag_point(int(rng.integers(0, steps)), float(rng.normal()))
         wait(settled)
+        drawn()
         if i == 0:
             late.clear()
+            rendered.clear()
     timer.stop()
     late_before = list(late)
     late.clear()
@@ -173,7 +211,8 @@ def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
     panel.close()
     panel.deleteLater()
     app.processEvents()
-    return {"first": first, "complete": whole, "late": late, "quiet": quiet,
+    return {"first": first, "complete": whole, "rendered": rendered, "late": late,
+            "quiet": quiet,
             "paint": list(panel.paint_ms),
             "job_first": [ms for complete, ms in panel.compute_ms if not complete],
             "job_complete": [ms for complete, ms in panel.compute_ms if complete]}
@@ -201,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
     torch.set_num_threads(1)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app = QtWidgets.QApplication.instance() or paint_clock_app()
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     methods = ("fused", "unrolled") if args.baseline else ("fused",)
     rows = []
@@ -221,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(a dragged point each), torch 1 thread; {os.cpu_count()} cores, load average "
           f"{load} at the end")
     print(f"{'H':>4} {'T':>4} {'connectivity':<16} {'training':<9} {'first paint p50/p99':>20} "
-          f"{'complete p50/p99':>18} {'vs idle':>8} {'GUI late p99/max':>17} "
+          f"{'complete p50/p99':>18} {'rendered p50/p99':>17} {'vs idle':>8} "
+          f"{'GUI late p99/max':>17} "
           f"{'quiet p99/max':>14} {'paint p99':>9} "
           f"{'job p50 first/complete':>23}")
     for hidden, steps, method, idle, busy in rows:
@@ -231,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{hidden:>4} {steps:>4} {method:<16} {label:<9} "
                   f"{percentile(figures['first'], 0.5):>9.0f} / {percentile(figures['first'], 0.99):<7.0f}ms"
                   f"{percentile(figures['complete'], 0.5):>7.0f} / {percentile(figures['complete'], 0.99):<6.0f}ms"
+                  f"{percentile(figures['rendered'], 0.5):>7.0f} / {percentile(figures['rendered'], 0.99):<6.0f}ms"
                   f"{ratio:>8.2f}x"
                   f"{percentile(figures['late'], 0.99):>9.1f} / {max(figures['late'], default=0):<5.1f}ms"
                   f"{percentile(figures['quiet'], 0.99):>7.1f} / {max(figures['quiet'], default=0):<5.1f}ms"
@@ -238,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{percentile(figures['job_first'], 0.5):>12.0f} / "
                   f"{percentile(figures['job_complete'], 0.5):<5.0f}ms")
     print("first paint: outputs, hidden states and gates; complete: with the connectivity "
-          "matrix. GUI late: how late a 5 ms timer fired (the GUI thread's longest block). "
+          "matrix; rendered: the complete paint drawn by Qt. GUI late: how late a 5 ms timer fired (the GUI thread's longest block). "
           "quiet: the same timer for 2 s with nothing asked (the machine's own noise; while "
           "training, the training thread's). job: the worker thread's own time to each part.")
     if args.baseline:
