@@ -167,6 +167,8 @@ class ExplanationView(QtWidgets.QWidget):
         self.on_units = np.zeros(0, dtype=np.int64)
         self.connectivity_levels: tuple[float, float] | None = None
         self._values_range: tuple[float, float] | None = None  # the values plot's y range
+        self._generation = 0  # show_explanation calls: a deferred part of an older one is dropped
+        self._gates_pending: int | None = None  # the call whose gates are still to paint
         self._values = np.zeros((0, 0))
         self._span_guard = False
         self._texts: dict[tuple[int, str], Any] = {}  # what was last set (unchanged: not again)
@@ -309,15 +311,23 @@ class ExplanationView(QtWidgets.QWidget):
 
     def show_message(self, text: str, title: str = "") -> None:
         """No explanation (an error, nothing chosen yet): the message instead of the data."""
+        self._texts.pop((id(self.title), "text"), None)  # shown by show_explanation again
+        self._texts.pop((id(self.sequences), "text"), None)
         if title:
             self.title.setText(title)
         self.sequences.setText(f"<span style='color:#b00020'>{html.escape(text, quote=False)}</span>")
 
     def show_explanation(self, explanation: Any, title: str = "") -> None:
-        """Paint `explanation` in every view."""
+        """Paint `explanation` in every view: the sequences, states and connectivity now,
+        the gates at the event loop's next turn (Qt draws the first part in between, so
+        that no single GUI block draws everything; a newer call drops a pending part)."""
         self.explanation = explanation
-        self.title.setText(title or f"{explanation.run_id} ({explanation.cell})")
-        self.sequences.setText(sequences_html(explanation))
+        self._generation += 1
+        heading = title or f"{explanation.run_id} ({explanation.cell})"
+        self._once(self.title, "text", heading, lambda: self.title.setText(heading))
+        text = sequences_html(explanation)
+        self._once(self.sequences, "text", text, lambda: _set_text_never_shrinking(
+            self.sequences, text))
         self.selected_unit = min(self.selected_unit, explanation.hidden_size - 1)
         t_in, t_out = explanation.encoder.steps, explanation.decoder.steps
         for line in (self.heatmap_line, self.trace_line, self.gates_line):
@@ -327,8 +337,19 @@ class ExplanationView(QtWidgets.QWidget):
             "bottom", label, color=style.FOREGROUND))
         self._paint_values(explanation)
         self._paint_states()
-        self._paint_gates()
         self._paint_connectivity()
+        if explanation.connectivity is not None:  # all at once: nothing comes after it
+            self._paint_gates()
+            return
+        self._gates_pending = generation = self._generation
+        QtCore.QTimer.singleShot(0, self, lambda: self._paint_pending_gates(generation))
+
+    def _paint_pending_gates(self, generation: int | None = None) -> None:
+        """The gates of show_explanation's call `generation` (None: whichever is pending),
+        unless painted already or superseded."""
+        pending = self._gates_pending
+        if pending is not None and (generation is None or generation == pending):
+            self._paint_gates()
 
     def set_options(self, *, state: str | None = None, layer: int | None = None,
                     sort: str | None = None, threshold: float | None = None) -> None:
@@ -346,8 +367,10 @@ class ExplanationView(QtWidgets.QWidget):
             self._paint_gates()
 
     def show_connectivity(self, explanation: Any) -> None:
-        """The same explanation, now with its connectivity: only that view is repainted."""
+        """The same explanation, now with its connectivity: only that view is repainted
+        (and the gates, if their turn has not come yet)."""
         self.explanation = explanation
+        self._paint_pending_gates()
         self._paint_connectivity()
 
     def set_connectivity_levels(self, levels: tuple[float, float] | None) -> None:
@@ -453,13 +476,15 @@ class ExplanationView(QtWidgets.QWidget):
         listed = ", ".join(str(int(u)) for u in self.on_units[:24])
         more = f" … ({self.on_units.size} in all)" if self.on_units.size > 24 else ""
         what = "c" if self._showing_cell() else "h"
-        self.selection_label.setText(
+        _set_text_never_shrinking(
+            self.selection_label,
             f"Selected unit {self.selected_unit}. Steps {start + 1}–{stop + 1}: "
             f"{self.on_units.size} unit{'s' if self.on_units.size != 1 else ''} with "
             f"{what} > {self.threshold:g} throughout"
             + (f": {listed}{more}" if self.on_units.size else ""))
 
     def _paint_gates(self) -> None:
+        self._gates_pending = None
         e = self.explanation
         if e is None:
             return
@@ -604,6 +629,21 @@ class ExplanationView(QtWidgets.QWidget):
         if self.explanation is not None:
             self._paint_states()
         self.span_changed.emit(start, stop)
+
+
+def _set_text_never_shrinking(label: QtWidgets.QLabel, text: str) -> None:
+    """Set a word-wrapped label's text, its height never shrinking: a label whose line
+    count changes re-lays the window out, and every plot then generates its axes anew."""
+    label.setText(text)
+    if not label.isVisible():
+        return
+    width = label.width()
+    needed = label.heightForWidth(max(1, width))
+    if label.property("wrapWidth") != width:  # a new width: the height may shrink too
+        label.setProperty("wrapWidth", width)
+        label.setMinimumHeight(max(0, needed))
+    elif needed > label.minimumHeight():
+        label.setMinimumHeight(needed)
 
 
 def _cache_axes(*items: Any) -> None:
