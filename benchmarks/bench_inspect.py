@@ -12,10 +12,11 @@ painted. A 5 ms QTimer measures how late the GUI thread's event loop runs meanwh
 
 Each configuration is measured without training and with a real run training in the
 background: RunService(...).start(config).run() in a plain thread, an LSTM of the same
-size on the same data. torch uses 1 thread. With --baseline, each is measured again with
-the connectivity's first version (workbench.explain's method "unrolled": the batched
+size on the same data. torch uses 1 thread. With --baseline, each is measured with the
+connectivity's first version too (workbench.explain's method "unrolled": the batched
 backward pass over the instrumented, unrolled forward pass, against the default "fused"
-over torch's fused kernels), in the same run, so that the ratio of the two is of the same machine and the same load.
+over torch's fused kernels), the two methods taking turns edit by edit, so that the
+ratio of the two is of the same machine under the same load.
 
 Target (reported, never asserted): p99 of edit-to-complete-paint under 150 ms at H 128,
 T 50 while training; the GUI thread never blocked over 50 ms.
@@ -110,16 +111,17 @@ def paint_clock_app():
 
 
 def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
-            method: str = "fused") -> dict[str, list[float]]:
-    """Edit-to-paint latencies (ms) and event-loop lateness (ms) over `edits` edits, the
-    connectivity computed by `method` (workbench.explain.CONNECTIVITY_METHODS)."""
+            methods: tuple[str, ...] = ("fused",)) -> dict[str, dict[str, list[float]]]:
+    """Edit-to-paint latencies (ms) and event-loop lateness (ms) over `edits` edits per
+    connectivity method (workbench.explain.CONNECTIVITY_METHODS): the methods take turns,
+    edit by edit, so that each sees the same load. {method: {figure: values}}."""
     import numpy as np
     from PySide6 import QtCore
 
     from ui.inspect_panel import InspectPanel
 
     panel = InspectPanel(runs_dir, run_id=run_id)
-    panel.connectivity_method = method
+    panel.connectivity_method = methods[0]
     panel.resize(1280, 900)
     panel.show()
 
@@ -150,29 +152,31 @@ def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
     marks: dict[int, float] = {}  # request -> when its complete paint was set
     panel.painted.connect(lambda seq, complete: marks.__setitem__(seq, time.perf_counter())
                           if complete else None)
-    rendered: list[float] = []
 
-    def drawn() -> None:
-        """Wait (the event loop running) until Qt has drawn the newest complete paint."""
+    def drawn() -> float | None:
+        """Wait (the event loop running) until Qt has drawn the newest complete paint;
+        the edit-to-drawn latency (ms), None when unknown."""
         mark = marks.get(panel.requested_seq)
         if mark is None or not hasattr(app, "painted_at"):
-            return
+            return None
         end = time.perf_counter() + 1.0
         while app.painted_at <= mark and time.perf_counter() < end:
             _idle(app, time.perf_counter() + 0.002)
-        if app.painted_at > mark:
-            whole = [ms for seq, complete, ms in panel.latencies
-                     if complete and seq == panel.requested_seq]
-            if whole:
-                rendered.append(whole[-1] + (app.painted_at - mark) * 1000)
+        whole = [ms for seq, complete, ms in panel.latencies
+                 if complete and seq == panel.requested_seq]
+        if app.painted_at <= mark or not whole:
+            return None
+        return whole[-1] + (app.painted_at - mark) * 1000
 
     wait(lambda: run_id in panel.choices and settled())
     panel.editor.set_mode("values")
     panel.editor.set_values(np.sin(np.arange(steps) / 3.0)[:, None])
     wait(settled)
-    for _ in range(3):  # warm: the model is loaded, autograd's batched backward compiled
-        panel.editor.points.drag_point(1, 0.5)
-        wait(settled)
+    for method in methods:  # warm: the model is loaded, autograd's batched backward compiled
+        panel.connectivity_method = method
+        for _ in range(2):
+            panel.editor.points.drag_point(1, 0.5)
+            wait(settled)
     panel.latencies.clear()
     panel.paint_ms.clear()
     panel.compute_ms.clear()
@@ -184,38 +188,44 @@ def measure(app, runs_dir: Path, run_id: str, steps: int, edits: int,
         late.append(max(0.0, (now - last[0]) * 1000 - TICK_MS))
         last[0] = now
 
+    names = ("first", "complete", "rendered", "late", "paint", "job_first", "job_complete")
+    out = {m: {name: [] for name in names} for m in methods}
     timer = QtCore.QTimer()
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
     timer.start()
     rng = np.random.default_rng(0)
-    for i in range(edits):
+    for i in range(edits * len(methods)):
+        method = methods[i % len(methods)]
+        panel.connectivity_method = method
+        sizes = len(panel.latencies), len(panel.paint_ms), len(panel.compute_ms)
+        late.clear()
+        last[0] = time.perf_counter()
         panel.editor.points.drag_point(int(rng.integers(0, steps)), float(rng.normal()))
         wait(settled)
-        drawn()
-        if i == 0:
-            late.clear()
-            rendered.clear()
+        rendered = drawn()
+        figures = out[method]
+        for _seq, complete, ms in panel.latencies[sizes[0]:]:
+            figures["complete" if complete else "first"].append(ms)
+        figures["paint"] += panel.paint_ms[sizes[1]:]
+        for complete, ms in panel.compute_ms[sizes[2]:]:
+            figures["job_complete" if complete else "job_first"].append(ms)
+        if rendered is not None:
+            figures["rendered"].append(rendered)
+        figures["late"] += late
     timer.stop()
-    late_before = list(late)
     late.clear()
     last[0] = time.perf_counter()
     timer.start()  # the same timer with the panel shown and nothing asked: the machine's noise
-    end = time.perf_counter() + 2.0
-    _idle(app, end)
+    _idle(app, time.perf_counter() + 2.0)
     timer.stop()
-    quiet, late = list(late), late_before
-    first = [ms for _seq, complete, ms in panel.latencies if not complete]
-    whole = [ms for _seq, complete, ms in panel.latencies if complete]
+    for figures in out.values():
+        figures["quiet"] = list(late)
     panel.close_jobs()
     panel.close()
     panel.deleteLater()
     app.processEvents()
-    return {"first": first, "complete": whole, "rendered": rendered, "late": late,
-            "quiet": quiet,
-            "paint": list(panel.paint_ms),
-            "job_first": [ms for complete, ms in panel.compute_ms if not complete],
-            "job_complete": [ms for complete, ms in panel.compute_ms if complete]}
+    return out
 
 
 def _idle(app, end: float) -> None:
@@ -250,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         for hidden, steps in configs:
             data = make_data(folder, steps)
             run_id = train_checkpoint(data, hidden, runs_dir)
+            idle = measure(app, runs_dir, run_id, steps, args.edits, methods)
+            with Background(data, hidden, folder / "background-runs"):
+                busy = measure(app, runs_dir, run_id, steps, args.edits, methods)
             for method in methods:
-                idle = measure(app, runs_dir, run_id, steps, args.edits, method)
-                with Background(data, hidden, folder / "background-runs"):
-                    busy = measure(app, runs_dir, run_id, steps, args.edits, method)
-                rows.append((hidden, steps, method, idle, busy))
+                rows.append((hidden, steps, method, idle[method], busy[method]))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"\nInspect panel, LSTM, continuous T_in = T_out = T, 1 feature, {args.edits} edits "
           f"(a dragged point each), torch 1 thread; {os.cpu_count()} cores, load average "

@@ -19,7 +19,13 @@ Two views side by side (the panel's "compare with") share the time axes and the
 connectivity's colour scale, so the same input through two runs lines up.
 
 Everything here runs in the GUI thread on arrays already computed: sorting, selecting
-and painting are numpy and pyqtgraph calls on at most a few hundred units.
+and painting are numpy and pyqtgraph calls on at most a few hundred units. An edit must
+not block that thread for long (the issue's rule: 50 ms), so a repaint redraws as little
+as it can: no plot auto-ranges (a range is set when it changes, and a new range makes
+every linked axis generate its ticks anew), the axes are drawn from pixmap caches, the
+colour levels sit on nice bounds (the colour bars rarely change), word-wrapped labels
+never shrink (a new line count re-lays the window out), and the gates are painted one
+event-loop turn after the states, so that Qt draws the two in separate blocks.
 """
 
 from __future__ import annotations
