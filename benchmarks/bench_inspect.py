@@ -5,8 +5,10 @@ Inspect panel (ui.inspect_panel, offscreen unless a display is set) shows a run'
 checkpoint on a values input; each edit drags one point of the values plot (the real
 editor), and the time from the edit to the painted panel is recorded: to the first
 paint (outputs, hidden states, gates) and to the complete one (with the float64
-connectivity matrix), when the panel's slot has set it; "rendered" adds the time until
-Qt has drawn it (the end of the next Paint event: the application's notify is timed). Edits are made one after another, each once the previous one is
+connectivity matrix), when the panel's slot has set it; with --rendered, "rendered" adds
+the time until Qt has drawn it (the end of the next Paint event: the application's
+notify is timed, in Python, which itself slows the GUI thread, most while training: nan
+without --rendered). Edits are made one after another, each once the previous one is
 painted. A 5 ms QTimer measures how late the GUI thread's event loop runs meanwhile
 (the longest lateness is the longest the GUI thread was blocked).
 
@@ -23,7 +25,7 @@ T 50 while training; the GUI thread never blocked over 50 ms.
 Other work on the machine shows up in every figure; run it alone.
 
     .venv/bin/python benchmarks/bench_inspect.py [--edits 30] [--configs 128x50,256x100]
-                                                 [--baseline]
+                                                 [--baseline] [--rendered]
 """
 
 from __future__ import annotations
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=30, help="edits per measurement")
     parser.add_argument("--configs", default="128x50,256x100",
                         help="HIDDENxT pairs, comma-separated")
+    parser.add_argument("--rendered", action="store_true",
+                        help="time Qt's drawing too (a Python notify on every event: it "
+                        "slows the GUI thread, most while training, so it is not the default)")
     parser.add_argument("--baseline", action="store_true",
                         help="measure the connectivity's first version too (unrolled)")
     args = parser.parse_args(argv)
@@ -250,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
     torch.set_num_threads(1)
-    app = QtWidgets.QApplication.instance() or paint_clock_app()
+    app = QtWidgets.QApplication.instance() or (
+        paint_clock_app() if args.rendered else QtWidgets.QApplication(sys.argv[:1]))
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     methods = ("fused", "unrolled") if args.baseline else ("fused",)
     rows = []
