@@ -62,6 +62,7 @@ class Request:
     which: str
     source: Any
     beam: int
+    method: str = "fused"  # the connectivity's (workbench.explain.CONNECTIVITY_METHODS)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def compute(request: Request, cache: ModelCache, sink: Any) -> Result:
             done.append(result)
             continue
         try:
-            done.append(add_connectivity(model, result))
+            done.append(add_connectivity(model, result, method=request.method))
         except Exception as exc:  # noqa: BLE001
             done.append(_message(exc))
     return Result(request.seq, request.run_ids, tuple(done), time.perf_counter() - started)
@@ -191,6 +192,7 @@ class InspectPanel(QtWidgets.QWidget):
         self._requested_at: dict[int, float] = {}
         self.latencies: list[tuple[int, bool, float]] = []  # (seq, complete, ms from request)
         self.compute_ms: list[tuple[bool, float]] = []  # (complete, the job's ms) per paint
+        self.connectivity_method = "fused"  # the benchmark measures "unrolled" too
         self.cache = ModelCache(self.runs_dir)
         self.job = JobSession(self, interval_ms=DRAIN_MS)
         self.job.thread_name = "inspect"
@@ -367,7 +369,7 @@ class InspectPanel(QtWidgets.QWidget):
         self.requested_seq = seq
         self._requested_at[seq] = time.perf_counter()
         request = Request(seq, run_ids, self.which_combo.currentText(), source,
-                          self.beam_spin.value())
+                          self.beam_spin.value(), self.connectivity_method)
         cache = self.cache
         self.latest.submit(lambda sink: compute(request, cache, sink))
         self.status.setText("Computing…")

@@ -33,9 +33,10 @@ on its own generated output*: decoder step t' reads the start symbol (t' = 0) or
 generated output of step t' - 1, held constant. For token targets this is exactly
 the free-running decoder (a chosen token passes no gradient); for continuous targets
 it is the dependence through the encoder (and attention), not through the values fed
-back. The derivatives are exact (autograd): one forward pass, then a backward pass batched
-over the output values (one one-hot cotangent per value), in chunks that bound the
-memory.
+back. The derivatives are exact (autograd): one forward pass (the fused one: torch's
+sequence kernels), then a backward pass batched over the output values (one one-hot
+cotangent per value), in chunks that bound the memory. The hidden states and gates
+shown come from a separate instrumented pass without gradients.
 
 Looking changes nothing: the model is a loaded copy, in eval mode, and draws no random
 number. `LoadedRun` keeps a loaded model (float32, as trained, and its float64 copy)
@@ -61,8 +62,12 @@ from workbench.formula import evaluate_formula
 MAX_INPUT_STEPS = 5000
 MAX_OUTPUT_STEPS = 5000
 MAX_BEAM = 64
-# the float64 values one connectivity chunk may hold in its graph, about (8 bytes each)
-CHUNK_VALUES = 2**23
+# the float64 values one connectivity chunk may hold, about (8 bytes each: 256 MB)
+CHUNK_VALUES = 2**25
+# how the connectivity is computed (connectivity_matrix): "fused" differentiates the fused
+# forward pass (the default); "unrolled" the instrumented one (the first version, slower,
+# kept to measure against)
+CONNECTIVITY_METHODS = ("fused", "unrolled")
 WHICH = ("best", "latest")
 
 
@@ -376,13 +381,15 @@ def explain(run: Any, source: Source, *, which: str = "best", beam: int = 1,
 
 
 def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
-                   output_steps: int | None = None, connectivity: bool = True) -> Explanation:
+                   output_steps: int | None = None, connectivity: bool = True,
+                   method: str = "fused") -> Explanation:
     """Explain `source` with a loaded model (the module docstring says what is computed).
 
     beam: beam width for token targets (1: greedy). output_steps: the most output steps
     to generate (None: the training target length, plus the extra input steps for token
     targets when the input is longer than the training inputs). connectivity=False
     leaves it out (None), for a first quick look: `add_connectivity` adds it later.
+    method: one of CONNECTIVITY_METHODS (the same matrix; "fused" is the fast one).
     ConfigError or DatasetError, one line, for any input the model cannot read.
     """
     model, twin = loaded.model, loaded.twin
@@ -411,12 +418,16 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
     src64 = _model_input(raw_input, src_side, loaded.normalization, torch.float64)
     chosen = gen_target[0] if tgt_side.kind == "tokens" else None
     matrix = None
-    if connectivity:
+    _check_method(method)
+    if connectivity and method == "unrolled":
         matrix, trace = traced_connectivity(twin, src64, gen_target, chosen=chosen,
                                             normalization=loaded.normalization)
     else:
         with torch.no_grad():
             trace = twin(src64, gen_target, teacher_forcing=1.0, instrumented=True)
+        if connectivity:
+            matrix = connectivity_matrix(twin, src64, gen_target, chosen=chosen,
+                                         normalization=loaded.normalization)
     encoder, decoder = _side_trace(trace.encoder), _side_trace(trace.decoder)
     attention = None
     if trace.attention is not None:
@@ -441,8 +452,10 @@ def explain_loaded(loaded: LoadedRun, source: Source, *, beam: int = 1,
         joined_target=target_vocab is None or char_mode(target_vocab, tgt_side.reserved))
 
 
-def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation:
-    """`explanation` (of `loaded`'s model) with its connectivity matrix computed."""
+def add_connectivity(loaded: LoadedRun, explanation: Explanation, *,
+                     method: str = "fused") -> Explanation:
+    """`explanation` (of `loaded`'s model) with its connectivity matrix computed
+    (`method`: one of CONNECTIVITY_METHODS)."""
     if explanation.connectivity is not None:
         return explanation
     src = _model_input(explanation.input, loaded.source, loaded.normalization, torch.float64)
@@ -455,7 +468,7 @@ def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation
             values = loaded.normalization.normalize_y(values.astype(np.float64))
         fed, chosen = torch.as_tensor(np.asarray(values, dtype=np.float64))[None], None
     matrix = connectivity_matrix(loaded.twin, src, fed, chosen=chosen,
-                                 normalization=loaded.normalization)
+                                 normalization=loaded.normalization, method=method)
     return dataclasses.replace(explanation, connectivity=matrix)
 
 
@@ -464,7 +477,7 @@ def add_connectivity(loaded: LoadedRun, explanation: Explanation) -> Explanation
 
 def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                         chosen: torch.Tensor | None = None,
-                        normalization: Any | None = None) -> np.ndarray:
+                        normalization: Any | None = None, method: str = "fused") -> np.ndarray:
     """C (T_out, T_in) of the float64 model `twin` (eval mode) on one sample.
 
     src: (1, T_in) ids or (1, T_in, F_in) normalised values; tgt: what the decoder is fed,
@@ -472,22 +485,50 @@ def connectivity_matrix(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
     1.0). chosen: (T_out,) the token whose logit is differentiated at each step (token
     targets). Continuous values are differentiated in the data's own units when a
     normalization is given. See the module docstring for the definition.
+
+    method (CONNECTIVITY_METHODS): "fused" differentiates the model's fused forward pass
+    (torch's sequence kernels: a small graph); "unrolled", the first version, the
+    instrumented pass, one autograd node per operation of every step (traced_connectivity).
+    The same backward pass batched over one-hot cotangents either way. LSTM H128,
+    T_in = T_out = 50, 1 thread, alone: about 68 against 95 ms; H256, T100: 520 against
+    900 (benchmarks/bench_inspect.py gives both under load).
+
+    torch.func.jacrev of the fused pass was faster still (48 ms) but is not used: its
+    vmap over the backward pass holds the GIL for up to 400 ms at a time (measured with a
+    second thread waiting on it), so the GUI thread froze while the worker computed.
+    autograd.grad's is_grads_batched lets go of it (the longest wait: about 25 ms).
     """
-    return traced_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization)[0]
+    _check_method(method)
+    return _batched_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization,
+                                 instrumented=method == "unrolled")[0]
+
+
+def _check_method(method: str) -> None:
+    if method not in CONNECTIVITY_METHODS:
+        raise ConfigError(f"connectivity method {method!r} is not known: expected one of "
+                          f"{', '.join(CONNECTIVITY_METHODS)}")
 
 
 def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                         chosen: torch.Tensor | None = None,
                         normalization: Any | None = None) -> tuple[np.ndarray, Any]:
     """(C, the Seq2SeqTrace of the pass): connectivity_matrix from the instrumented
-    forward pass, whose records (every h_t, c_t and gate) the explanation shows.
+    forward pass, whose records (every h_t, c_t and gate) the explanation shows
+    (the method "unrolled").
 
     One forward pass, then one backward pass per chunk of output values with a batch of
     one-hot cotangents (autograd's is_grads_batched): row r of the batch is the gradient
     of output value r. About 6x faster than one backward per output value (LSTM H128,
-    T_in = T_out = 50: 89 vs 570 ms) and faster than replicating the input once per
-    output value (141 ms).
+    T_in = T_out = 50: 89 vs 570 ms), and slower than the same over the fused pass.
     """
+    return _batched_connectivity(twin, src, tgt, chosen=chosen, normalization=normalization,
+                                 instrumented=True)
+
+
+def _batched_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
+                          chosen: torch.Tensor | None, normalization: Any | None,
+                          instrumented: bool) -> tuple[np.ndarray, Any]:
+    """(C, the pass's Seq2SeqTrace if `instrumented`, else its outputs)."""
     cfg = twin.config
     tokens_in = cfg.source.kind == "tokens"
     tokens_out = cfg.target.kind == "tokens"
@@ -508,18 +549,25 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
         src_arg = leaf / x_std
     try:
         with torch.enable_grad():
-            trace = twin(src_arg, tgt, teacher_forcing=1.0, instrumented=True)
-            out = trace.outputs[0]  # (T_out, V or F)
+            result = twin(src_arg, tgt, teacher_forcing=1.0, instrumented=instrumented)
+            out = (result.outputs if instrumented else result)[0]  # (T_out, V or F)
     finally:
         if handle is not None:
             handle.remove()
     if tokens_out:
-        assert chosen is not None
+        if chosen is None:
+            raise ValueError("connectivity_matrix: token targets need `chosen`")
         picked = out[torch.arange(t_out), chosen.to(torch.int64)]  # (T_out,)
     else:
         picked = (out * y_std).reshape(-1)  # (T_out * F_out,), row r = (t', f) = (r // k, r % k)
-    width = (t_in + t_out) * cfg.hidden * max(1, _gate_count(cfg.cell)) * cfg.layers * 4
-    chunk = max(1, min(rows, CHUNK_VALUES // max(1, width)))
+    gates = max(1, _gate_count(cfg.cell))
+    if instrumented:  # the first version's own bound, as it was measured
+        width = (t_in + t_out) * cfg.hidden * gates * cfg.layers * 4
+        chunk = max(1, min(rows, 2**23 // max(1, width)))
+    else:  # about two float64 values per gate unit and step for each output value
+        width = (t_in + t_out) * cfg.hidden * gates * cfg.layers * 2
+        most = max(1, CHUNK_VALUES // max(1, width))
+        chunk = -(-rows // -(-rows // most))  # equal chunks of at most `most`
     squares = np.zeros((t_out, t_in), dtype=np.float64)
     for first in range(0, rows, chunk):
         last = min(rows, first + chunk)
@@ -529,7 +577,7 @@ def traced_connectivity(twin: Any, src: torch.Tensor, tgt: torch.Tensor, *,
                                       retain_graph=last < rows, is_grads_batched=True)
         sq = grad[:, 0].detach().pow(2).sum(dim=-1).cpu().numpy()  # (chunk, T_in)
         np.add.at(squares, np.arange(first, last) // k, sq)
-    return np.sqrt(squares), trace
+    return np.sqrt(squares), result
 
 
 def _returning(value: torch.Tensor) -> Any:

@@ -18,7 +18,14 @@ pytest.importorskip("pytestqt")
 
 from tests.workbench.train_helpers import record_run, tiny_config, write_reverse, write_waves  # noqa: E402
 from ui.inspect_panel import InspectPanel, Partial, Result  # noqa: E402
-from ui.inspect_views import correlation_with, unit_order, units_on  # noqa: E402
+from ui.inspect_views import (  # noqa: E402
+    correlation_with,
+    nice_ceiling,
+    padded_range,
+    shown_levels,
+    unit_order,
+    units_on,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 60_000
@@ -180,6 +187,50 @@ def test_continuous_values_follow_a_dragged_point_and_a_formula(qtbot, runs):
     qtbot.waitUntil(lambda: _settled(panel), timeout=WAIT_MS)
     assert "may not contain the function '__import__'" in panel.status.text()
     close(panel)
+
+
+def test_an_edit_keeps_the_axes_still_and_the_last_connectivity_faded_until_the_next(
+        qtbot, runs):
+    """An edit of the same length moves no axis (the ranges stay; a new range would
+    re-lay every plot out), and the last connectivity stays, faded, under "computing…"
+    until the new one is painted in full."""
+    panel = open_panel(qtbot, runs, "gru")
+    view = panel.views[0]
+    panel.editor.copy_requested.emit()
+    qtbot.waitUntil(lambda: _settled(panel), timeout=WAIT_MS)
+    ranges = [plot.viewRange() for plot in (view.heatmap, view.connectivity, view.gates_plot)]
+    seen = []
+
+    def on_painted(seq, complete):
+        seen.append((complete, view.connectivity_image.image is not None,
+                     view.connectivity_image.opacity(), view.connectivity_note.toPlainText()))
+
+    panel.painted.connect(on_painted)
+    panel.editor.points.drag_point(2, float(panel.editor.values[2, 0]) + 0.3)
+    qtbot.waitUntil(lambda: _settled(panel), timeout=WAIT_MS)
+    first = [s for s in seen if not s[0]]
+    assert first and first[-1][1:] == (True, 0.35, "computing…")  # the last one, faded
+    assert seen[-1][1:] == (True, 1.0, "")
+    e = view.explanation
+    np.testing.assert_allclose(view.connectivity_image.image, np.log10(e.connectivity))
+    lo, hi = view.connectivity_bar.levels()
+    logs = np.log10(e.connectivity)
+    assert lo <= logs.min() and logs.max() <= hi and (lo * 2).is_integer() and (hi * 2).is_integer()
+    assert [plot.viewRange() for plot in (view.heatmap, view.connectivity,
+                                          view.gates_plot)] == ranges
+    close(panel)
+
+
+def test_nice_bounds_for_ranges_and_colour_levels():
+    assert [nice_ceiling(v) for v in (0.03, 0.3, 0.7, 1.0, 1.5, 3.0, 12.0)] == [
+        0.05, 0.5, 1.0, 1.0, 2.0, 5.0, 20.0]
+    assert shown_levels((-7.3, -0.2)) == (-7.5, 0.0)
+    held = padded_range(0.0, 1.0, None)
+    assert held[0] < 0.0 and held[1] > 1.0
+    assert padded_range(0.1, 0.9, held) == held  # still inside and not too wide: kept
+    moved = padded_range(0.0, 3.0, held)
+    assert moved != held and moved[0] < 0.0 and moved[1] > 3.0
+    assert padded_range(0.0, 0.01, held) != held  # far too wide for the values: narrowed
 
 
 def test_inspect_opens_from_the_main_window_and_closes_with_it(qtbot, runs, tmp_path):

@@ -333,3 +333,32 @@ def test_the_connectivity_added_later_equals_the_one_computed_at_once(runs):
     np.testing.assert_allclose(add_connectivity(loaded, quick).connectivity, whole.connectivity,
                                rtol=1e-9)
     np.testing.assert_allclose(quick.encoder.hidden, whole.encoder.hidden, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell, attention, kind", [
+    ("lstm", "bahdanau", "tokens"), ("gru", "luong-general", "tokens"),
+    ("rnn-tanh", "none", "continuous"), ("lstm", "none", "continuous")])
+def test_the_fast_connectivity_equals_the_first_versions_in_chunks_too(monkeypatch, cell,
+                                                                       attention, kind):
+    """The batched backward over the fused pass (the default) and over the unrolled pass
+    (the first version) give one matrix, with attention too, whole or in chunks."""
+    import workbench.explain as explain_module
+    from models.seq2seq import Seq2Seq, Seq2SeqConfig, SideConfig
+
+    torch.manual_seed(1)
+    side = (SideConfig("tokens", vocab_size=len(VOCAB), embedding=6) if kind == "tokens"
+            else SideConfig("continuous", features=2))
+    model = Seq2Seq(Seq2SeqConfig(cell=cell, hidden=10, source=side, target=side,
+                                  attention=attention))
+    loaded = LoadedRun.from_model(model, input_vocab=VOCAB, target_vocab=VOCAB)
+    source = (TextInput("abcdeab") if kind == "tokens"
+              else ValuesInput(np.random.default_rng(0).standard_normal((7, 2))))
+    old = explain_loaded(loaded, source, output_steps=6, method="unrolled")
+    new = explain_loaded(loaded, source, output_steps=6)
+    assert new.connectivity.shape == (len(new.outputs), 7) and new.connectivity.max() > 0
+    np.testing.assert_allclose(new.connectivity, old.connectivity, rtol=1e-9, atol=1e-15)
+    monkeypatch.setattr(explain_module, "CHUNK_VALUES", 1)  # one output value per chunk
+    chunked = explain_loaded(loaded, source, output_steps=6)
+    np.testing.assert_allclose(chunked.connectivity, new.connectivity, rtol=1e-12, atol=1e-17)
+    with pytest.raises(ConfigError, match="fused, unrolled"):
+        explain_loaded(loaded, source, method="rows")
