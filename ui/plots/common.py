@@ -246,8 +246,10 @@ class Overlays:
     An overlay whose loss is in other units than the panel's (cross-entropy over MSE)
     is refused: it is not drawn, and a warning in the plot names it. One of another
     dataset in the same units is drawn, and the warning says which datasets are mixed.
-    The panel's units are its own run's, else the open dataset's (`set_dataset`), else
-    the first overlay's. When they change, every overlay is checked again."""
+    The panel's units are its own run's, else the first overlay's; with neither, the
+    open dataset's (`set_open_dataset`: what the axis says before anything is drawn).
+    When they change, every overlay is checked again and `_units_changed(facts)` is
+    called."""
 
     _overlays: dict[str, Any]
     _run: RunHeader
@@ -290,14 +292,22 @@ class Overlays:
 
     # -- checks ----------------------------------------------------------------------
     def _reference_facts(self, excluding: str | None = None) -> DataFacts | None:
+        """What the overlays are checked against: the own run's data, else the first
+        drawn overlay's (not `excluding`)."""
         if self._run.run_id and self._run.facts is not None:
             return self._run.facts
-        if self._open_facts is not None:
-            return self._open_facts
         for key, (_label, _events, _color, facts) in self._overlay_sources.items():
             if key != excluding and facts is not None and key not in self.refused_overlays:
                 return facts
         return None
+
+    @property
+    def shown_facts(self) -> DataFacts | None:
+        """The data the panel's axes are about: the reference, else the open dataset."""
+        return self._reference_facts() or self._open_facts
+
+    def _units_changed(self, facts: DataFacts | None) -> None:
+        """The panel's data may now be another kind (panels relabel their axes here)."""
 
     def _place_overlay(self, key: str) -> None:
         label, events, color, facts = self._overlay_sources[key]
@@ -328,10 +338,11 @@ class Overlays:
                         and facts.dataset != reference.dataset):
                     others.setdefault(facts.dataset, []).append(label)
             if others:
-                whose = "this run" if self._run.run_id else "the open dataset"
+                whose = "this run" if self._run.run_id else "the first overlay"
                 mixed = "; ".join(f"{name} ({', '.join(labels)})" for name, labels in others.items())
                 lines.insert(0, f"⚠ Overlays mix datasets: {reference.dataset} ({whose}); {mixed}.")
         self.mix_note.show_text("\n".join(lines))
+        self._units_changed(self.shown_facts)
 
     def set_open_dataset(self, facts: DataFacts | None) -> None:
         """The dataset that is open: the panel's units while it shows no run."""

@@ -25,6 +25,8 @@ DEFAULT_SCALE = 2.0
 MAX_WIDTH = 4000
 FALLBACK_WIDTH = 800  # a panel never laid out on screen
 MIN_SCREEN_WIDTH = 200  # narrower than this on "screen": it was never laid out
+LAYOUT_SIZE = style.DEFAULT_PANEL_SIZE  # a panel not on screen is laid out at this size
+SMALL_WIDTH = 300  # a panel narrower than this is laid out at LAYOUT_SIZE for its file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -56,6 +58,27 @@ def hidden(items: Iterable[Any]):
             item.setVisible(visible)
 
 
+@contextmanager
+def laid_out(item: Any):
+    """Lay `item` out at LAYOUT_SIZE for the duration when it is not on screen (a dock
+    never shown, a tab behind another) or too small to read; restore after."""
+    views = item.scene().views() if item.scene() is not None else []
+    rect = item.geometry() if hasattr(item, "setGeometry") else None
+    small = rect is not None and rect.width() < SMALL_WIDTH
+    off_screen = not views or not views[0].isVisible()
+    if rect is None or not (small or off_screen):
+        yield
+        return
+    from PySide6 import QtCore
+
+    item.setGeometry(QtCore.QRectF(0, 0, max(rect.width(), LAYOUT_SIZE[0]),
+                                   max(rect.height(), LAYOUT_SIZE[1])))
+    try:
+        yield
+    finally:
+        item.setGeometry(rect)
+
+
 def export_figure(item: Any, path: str | Path, *, scale: float | None = None,
                   width: int | None = None, hover: Iterable[Any] = ()) -> Path:
     """Write `item` (a PlotItem, a GraphicsLayout) to PNG or SVG by the file's
@@ -66,7 +89,7 @@ def export_figure(item: Any, path: str | Path, *, scale: float | None = None,
     suffix = path.suffix.lower()
     if suffix not in (".svg", *IMAGE_SUFFIXES):
         raise ValueError(f"export: unsupported file type {suffix!r} in {path}; use .png or .svg")
-    with hidden(list(hover)):
+    with hidden(list(hover)), laid_out(item):
         if suffix == ".svg":
             exporters.SVGExporter(item).export(str(path))
             return path

@@ -267,10 +267,10 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
                              scale=scale, width=width)
 
     def set_dataset(self, kind: str, name: str | None = None) -> None:
-        """The open dataset (its target kind and file name): overlays are checked
-        against it while the panel shows no run."""
-        self.set_open_dataset(common.DataFacts(name, "tokens" if kind == "tokens"
-                                               else "continuous") if name else None)
+        """The open dataset (its target kind and file name): what the panel is about
+        while it shows no run and no overlay."""
+        self.set_open_dataset(common.DataFacts(name or "the open dataset",
+                                               "tokens" if kind == "tokens" else "continuous"))
 
     @property
     def readouts(self) -> tuple[str, str]:

@@ -11,8 +11,11 @@ Two placements (`install`):
   every corner (gradient per time step, trajectories, predictions).
 - "corner": inside the data area, semi-transparent, in the corner that covers the
   fewest data points (`choose_corner`, called after each redraw; a corner is left only
-  for a clearly emptier one, so the legend does not jump about). It takes at most 60 %
-  of the view's width and 45 % of its height. For the loss and gradient-norm plots,
+  for a clearly emptier one, so the legend does not jump about). It takes at most 75 %
+  of the view's width and 50 % of its height.
+
+Entries named "baseline: …" are shown after the others (the curves and overlaid runs
+come first when not all fit). For the loss and gradient-norm plots,
   whose data area must keep its height at 1366×768.
 """
 
@@ -61,16 +64,28 @@ class FittedLegend(pg.LegendItem):
         super().clear()
         self.relayout()
 
+    def _ordered(self) -> list[tuple]:
+        return sorted(self.items, key=lambda e: 1 if str(e[1].text).startswith("baseline") else 0)
+
     @property
     def shown_names(self) -> list[str]:
         """The entries drawn now (without "+N more"), in order."""
-        return [label.text for sample, label in self.items if sample.isVisible()]
+        return [label.text for sample, label in self._ordered() if sample.isVisible()]
 
     @property
     def more_text(self) -> str:
         return self.more_label.text if self.more_label.isVisible() else ""
 
     # -- layout ---------------------------------------------------------------------
+    def updateSize(self) -> None:  # noqa: N802 - pyqtgraph's name
+        """Its entries' preferred size (pyqtgraph sums the entries' current widths, which
+        a layout has stretched: it only ever grows)."""
+        if self.size is not None:
+            return
+        self.layout.invalidate()
+        hint = self.layout.effectiveSizeHint(QtCore.Qt.SizeHint.PreferredSize)
+        self.setGeometry(0, 0, hint.width(), hint.height())
+
     def _entry_width(self, entry: tuple) -> float:
         _sample, label = entry
         return SAMPLE_WIDTH + label.itemRect().width() + HOR_SPACING
@@ -80,7 +95,7 @@ class FittedLegend(pg.LegendItem):
         n = len(self.items)
         if n == 0:
             return 1, 0
-        widths = [self._entry_width(e) for e in self.items]
+        widths = [self._entry_width(e) for e in self._ordered()]
         room = max(1.0, float(self._max_width()))
         rows_allowed = max(1, int(self._max_rows()))
         columns = 1
@@ -102,7 +117,8 @@ class FittedLegend(pg.LegendItem):
             for i in range(self.layout.count() - 1, -1, -1):
                 self.layout.removeAt(i)
             self.columnCount = columns
-            for i, (sample, label) in enumerate(self.items):
+            ordered = self._ordered()
+            for i, (sample, label) in enumerate(ordered):
                 visible = i < shown
                 sample.setVisible(visible)
                 label.setVisible(visible)
@@ -110,7 +126,7 @@ class FittedLegend(pg.LegendItem):
                     self.layout.addItem(sample, i // columns, 2 * (i % columns),
                                         alignment=QtCore.Qt.AlignmentFlag.AlignVCenter)
                     self.layout.addItem(label, i // columns, 2 * (i % columns) + 1)
-            hidden = self.items[shown:]
+            hidden = ordered[shown:]
             self.hidden_names = [label.text for _s, label in hidden]
             if hidden:
                 self.more_label.setText(f"+{len(hidden)} more", color=FOREGROUND)
@@ -147,14 +163,16 @@ def install(plot_item: pg.PlotItem, placement: str = "below", *, max_rows: int =
     _remove_legend(plot_item)
     vb = plot_item.getViewBox()
     if placement == "corner":
-        legend = FittedLegend(lambda: 0.6 * vb.width(),
-                              lambda: max(1, int(0.45 * vb.height() // 20)),
+        legend = FittedLegend(lambda: 0.75 * vb.width(),
+                              lambda: max(1, int(0.5 * vb.height() // 20)),
                               offset=(-10, 10), brush=pg.mkBrush(*CORNER_BRUSH),
                               pen=pg.mkPen("#bbbbbb"))
         legend.setParentItem(vb)
         legend.anchor((1, 0), (1, 0), offset=(-10, 10))
         legend.corner = "top-right"
         vb.sigResized.connect(legend.relayout)
+        # the data's place on screen is known once the view has its range
+        vb.sigRangeChanged.connect(lambda *_a: choose_corner(plot_item, legend))
     else:
         holder = container if container is not None else plot_item
         legend = FittedLegend(lambda: holder.geometry().width() - 20, lambda: max_rows)

@@ -270,10 +270,12 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         loss axis says its units while no run is shown, and overlays are checked
         against it."""
         self._open_kind = "tokens" if kind == "tokens" else "continuous"
-        self.set_open_dataset(common.DataFacts(name, self._open_kind) if name else None)
-        if not self._run.run_id:
-            self.plot_item.setLabel("left", common.loss_axis_label(self._open_kind),
-                                    color=style.FOREGROUND)
+        self.set_open_dataset(common.DataFacts(name or "the open dataset", self._open_kind))
+
+    def _units_changed(self, facts: common.DataFacts | None) -> None:
+        if not self._run.run_id:  # the own run's label is its own (RunStarted)
+            kind = facts.kind if facts is not None else self._open_kind
+            self.plot_item.setLabel("left", common.loss_axis_label(kind), color=style.FOREGROUND)
 
     @property
     def loss_axis_label(self) -> str:
