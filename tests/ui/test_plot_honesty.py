@@ -38,6 +38,10 @@ def with_dataset(events, **dataset):
             for e in events]
 
 
+def legend_texts(panel) -> list[str]:
+    return [label.text for _sample, label in panel.legend.items]
+
+
 def steps(losses, run_id="r"):
     start = demo_events("gru", steps=2, steps_per_epoch=2, probe_every=2, run_id=run_id)[0]
     return [start] + [StepMetrics(step=i + 1, epoch=1, loss=float(v), grad_norm=float(v),
@@ -134,7 +138,7 @@ def test_a_legend_never_overflows_its_plot_and_says_what_it_leaves_out(qtbot):
     assert legend.more_text.startswith("+")
     hidden = len(legend.items) - len(legend.shown_names)
     assert legend.more_text == f"+{hidden} more"
-    assert set(legend.hidden_names) | set(legend.shown_names) == {l.text for _s, l in legend.items}
+    assert set(legend.hidden_names) | set(legend.shown_names) == set(legend_texts(panel))
     inside = vb.sceneBoundingRect()
     assert inside.contains(legend.sceneBoundingRect())
     # overlaid runs come before baselines when not all fit
@@ -184,7 +188,7 @@ def test_an_overlay_in_other_units_is_refused_with_a_warning_in_the_plot(qtbot):
     assert panel.mix_note.isVisible()
     assert "Not overlaid: lstm h64 copy (copy.h5)" in panel.mix_warning
     assert "cross-entropy" in panel.mix_warning and "MSE" in panel.mix_warning
-    assert "lstm h64 copy" not in [l.text for _s, l in panel.legend.items]
+    assert "lstm h64 copy" not in legend_texts(panel)
     assert panel.overlay_keys() == ["copy-run"]  # still ticked: unticking removes the warning
     panel.remove_overlay("copy-run")
     assert panel.mix_warning == ""
@@ -199,20 +203,20 @@ def test_an_overlay_of_another_dataset_in_the_same_units_is_drawn_and_named(qtbo
     panel.set_overlay("w", "gru on waves", other, "#56B4E9")
     assert "mix datasets" in panel.mix_warning
     assert "sine.h5" in panel.mix_warning and "waves.h5 (gru on waves)" in panel.mix_warning
-    assert "gru on waves" in [l.text for _s, l in panel.legend.items]
+    assert "gru on waves" in legend_texts(panel)
 
 
 def test_a_new_run_of_other_units_rechecks_the_overlays(qtbot):
     panel = shown(qtbot, LossPlot())
     sine = with_dataset(overlay_events(3), path="/data/sine.h5", target_kind="continuous")
     panel.set_overlay("s", "sine run", sine, "#E69F00")
-    assert panel.mix_warning == "" and "sine run" in [l.text for _s, l in panel.legend.items]
+    assert panel.mix_warning == "" and "sine run" in legend_texts(panel)
     panel.clear()
     panel.add_events(with_dataset(demo_events("gru", steps=20, steps_per_epoch=10,
                                               probe_every=10),
                                   path="/data/copy.h5", target_kind="tokens"))
     assert "Not overlaid: sine run" in panel.mix_warning
-    assert "sine run" not in [l.text for _s, l in panel.legend.items]
+    assert "sine run" not in legend_texts(panel)
 
 
 # -- read-outs ------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def use_log_axis(plot_item: pg.PlotItem, side: str = "left") -> LogAxis:
     style = dict(old.labelStyle)
     grid = old.grid
     plot_item.setAxisItems({side: axis})
+    # kept alive with the plot: a Qt object deleted from Python mid-scene can crash a paint
+    plot_item._retired_axes = [*getattr(plot_item, "_retired_axes", []), old]
     if label:
         axis.setLabel(label, **style)
     axis.setGrid(grid)

@@ -142,15 +142,17 @@ class FittedLegend(pg.LegendItem):
 
 
 def _remove_legend(plot_item: pg.PlotItem) -> None:
+    """Retire the legend `plot_item` has: out of its layout, hidden, and kept (parented)
+    so that Qt deletes it with the plot; deleting it from Python while the scene still
+    knows it crashes a later paint."""
     old = plot_item.legend
     if old is None:
         return
     if old in [plot_item.layout.itemAt(i) for i in range(plot_item.layout.count())]:
         plot_item.layout.removeItem(old)
-    scene = old.scene()
-    QtWidgets.QGraphicsWidget.setParentItem(old, None)  # LegendItem's own would anchor it
-    if scene is not None:
-        scene.removeItem(old)
+        QtWidgets.QGraphicsWidget.setParentItem(old, plot_item)  # LegendItem's own anchors
+    old.setVisible(False)
+    plot_item._retired_legends = [*getattr(plot_item, "_retired_legends", []), old]
     plot_item.legend = None
 
 
