@@ -7,14 +7,15 @@ so that labels never crowd), with unlabelled minor ticks at 2…9 × 10ⁿ; an a
 spanning less than a decade labels 2, 5 × 10ⁿ the same way ("2×10⁻³"). On a linear
 scale it is an ordinary axis.
 
-`use_log_axis(plot_item)` swaps a plot's left axis for one (keeping its label, pens
-and log mode); every log-scale panel calls it. `DecadeAxis` labels a linear axis
+`use_log_axis(plot_item)` gives a plot's left axis LogAxis's tick methods; every
+log-scale panel calls it. `DecadeAxis` labels a linear axis
 whose values are log10 of something (a colour bar of log10 G_t) the same way.
 """
 
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,12 +81,12 @@ class LogAxis(pg.AxisItem):
 
     def tickValues(self, minVal: float, maxVal: float, size: float):  # noqa: N802, N803
         if not self.logMode:
-            return super().tickValues(minVal, maxVal, size)
+            return pg.AxisItem.tickValues(self, minVal, maxVal, size)
         return log_ticks(min(minVal, maxVal), max(minVal, maxVal), size)
 
     def tickStrings(self, values: Sequence[float], scale: float, spacing: float):  # noqa: N802
         if not self.logMode:
-            return super().tickStrings(values, scale, spacing)
+            return pg.AxisItem.tickStrings(self, values, scale, spacing)
         return [log_tick_text(v) if spacing is not None else "" for v in values]
 
 
@@ -100,28 +101,25 @@ class DecadeAxis(pg.AxisItem):
         return [log_tick_text(v) if spacing is not None else "" for v in values]
 
 
-def use_log_axis(plot_item: pg.PlotItem, side: str = "left") -> LogAxis:
-    """Give `plot_item` a LogAxis on `side`, with the old axis's label, pens, SI-prefix
-    setting and log mode; returns it. Idempotent."""
-    old = plot_item.getAxis(side)
-    if isinstance(old, LogAxis):
-        return old
-    axis = LogAxis(side)
-    axis.setPen(old.pen())
-    axis.setTextPen(old.textPen())
-    axis.enableAutoSIPrefix(old.autoSIPrefix)
-    label = old.labelText
-    style = dict(old.labelStyle)
-    grid = old.grid
-    plot_item.setAxisItems({side: axis})
-    # kept alive with the plot: a Qt object deleted from Python mid-scene can crash a paint
-    plot_item._retired_axes = [*getattr(plot_item, "_retired_axes", []), old]
-    if label:
-        axis.setLabel(label, **style)
-    axis.setGrid(grid)
-    axis.setLogMode(plot_item.ctrl.logYCheck.isChecked() if side in ("left", "right")
-                    else plot_item.ctrl.logXCheck.isChecked())
+def use_log_axis(plot_item: pg.PlotItem, side: str = "left") -> pg.AxisItem:
+    """Make `plot_item`'s axis on `side` label its log mode as LogAxis does; returns
+    it. The axis is kept and given LogAxis's tick methods (swapping a PlotItem's axis
+    for a new one leaves a deleted axis behind, and with it a crash in a later paint).
+    Idempotent."""
+    axis = plot_item.getAxis(side)
+    if isinstance(axis, LogAxis) or getattr(axis, "_decade_ticks", False):
+        return axis
+    axis.tickValues = types.MethodType(LogAxis.tickValues, axis)
+    axis.tickStrings = types.MethodType(LogAxis.tickStrings, axis)
+    axis._decade_ticks = True
+    axis.picture = None  # drawn again with the new ticks
+    axis.update()
     return axis
+
+
+def is_log_axis(axis: pg.AxisItem) -> bool:
+    """Whether `axis` labels decades as LogAxis does."""
+    return isinstance(axis, LogAxis) or getattr(axis, "_decade_ticks", False)
 
 
 def shown_tick_labels(axis: pg.AxisItem) -> list[str]:

@@ -49,6 +49,13 @@ class FittedLegend(pg.LegendItem):
         self.more_label.setVisible(False)
         self.hidden_names: list[str] = []
         self._relaying = False
+        # Geometry and range changes can come while a view prepares its paint: the legend
+        # is laid out again (and moved) just after, never in the middle of a paint.
+        self._later = QtCore.QTimer()
+        self._later.setSingleShot(True)
+        self._later.setInterval(0)
+        self._later.timeout.connect(self._on_later)
+        self._after_layout: Callable[[], None] | None = None
         self.setLabelTextColor(FOREGROUND)
 
     # -- entries ------------------------------------------------------------------
@@ -107,6 +114,15 @@ class FittedLegend(pg.LegendItem):
             return columns, n
         return columns, max(0, columns * rows_allowed - 1)
 
+    def relayout_soon(self, *_args) -> None:
+        """Lay out again (and choose the corner) once control is back in the event loop."""
+        self._later.start()
+
+    def _on_later(self) -> None:
+        self.relayout()
+        if self._after_layout is not None:
+            self._after_layout()
+
     def relayout(self) -> None:
         """Lay the entries out again for the room there is (idempotent)."""
         if self._relaying:
@@ -116,6 +132,13 @@ class FittedLegend(pg.LegendItem):
             columns, shown = self.fit()
             for i in range(self.layout.count() - 1, -1, -1):
                 self.layout.removeAt(i)
+            # Taken out of a layout an item belongs to the caller: given back to the
+            # legend, Qt deletes it with the legend (a Python-owned item in the scene is
+            # deleted by the garbage collector, at any time, even during a paint).
+            for sample, label in self.items:
+                sample.setParentItem(self)
+                label.setParentItem(self)
+            self.more_label.setParentItem(self)
             self.columnCount = columns
             ordered = self._ordered()
             for i, (sample, label) in enumerate(ordered):
@@ -172,9 +195,10 @@ def install(plot_item: pg.PlotItem, placement: str = "below", *, max_rows: int =
         legend.setParentItem(vb)
         legend.anchor((1, 0), (1, 0), offset=(-10, 10))
         legend.corner = "top-right"
-        vb.sigResized.connect(legend.relayout)
         # the data's place on screen is known once the view has its range
-        vb.sigRangeChanged.connect(lambda *_a: choose_corner(plot_item, legend))
+        legend._after_layout = lambda: choose_corner(plot_item, legend)
+        vb.sigResized.connect(legend.relayout_soon)
+        vb.sigRangeChanged.connect(legend.relayout_soon)
     else:
         holder = container if container is not None else plot_item
         legend = FittedLegend(lambda: holder.geometry().width() - 20, lambda: max_rows)
@@ -182,7 +206,7 @@ def install(plot_item: pg.PlotItem, placement: str = "below", *, max_rows: int =
         plot_item.layout.setRowSpacing(4, 0)
         legend.setMinimumWidth(0)
         legend.corner = "below"
-        holder.geometryChanged.connect(legend.relayout)
+        holder.geometryChanged.connect(legend.relayout_soon)
     plot_item.legend = legend  # PlotItem.plot(name=...) adds its entries here
     return legend
 
@@ -195,7 +219,7 @@ def in_row(legend_holder: pg.GraphicsLayout, row: int, col: int, *, max_rows: in
     legend.setMinimumWidth(0)
     legend_holder.addItem(legend, row, col, 1, col_span)
     legend.corner = "below"
-    legend_holder.geometryChanged.connect(legend.relayout)
+    legend_holder.geometryChanged.connect(legend.relayout_soon)
     return legend
 
 

@@ -22,9 +22,11 @@ WARNING_BORDER = QtGui.QColor("#d9a400")
 MARGIN = 8
 
 
-class ViewNote(QtWidgets.QGraphicsTextItem):
+class ViewNote(QtWidgets.QGraphicsRectItem):
     """Text in `view_box` at `where` ("center" or "top"), kept in place as the view
-    is resized; `text` is plain text (newlines kept)."""
+    is resized; `text` is plain text (newlines kept). A box (filled when `fill` is
+    given) with the text inside: plain Qt items, no Python paint (a Python paint
+    override in a pyqtgraph scene has crashed Qt's painter)."""
 
     def __init__(self, view_box: pg.ViewBox, where: str = "center", *, color: str = EMPTY_COLOR,
                  fill: QtGui.QColor | None = None, border: QtGui.QColor | None = None,
@@ -33,12 +35,14 @@ class ViewNote(QtWidgets.QGraphicsTextItem):
         self.view_box = view_box
         self.where = where
         self._color = color
-        self._fill, self._border = fill, border
         self._text = ""
+        self.setPen(QtGui.QPen(border) if border is not None else QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+        self.setBrush(QtGui.QBrush(fill) if fill is not None else QtGui.QBrush(QtCore.Qt.BrushStyle.NoBrush))
+        self.label = QtWidgets.QGraphicsTextItem(self)
         if point_size is not None:
-            font = self.font()
+            font = self.label.font()
             font.setPointSizeF(point_size)
-            self.setFont(font)
+            self.label.setFont(font)
         self.setParentItem(view_box)
         self.setZValue(1000)
         self.setVisible(False)
@@ -56,7 +60,7 @@ class ViewNote(QtWidgets.QGraphicsTextItem):
             return
         body = html.escape(text).replace("\n", "<br>")
         align = "center" if self.where == "center" else "left"
-        self.setHtml(f'<div style="color:{self._color}; text-align:{align};">{body}</div>')
+        self.label.setHtml(f'<div style="color:{self._color}; text-align:{align};">{body}</div>')
         self.setVisible(True)
         self._place()
 
@@ -65,20 +69,13 @@ class ViewNote(QtWidgets.QGraphicsTextItem):
             return
         rect = self.view_box.boundingRect()
         width = max(60.0, rect.width() - 2 * MARGIN)
-        self.setTextWidth(width if self.where == "top" else min(width, 460.0))
-        own = self.boundingRect()
+        self.label.setTextWidth(width if self.where == "top" else min(width, 460.0))
+        own = self.label.boundingRect()
+        self.setRect(own)
         if self.where == "top":
             self.setPos(rect.left() + MARGIN, rect.top() + MARGIN / 2)
         else:
             self.setPos(rect.center().x() - own.width() / 2, rect.center().y() - own.height() / 2)
-
-    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:  # noqa: ANN001
-        if self._fill is not None:
-            painter.setPen(QtGui.QPen(self._border) if self._border is not None
-                           else QtCore.Qt.PenStyle.NoPen)
-            painter.setBrush(self._fill)
-            painter.drawRoundedRect(self.boundingRect(), 4, 4)
-        super().paint(painter, option, widget)
 
 
 def warning_note(view_box: pg.ViewBox) -> ViewNote:
@@ -88,7 +85,12 @@ def warning_note(view_box: pg.ViewBox) -> ViewNote:
 
 class EmptyState:
     """Until `update(True)`, `plot_items` show no axes or grid and the first one shows
-    `text` in the middle of its data area."""
+    `text` in the middle of its data area.
+
+    The axes are made transparent, not hidden: hiding a PlotItem's axis re-lays the
+    plot out (the data area jumps when the first data arrives), and hiding and showing
+    an axis of the trajectory plot (aspect-locked, with a colour bar) crashed Qt's
+    painter."""
 
     def __init__(self, plot_items: pg.PlotItem | list[pg.PlotItem], text: str,
                  axes: tuple[str, ...] = ("left", "bottom")) -> None:
@@ -96,7 +98,6 @@ class EmptyState:
         self.axes = axes
         self.note = ViewNote(self.plot_items[0].getViewBox(), "center", point_size=11)
         self.text = text
-        self._shown_axes: dict[tuple[int, str], bool] = {}
         self.empty: bool | None = None
         self.update(False)
 
@@ -111,12 +112,12 @@ class EmptyState:
         if empty == self.empty:
             return
         self.empty = empty
-        for i, item in enumerate(self.plot_items):
+        for item in self.plot_items:
             for name in self.axes:
-                axis = item.getAxis(name)
-                if empty:
-                    self._shown_axes[(i, name)] = axis.isVisible()
-                    item.hideAxis(name)
-                elif self._shown_axes.get((i, name), True):
-                    item.showAxis(name)
+                item.getAxis(name).setOpacity(0.0 if empty else 1.0)
         self.note.show_text(self.text if empty else "")
+
+
+def axis_drawn(axis: pg.AxisItem) -> bool:
+    """Whether `axis` is drawn (shown and not made transparent by an EmptyState)."""
+    return axis.isVisible() and axis.opacity() > 0

@@ -283,8 +283,6 @@ class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
             title = f"Hidden-state trajectory: {self._run.run_id}" if self._run.run_id else \
                 "Hidden-state trajectory"
             style.set_title(self.plot_item, title + (" (no probe)" if self._run.run_id else ""))
-            self.plot_item.setLabel("bottom", "PC 1", color=style.FOREGROUND)
-            self.plot_item.setLabel("left", "PC 2", color=style.FOREGROUND)
             self.colorbar.setVisible(False)
             self.empty.update(False)
             return
