@@ -259,6 +259,11 @@ class Overlays:
         self.refused_overlays: dict[str, str] = {}  # key -> why it is not drawn
         self._open_facts: DataFacts | None = None
         self.mix_note = notes.warning_note(view_box)
+        legend = getattr(self, "legend", None)
+        if legend is not None and hasattr(legend, "reserve_top"):
+            # a corner legend keeps below the warning
+            legend.reserve_top = lambda: (self.mix_note.rect().height() + 4
+                                          if self.mix_note.isVisible() else 0.0)
 
     # -- the panels' API -------------------------------------------------------------
     def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
@@ -342,6 +347,9 @@ class Overlays:
                 mixed = "; ".join(f"{name} ({', '.join(labels)})" for name, labels in others.items())
                 lines.insert(0, f"⚠ Overlays mix datasets: {reference.dataset} ({whose}); {mixed}.")
         self.mix_note.show_text("\n".join(lines))
+        legend = getattr(self, "legend", None)
+        if legend is not None and hasattr(legend, "relayout_soon"):
+            legend.relayout_soon()
         self._units_changed(self.shown_facts)
 
     def set_open_dataset(self, facts: DataFacts | None) -> None:

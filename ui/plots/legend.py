@@ -56,6 +56,8 @@ class FittedLegend(pg.LegendItem):
         self._later.setInterval(0)
         self._later.timeout.connect(self._on_later)
         self._after_layout: Callable[[], None] | None = None
+        # room kept free along the top of the data area (a warning shown there)
+        self.reserve_top: Callable[[], float] = lambda: 0.0
         self.setLabelTextColor(FOREGROUND)
 
     # -- entries ------------------------------------------------------------------
@@ -226,14 +228,16 @@ def in_row(legend_holder: pg.GraphicsLayout, row: int, col: int, *, max_rows: in
 # -- the corner --------------------------------------------------------------------
 
 
-def _corner_rect(vb: pg.ViewBox, size: QtCore.QSizeF, corner: str, margin: float = 10
-                 ) -> QtCore.QRectF:
-    """The view-coordinate rectangle a legend of `size` (pixels) covers in `corner`."""
+def _corner_rect(vb: pg.ViewBox, size: QtCore.QSizeF, corner: str, margin: float = 10,
+                 reserved: float = 0.0) -> QtCore.QRectF:
+    """The view-coordinate rectangle a legend of `size` (pixels) covers in `corner`
+    (a top corner `reserved` pixels lower)."""
     view = vb.viewRect()
     px, py = vb.viewPixelSize()
     w, h = (size.width() + margin) * px, (size.height() + margin) * py
     left = view.right() - w if corner.endswith("right") else view.left()
-    top = view.bottom() - h if corner.startswith("top") else view.top()  # y grows upward
+    top = (view.bottom() - h - reserved * py if corner.startswith("top")
+           else view.top())  # y grows upward
     return QtCore.QRectF(left, top, w, h)
 
 
@@ -273,13 +277,18 @@ def choose_corner(plot_item: pg.PlotItem, legend: FittedLegend) -> str:
         return getattr(legend, "corner", "below")
     vb = plot_item.getViewBox()
     size = legend.boundingRect().size()
-    counts = {c: covered(plot_item, _corner_rect(vb, size, c)) for c in CORNERS}
+    reserved = float(legend.reserve_top())
+    counts = {c: covered(plot_item, _corner_rect(vb, size, c, reserved=reserved))
+              for c in CORNERS}
     current = legend.corner
     best = min(CORNERS, key=lambda c: (counts[c], CORNERS.index(c)))
-    if counts[best] < counts[current] and counts[current] - counts[best] >= 3:
-        right = best.endswith("right")
-        top = best.startswith("top")
-        anchor = (1 if right else 0, 0 if top else 1)
-        legend.anchor(anchor, anchor, offset=(-10 if right else 10, 10 if top else -10))
-        legend.corner = best
+    if not (counts[best] < counts[current] and counts[current] - counts[best] >= 3):
+        best = current
+    right, top = best.endswith("right"), best.startswith("top")
+    anchor = (1 if right else 0, 0 if top else 1)
+    offset = (-10 if right else 10, 10 + reserved if top else -10)
+    if (best, offset) != getattr(legend, "_placed", None):
+        legend.anchor(anchor, anchor, offset=offset)
+        legend._placed = (best, offset)
+    legend.corner = best
     return legend.corner

@@ -115,6 +115,8 @@ class EmptyState:
         for item in self.plot_items:
             for name in self.axes:
                 item.getAxis(name).setOpacity(0.0 if empty else 1.0)
+            if item.legend is not None:  # no legend of curves not drawn yet
+                item.legend.setOpacity(0.0 if empty else 1.0)
         self.note.show_text(self.text if empty else "")
 
 
