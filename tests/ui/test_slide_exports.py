@@ -176,3 +176,20 @@ def test_opening_a_token_dataset_relabels_the_loss_and_drops_the_old_prediction(
     assert w.predictions_plot.stack.currentWidget() is w.predictions_plot.empty
     w.predictions_plot.set_sample(1)  # a new sample asks no run's checkpoint
     assert not w.predictions.checkpoint_predictor.job.is_running()
+
+
+def test_the_export_dialog_starts_in_the_remembered_folder_and_offers_the_sizes(
+        qtbot, window, tmp_path):
+    from ui.export_dialog import SIZES, ExportPlotsDialog
+
+    LastFolder.of(window).set(tmp_path)
+    dialog = ExportPlotsDialog(window, LastFolder.of(window).get())
+    qtbot.addWidget(dialog)
+    assert dialog.folder_edit.text() == str(tmp_path)
+    choice = dialog.choice()
+    assert (choice.suffix, choice.scale, choice.width) == (".png", 2.0, None)  # the default
+    dialog.size_combo.setCurrentIndex(len(SIZES) - 1)
+    dialog.format_combo.setCurrentIndex(1)
+    choice = dialog.choice()
+    assert (choice.suffix, choice.width) == (".svg", 4000)
+    assert not dialog.size_combo.isEnabled()  # an SVG has no pixel width
