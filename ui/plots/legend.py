@@ -66,7 +66,19 @@ class FittedLegend(pg.LegendItem):
         self.relayout()
 
     def removeItem(self, item) -> None:  # noqa: N802, ANN001
-        super().removeItem(item)
+        """pyqtgraph's, for an entry that may be out of the layout ("+N more" hides it)."""
+        for entry in list(self.items):
+            sample, label = entry
+            if sample.item is item or label.text == item:
+                self.items.remove(entry)
+                in_layout = {self.layout.itemAt(i) for i in range(self.layout.count())}
+                for part in (sample, label):
+                    if part in in_layout:
+                        self.layout.removeItem(part)
+                    part.close()
+                    if part.scene() is not None:
+                        part.scene().removeItem(part)
+                break
         self.relayout()
 
     def clear(self) -> None:
