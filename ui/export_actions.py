@@ -2,7 +2,11 @@
 
 `ExportActions` holds the three QActions and does what they ask. Before the plots
 are written, every panel is brought up to date (`PlotFeed.bring_up_to_date`), so a
-panel not viewed since the shown run changed is exported as it is now.
+panel not viewed since the shown run changed (a tab behind another, a closed dock) is
+exported as it is now. One command writes every panel and every open comparison view
+(CompareView.export); PNGs are 2× their size on screen by default (a chosen scale or
+width, at most 4000 px), SVGs carry no hover lines. Every dialog starts in the folder
+used last (ui.export_dialog.LastFolder, kept in the app's settings).
 
 No export replaces a file silently: an existing file is replaced only after the user
 says yes (`errors.ask`; the file dialogs' own question is turned off, so it is asked
@@ -20,12 +24,15 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QStatusBar, QWidget
 
 from ui import errors
+from ui.export_dialog import ExportPlotsDialog, LastFolder
 from ui.plot_feed import PlotFeed
 from ui.runs_panel import RunsPanel
 from workbench.errors import WorkbenchError
 from workbench.outputs import protected_reason
 
-PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions", "attention")
+PLOT_NAMES = ("loss", "gradient", "trajectory", "gates", "predictions", "attention",
+              "grad_norm")
+COMPARISON_PLOTS = ("loss", "gradient", "trajectories")  # ui.compare_view.PLOTS
 # the file dialogs do not ask about replacing a file: may_write asks (once)
 NO_DIALOG_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
 
@@ -43,6 +50,7 @@ class ExportActions(QObject):
         self.runs_dir = runs_dir
         self.status_bar = status_bar
         self._shown_run_id = shown_run_id
+        self.last_folder = LastFolder.of(window)
         self.plots_action = QAction("&Export Plots…", window)
         self.plots_action.setToolTip("Save the plots as PNG (or SVG) files")
         self.plots_action.triggered.connect(self._on_plots)
@@ -62,14 +70,22 @@ class ExportActions(QObject):
 
     # --- plots ----------------------------------------------------------------------------
     def _on_plots(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self._window, "Export the plots into")
-        if not folder:
+        dialog = ExportPlotsDialog(self._window, self.last_folder.get())
+        if not dialog.exec():
             return
-        written = self.export_plots(folder)
+        choice = dialog.choice()
+        if not choice.folder or not Path(choice.folder).is_dir():
+            errors.show_message(self._window, "Could not export the plots",
+                                f"The folder {choice.folder or '(none given)'} does not exist.",
+                                level="warning")
+            return
+        written = self.export_plots(choice.folder, choice.suffix, scale=choice.scale,
+                                    width=choice.width)
         if not written:
             return
-        self.status_bar.showMessage(f"Saved {', '.join(p.name for p in written)} in {folder}",
-                                    8000)
+        self.status_bar.showMessage(
+            f"Saved {len(written)} plots ({', '.join(p.name for p in written)}) in "
+            f"{choice.folder}", 8000)
 
     def may_write(self, paths: list[Path], title: str) -> bool:
         """Whether `paths` may be written: never a run's file (said why), an existing
@@ -90,21 +106,42 @@ class ExportActions(QObject):
                           f"{names} already exist{'s' if len(existing) == 1 else ''} in "
                           f"{where}.\n\nReplace {'them' if len(existing) > 1 else 'it'}?")
 
-    def export_plots(self, folder: str | Path, suffix: str = ".png") -> list[Path]:
-        """Write every plot, brought up to date first, as `<folder>/<name><suffix>`
-        (asking before replacing files already there)."""
+    def comparison_views(self) -> list:
+        """The comparison views open now (the window's ui.comparisons.Comparisons)."""
+        comparisons = getattr(self._window, "comparisons", None)
+        views = getattr(comparisons, "views", None) or []
+        return [v for v in views if v.isVisible()]
+
+    def export_plots(self, folder: str | Path, suffix: str = ".png", *,
+                     scale: float | None = None, width: int | None = None,
+                     comparisons: bool = True) -> list[Path]:
+        """Write every plot, brought up to date first, as `<folder>/<name><suffix>`, and
+        (`comparisons`) each open comparison view's plots as
+        `comparison-<id>-<plot><suffix>`, asking before replacing files already there.
+        PNGs are `width` px wide, or `scale` × their size on screen (2× by default),
+        at most 4000 px. The folder is remembered for the next export."""
         folder = Path(folder)
-        targets = [folder / f"{name}{suffix}" for name in PLOT_NAMES[:len(self.feed.plots)]]
-        if not self.may_write(targets, "Could not export the plots"):
+        jobs: list[tuple[str, Path, Callable[[Path], None]]] = []
+        for name, plot in zip(PLOT_NAMES, self.feed.plots):
+            jobs.append((f"the {name} plot", folder / f"{name}{suffix}",
+                         lambda path, p=plot: p.export(path, scale=scale, width=width)))
+        for i, view in enumerate(self.comparison_views() if comparisons else [], start=1):
+            tag = getattr(getattr(view, "comparison", None), "comparison_id", None) or str(i)
+            for plot in COMPARISON_PLOTS:
+                jobs.append((f"the comparison's {plot} plot",
+                             folder / f"comparison-{tag}-{plot}{suffix}",
+                             lambda path, v=view, name=plot: v.export(path, name)))
+        if not self.may_write([path for _what, path, _write in jobs],
+                              "Could not export the plots"):
             return []
+        self.last_folder.set(folder)
         self.feed.bring_up_to_date()
         written = []
-        for plot, path in zip(self.feed.plots, targets):
-            name = path.stem
+        for what, path, write in jobs:
             try:
-                plot.export(path)
+                write(path)
             except Exception as exc:  # noqa: BLE001 - one failed plot must not stop the rest
-                errors.show_error(self._window, exc, title=f"Could not export the {name} plot")
+                errors.show_error(self._window, exc, title=f"Could not export {what}")
                 continue
             written.append(path)
         return written
@@ -125,9 +162,10 @@ class ExportActions(QObject):
                                 "Tick runs in the Runs panel (or select one) first.", level="info")
             return
         path, _ = QFileDialog.getSaveFileName(self._window, "Export the metrics of the runs",
-                                              "metrics.csv", "CSV files (*.csv)",
-                                              options=NO_DIALOG_CONFIRM)
+                                              self.last_folder.path_for("metrics.csv"),
+                                              "CSV files (*.csv)", options=NO_DIALOG_CONFIRM)
         if path:
+            self.last_folder.set(Path(path).parent)
             self.export_metrics(run_ids, path if path.lower().endswith(".csv") else path + ".csv")
 
     def export_metrics(self, run_ids: list[str], path: str | Path) -> int:
@@ -152,9 +190,10 @@ class ExportActions(QObject):
                                 "Select a run in the Runs panel first.", level="info")
             return
         path, _ = QFileDialog.getSaveFileName(self._window, "Export the run's config",
-                                              f"{run_id}.toml", "TOML files (*.toml)",
-                                              options=NO_DIALOG_CONFIRM)
+                                              self.last_folder.path_for(f"{run_id}.toml"),
+                                              "TOML files (*.toml)", options=NO_DIALOG_CONFIRM)
         if path:
+            self.last_folder.set(Path(path).parent)
             self.export_config(run_id, path if path.lower().endswith(".toml") else path + ".toml")
 
     def export_config(self, run_id: str, path: str | Path) -> Path | None:

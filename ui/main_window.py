@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} – Sequence Workbench" if name else "Sequence Workbench")
         summary = self.document.summary
         self.predictions.set_sample_count(summary.splits.get("val", 0) if summary else 0)
+        self.feed.set_dataset(summary)  # labels, units and predictions follow the dataset
         self._update_train_enabled()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name

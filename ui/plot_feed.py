@@ -8,6 +8,12 @@ cannot see (a tab behind another, a closed dock) is given nothing while hidden: 
 events are held and handed over in one batch when it is shown, so hidden panels
 cost nothing during training and catch up when shown.
 
+`set_dataset(summary)` is told of each dataset opened: the panels' labels, units and
+empty-state texts follow it, and a finished run of another dataset is taken off the
+panels (a live run stays). `bring_up_to_date()` (before an export) hands every panel
+what it holds, waits for what a panel still computes (the predictions panel's
+checkpoint prediction) and draws them all, seen or not.
+
 `RunHistories` keeps recorded runs' events (read once while a run's step count is
 unchanged) for replays and overlays; `Overlays` lays ticked runs over the loss and
 gradient panels.
@@ -16,11 +22,14 @@ gradient panels.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QDockWidget
 
-from workbench.events import Event
+from workbench.events import Event, RunFinished, RunStarted
+
+SETTLE_MS = 30_000  # the longest an export waits for a panel still computing
 
 
 class PlotFeed:
@@ -36,6 +45,8 @@ class PlotFeed:
         self._window_visible = window_visible
         self._shown: dict[Any, bool] = {}
         self._held: dict[Any, list[Event]] = {plot: [] for plot in self.plots}
+        self._run_dataset: str | None = None  # the shown run's dataset file (resolved)
+        self._run_live = False
         for plot, dock in self._docks.items():
             dock.visibilityChanged.connect(
                 lambda visible, p=plot: self._on_visibility(p, visible))
@@ -45,6 +56,12 @@ class PlotFeed:
         events = list(events)
         if not events:
             return
+        for event in events:
+            if isinstance(event, RunStarted):
+                self._run_dataset = _resolved((event.dataset or {}).get("path"))
+                self._run_live = True
+            elif isinstance(event, RunFinished):
+                self._run_live = False
         visible = self._window_visible()
         for plot in self.plots:
             if visible and not self._shown.get(plot, True):
@@ -61,8 +78,27 @@ class PlotFeed:
 
     def clear(self) -> None:
         self._held = {plot: [] for plot in self.plots}
+        self._run_dataset, self._run_live = None, False
         for plot in self.plots:
             plot.clear()
+
+    def set_dataset(self, summary: Any) -> None:
+        """A dataset was opened (a workbench.datasets.DatasetSummary, or None): a
+        finished run of another dataset leaves the panels, and each panel with a
+        `set_dataset(kind, name)` is told the new one's target kind and file name."""
+        if summary is None:
+            return
+        data = summary.to_json() if hasattr(summary, "to_json") else dict(summary)
+        path = _resolved(data.get("path"))
+        if (self._run_dataset is not None and not self._run_live
+                and path is not None and path != self._run_dataset):
+            self.clear()
+        kind = "tokens" if data.get("target_kind") == "tokens" else "continuous"
+        name = Path(str(data.get("path"))).name if data.get("path") else None
+        for plot in self.plots:
+            follow = getattr(plot, "set_dataset", None)
+            if follow is not None:
+                follow(kind, name)
 
     def redraw_now(self) -> None:
         for plot in self.plots:
@@ -70,10 +106,14 @@ class PlotFeed:
                 continue  # drawn when shown
             plot.redraw_now()
 
-    def bring_up_to_date(self) -> None:
-        """Hand every plot what it holds and draw it now (before an export)."""
+    def bring_up_to_date(self, timeout_ms: int = SETTLE_MS) -> None:
+        """Hand every plot what it holds, let a plot still computing finish (`settle`),
+        and draw it now, whether it is seen or not (before an export)."""
         for plot in self.plots:
             self.release(plot)
+            settle = getattr(plot, "settle", None)
+            if settle is not None:
+                settle(timeout_ms)
             plot.redraw_now()
 
     def release(self, plot: Any) -> None:
@@ -151,3 +191,13 @@ class Overlays:
             for plot in self.plots:
                 plot.set_overlay(run_id, label, events, color)
             self._drawn[run_id] = (events, color, label)
+
+
+def _resolved(path: Any) -> str | None:
+    """A dataset path as one string per file (None without one)."""
+    if not path:
+        return None
+    try:
+        return str(Path(str(path)).expanduser().resolve())
+    except (OSError, RuntimeError):
+        return str(path)

@@ -29,6 +29,8 @@ class PredictionsRouter(QObject):
         self._run_id: str | None = None  # the recorded run whose checkpoint predicts
         plot.sample_changed.connect(self._on_sample_changed)
         plot.beam_changed.connect(lambda _k: self._on_sample_changed(plot.sample_index))
+        plot.cleared.connect(self._on_plot_cleared)
+        plot.settle_hook = self.settle
         self.checkpoint_predictor.predicted.connect(self._on_predicted)
         self.checkpoint_predictor.failed.connect(self._on_failed)
 
@@ -48,6 +50,18 @@ class PredictionsRouter(QObject):
             self.checkpoint_predictor.request(run_id, self.plot.sample_index,
                                               beam=self.plot.beam_width)
 
+    def settle(self, timeout_ms: int) -> None:
+        """Wait up to `timeout_ms` for the checkpoint predictions asked for (the latest
+        one included) to arrive and be shown (before an export)."""
+        import time
+
+        predictor = self.checkpoint_predictor
+        deadline = time.monotonic() + max(0, timeout_ms) / 1000
+        while predictor.job.is_running():
+            left = int((deadline - time.monotonic()) * 1000)
+            if left <= 0 or not predictor.job.wait(left):
+                return  # `wait` delivered what the job left; a waiting request runs next
+
     def set_sample_count(self, count: int) -> None:
         self.plot.set_sample_count(count)
 
@@ -60,6 +74,12 @@ class PredictionsRouter(QObject):
             self._live.request(index, beam=beam)
         elif self._run_id is not None:
             self.checkpoint_predictor.request(self._run_id, index, beam=beam)
+
+    def _on_plot_cleared(self) -> None:
+        # The panel dropped its prediction (another run, another dataset): a finished
+        # run's checkpoint no longer answers its sample choices. A live run's does.
+        if self._live is None:
+            self._run_id = None
 
     def _on_predicted(self, prediction: Any) -> None:
         if prediction.prediction.run_id == self._run_id:

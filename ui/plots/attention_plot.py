@@ -26,7 +26,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import common, figure, notes, style
 from workbench.events import ProbeEvent, RunStarted
 
 ATTENTION_NAMES = {
@@ -45,6 +45,12 @@ NO_ATTENTION_NOTICE = (
     "--attention bahdanau, luong-dot or luong-general) to see where each output step looks.")
 NO_PROBE_NOTICE = ("No probe yet.\n\nFor a run with attention, each probe records where every "
                    "output step looks in the input; the alignment appears here.")
+
+
+EMPTY_TEXT = ("Where each output step looks in the input appears here at the first probe "
+              "of a run with attention")
+NO_ATTENTION_TEXT = ("This run has no attention: its decoder reads only the encoder's final "
+                     "state, so there is no alignment to show")
 
 
 def attention_of(event: RunStarted) -> str:
@@ -183,6 +189,7 @@ class AttentionPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         axis.setLabel(LABEL_WEIGHT, color=style.FOREGROUND)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+        self.empty = notes.EmptyState(self.plot_item, EMPTY_TEXT, axes=("left", "bottom", "top"))
 
     # -- public API (add_event, add_events, redraw_now: common.ProbeFrames) --------
 
@@ -195,11 +202,13 @@ class AttentionPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         self.throttle.dirty = True
         self.redraw_now()
 
-    def export(self, path: str | Path) -> None:
-        """Write the matrix (axes, colour bar) to PNG or SVG; for a run without
-        attention the picture carries the note as its title."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write the matrix (axes, colour bar) to PNG (at `width` px or `scale` × its
+        size on screen, 2× by default) or SVG; for a run without attention the picture
+        carries the note as its title."""
         self.redraw_now()
-        style.export_item(self.plot_item, path)
+        figure.export_figure(self.plot_item, path, scale=scale, width=width)
 
     @property
     def has_attention(self) -> bool:
@@ -303,11 +312,16 @@ class AttentionPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         if not self.has_attention:
             self._show_nothing(f"{self._kind_name()}: no attention, no alignment to show")
             self.probe_label.setText(f"{len(self._frames)} probes, no attention")
+            self.empty.set_text(NO_ATTENTION_TEXT)
+            self.empty.update(False)
             return
         if not self._frames:
             self._show_nothing("Attention: no probe yet")
             self.probe_label.setText("no probe yet")
+            self.empty.set_text(EMPTY_TEXT)
+            self.empty.update(False)
             return
+        self.empty.update(True)
         index = self.current_index
         frame = self._frames[index]
         self._shown = frame.matrix(self._sample)

@@ -17,30 +17,69 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import style
+from ui.plots import notes, style
+from workbench import units
 from workbench.events import RunFinished, RunStarted
 
 READOUT_SPACING = 12  # between a panel's controls and its read-out
 
 
+@dataclass(frozen=True)
+class DataFacts:
+    """What a run's losses are of: its dataset (a name a user recognises) and units."""
+
+    dataset: str
+    kind: str  # "tokens" or "continuous"
+
+    @property
+    def units(self) -> str:
+        """The loss's units, as the axis says them ("MSE, normalised", "cross-entropy, …")."""
+        return units.SHORT[(self.kind, "normalised")]
+
+    @classmethod
+    def of_dataset(cls, dataset: dict | None) -> DataFacts:
+        """From a RunStarted's dataset summary (DatasetSummary.to_json())."""
+        dataset = dataset or {}
+        path = dataset.get("path") or ""
+        name = Path(str(path)).name if path else str(dataset.get("task") or "unnamed dataset")
+        return cls(name, units.target_kind(dataset))
+
+
+def facts_of(events: Iterable[object]) -> DataFacts | None:
+    """The DataFacts of the first RunStarted in `events` (None without one)."""
+    for event in events:
+        if isinstance(event, RunStarted):
+            return DataFacts.of_dataset(event.dataset)
+    return None
+
+
+def loss_axis_label(kind: str) -> str:
+    """The loss axis label of a dataset kind ("tokens" or "continuous")."""
+    return style.loss_label({"target_kind": kind})
+
+
 @dataclass
 class RunHeader:
-    """What a panel shows of a run besides its data: its id, its cell and how it ended."""
+    """What a panel shows of a run besides its data: its id, its cell, its dataset and
+    how it ended."""
 
     run_id: str = ""
     cell: str | None = None
     status: str = ""  # "" while running; RunFinished.status after
+    facts: DataFacts | None = None
 
     def take_header(self, event: object) -> bool:
-        """Take RunStarted (a new run: id, cell, no status) or RunFinished (its status);
-        True when `event` was one of them."""
+        """Take RunStarted (a new run: id, cell, dataset, no status) or RunFinished (its
+        status); True when `event` was one of them."""
         if isinstance(event, RunStarted):
             self.run_id, self.cell, self.status = event.run_id, style.cell_of(event.config), ""
+            self.facts = DataFacts.of_dataset(event.dataset)
             return True
         if isinstance(event, RunFinished):
             self.status = event.status
@@ -100,6 +139,14 @@ class StableLabel(QtWidgets.QLabel):
     def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
         return QtCore.QSize(self.fontMetrics().horizontalAdvance("probe 00"),
                             super().minimumSizeHint().height())
+
+
+class ShrinkingLabel(QtWidgets.QLabel):
+    """A label that asks for its text's width but may be cut to nothing in a narrow
+    panel (a read-out beside controls that must not be pushed out)."""
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        return QtCore.QSize(0, super().minimumSizeHint().height())
 
 
 def compact_combo(combo: QtWidgets.QComboBox, characters: int = 8) -> QtWidgets.QComboBox:
@@ -189,30 +236,137 @@ class NoOverlays:
 
 
 class Overlays:
-    """Overlay bookkeeping for a panel that draws other runs over its own. The panel
-    keeps `_overlays` (key -> an object with a `color`) and implements
-    `set_overlay` and `remove_overlay`."""
+    """Overlay bookkeeping for a panel that draws other runs over its own, and the
+    check that an overlay does not mix what cannot be mixed.
+
+    The panel keeps `_overlays` (key -> an object with a `color`), `_run` (a
+    RunHeader), implements `_add_overlay(key, label, events, color)` and
+    `_drop_overlay(key)`, and calls `_init_overlay_guard(view_box)` once.
+
+    An overlay whose loss is in other units than the panel's (cross-entropy over MSE)
+    is refused: it is not drawn, and a warning in the plot names it. One of another
+    dataset in the same units is drawn, and the warning says which datasets are mixed.
+    The panel's units are its own run's, else the first overlay's; with neither, the
+    open dataset's (`set_open_dataset`: what the axis says before anything is drawn).
+    When they change, every overlay is checked again and `_units_changed(facts)` is
+    called."""
 
     _overlays: dict[str, Any]
+    _run: RunHeader
+
+    def _init_overlay_guard(self, view_box: Any) -> None:
+        self._overlay_sources: dict[str, tuple[str, list, str | None, DataFacts | None]] = {}
+        self.refused_overlays: dict[str, str] = {}  # key -> why it is not drawn
+        self._open_facts: DataFacts | None = None
+        self.mix_note = notes.warning_note(view_box)
+        legend = getattr(self, "legend", None)
+        if legend is not None and hasattr(legend, "reserve_top"):
+            # a corner legend keeps below the warning
+            legend.reserve_top = lambda: (self.mix_note.rect().height() + 4
+                                          if self.mix_note.isVisible() else 0.0)
+
+    # -- the panels' API -------------------------------------------------------------
+    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
+        """Overlay another run (its events) under `key`, in `color` (a free run colour
+        when None), with `label` in the legend; replaces that key's overlay. Refused,
+        with a warning in the plot, when its loss is in other units."""
+        self._overlay_sources[key] = (label, events, color, facts_of(events))
+        self._place_overlay(key)
+        self._update_mix_note()
+
+    def remove_overlay(self, key: str) -> None:
+        """Take the overlay `key` (and its legend entry) off; unknown keys are ignored."""
+        self._overlay_sources.pop(key, None)
+        self.refused_overlays.pop(key, None)
+        self._drop_overlay(key)
+        self._update_mix_note()
+
+    def clear_overlays(self) -> None:
+        """Remove every overlaid run."""
+        for key in list(self._overlay_sources):
+            self.remove_overlay(key)
+
+    def overlay_keys(self) -> list[str]:
+        """Every overlay asked for, drawn or refused."""
+        return list(self._overlay_sources)
+
+    @property
+    def mix_warning(self) -> str:
+        """The warning the plot shows about its overlays ("" when none)."""
+        return self.mix_note.text
+
+    # -- checks ----------------------------------------------------------------------
+    def _reference_facts(self, excluding: str | None = None) -> DataFacts | None:
+        """What the overlays are checked against: the own run's data, else the first
+        drawn overlay's (not `excluding`)."""
+        if self._run.run_id and self._run.facts is not None:
+            return self._run.facts
+        for key, (_label, _events, _color, facts) in self._overlay_sources.items():
+            if key != excluding and facts is not None and key not in self.refused_overlays:
+                return facts
+        return None
+
+    @property
+    def shown_facts(self) -> DataFacts | None:
+        """The data the panel's axes are about: the reference, else the open dataset."""
+        return self._reference_facts() or self._open_facts
+
+    def _units_changed(self, facts: DataFacts | None) -> None:
+        """The panel's data may now be another kind (panels relabel their axes here)."""
+
+    def _place_overlay(self, key: str) -> None:
+        label, events, color, facts = self._overlay_sources[key]
+        reference = self._reference_facts(excluding=key)
+        self.refused_overlays.pop(key, None)
+        if reference is not None and facts is not None and facts.units != reference.units:
+            self._drop_overlay(key)
+            self.refused_overlays[key] = (
+                f"Not overlaid: {label} ({facts.dataset}): its loss is {facts.units}, "
+                f"this plot's is {reference.units}.")
+            return
+        self._add_overlay(key, label, events, color)
+
+    def _recheck_overlays(self) -> None:
+        """The panel's units may have changed (a new run, another dataset): check every
+        overlay again."""
+        for key in list(self._overlay_sources):
+            self._place_overlay(key)
+        self._update_mix_note()
+
+    def _update_mix_note(self) -> None:
+        lines = list(self.refused_overlays.values())
+        reference = self._reference_facts()
+        if reference is not None:
+            others = {}
+            for key, (label, _events, _color, facts) in self._overlay_sources.items():
+                if (key not in self.refused_overlays and facts is not None
+                        and facts.dataset != reference.dataset):
+                    others.setdefault(facts.dataset, []).append(label)
+            if others:
+                whose = "this run" if self._run.run_id else "the first overlay"
+                mixed = "; ".join(f"{name} ({', '.join(labels)})" for name, labels in others.items())
+                lines.insert(0, f"⚠ Overlays mix datasets: {reference.dataset} ({whose}); {mixed}.")
+        self.mix_note.show_text("\n".join(lines))
+        legend = getattr(self, "legend", None)
+        if legend is not None and hasattr(legend, "relayout_soon"):
+            legend.relayout_soon()
+        self._units_changed(self.shown_facts)
+
+    def set_open_dataset(self, facts: DataFacts | None) -> None:
+        """The dataset that is open: the panel's units while it shows no run."""
+        self._open_facts = facts
+        self._recheck_overlays()
 
     def _claim_overlay(self, key: str, color: str | None, own_cell: str | None) -> str:
         """Make room for the overlay `key` (an old one of that key goes) and return its
         colour: `color`, or the first run colour no other overlay and not the panel's
         own run (its cell's colour) uses."""
         if key in self._overlays:
-            self.remove_overlay(key)
+            self._drop_overlay(key)
         if color is not None:
             return color
         used = [o.color for o in self._overlays.values()]
         return style.next_run_color([*used, style.cell_color(own_cell)])
-
-    def clear_overlays(self) -> None:
-        """Remove every overlaid run."""
-        for key in list(self._overlays):
-            self.remove_overlay(key)
-
-    def overlay_keys(self) -> list[str]:
-        return list(self._overlays)
 
 
 class ProbeFrames:

@@ -29,7 +29,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import common, figure, notes, style
+from ui.plots import legend as legends
 from workbench.events import ProbeEvent, RunStarted
 
 # The thresholds models.probes uses (not imported: that would load torch here).
@@ -65,6 +66,10 @@ NO_GATES_NOTICE = (
     "The {cell} cell overwrites its whole hidden state at every step, "
     "h_t = act(W_ih x_t + W_hh h_(t-1) + b): nothing decides what to keep. "
     "LSTM and GRU cells add sigmoid gates that do; train one to see them here.")
+
+
+EMPTY_TEXT = ("How open each gate of an LSTM or GRU is at every time step appears here "
+              "at the run's first probe\n(or pick a run in the Runs panel)")
 
 
 def gate_label(name: str) -> str:
@@ -188,14 +193,12 @@ class GatesPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
             item.getAxis("left").setStyle(textFillLimits=[(0, 0.9)])
             item.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
         # A faint reference at 0.5 (a gate half open) on the activation plot.
-        half = pg.InfiniteLine(0.5, angle=0, movable=False,
-                               pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine))
-        self.mean_item.addItem(half, ignoreBounds=True)
+        self.half_line = pg.InfiniteLine(
+            0.5, angle=0, movable=False,
+            pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine))
+        self.mean_item.addItem(self.half_line, ignoreBounds=True)
         # One legend for both plots, in its own row under them (either arrangement).
-        self.legend = pg.LegendItem(colCount=5, horSpacing=20)
-        self.legend.setLabelTextColor(style.FOREGROUND)
-        layout.addItem(self.legend, 3, 0)
-        style.legend_in_row(self.legend, layout, 5)
+        self.legend = legends.in_row(layout, 3, 0)
         self.separator = common.boundary_line(0.06)
         self.saturation_separator = common.boundary_line(label=None)
         for item, sep in ((self.mean_item, self.separator),
@@ -204,6 +207,7 @@ class GatesPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
             item.addItem(sep, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+        self.empty = notes.EmptyState([self.mean_item, self.saturation_item], EMPTY_TEXT)
 
     def _ensure_curves(self, gates: list[str]) -> None:
         """One curve per gate in each plot, created once per set of gates."""
@@ -270,11 +274,13 @@ class GatesPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         self.throttle.dirty = True
         self.redraw_now()
 
-    def export(self, path: str | Path) -> None:
-        """Write both plots (title, legend) to PNG or SVG; for a vanilla RNN the
-        picture carries the "no gates" note as its title."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write both plots (title, legend) to PNG (at `width` px or `scale` × its size
+        on screen, 2× by default) or SVG; for a vanilla RNN the picture carries the
+        "no gates" note as its title."""
         self.redraw_now()
-        style.export_item(self.plot_widget.ci, path)
+        figure.export_figure(self.plot_widget.ci, path, scale=scale, width=width)
 
     # -- settings and state --------------------------------------------------------
 
@@ -362,7 +368,11 @@ class GatesPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
             self.saturation_separator.setVisible(False)
             self._set_title("Gates: no probe yet")
             self.probe_label.setText("no probe yet")
+            self.half_line.setVisible(False)
+            self.empty.update(False)
             return
+        self.half_line.setVisible(True)
+        self.empty.update(True)
         index = self.current_index
         frame = self._frames[index]
         layer = self._selected_layer

@@ -23,13 +23,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import axes, common, figure, notes, style
+from ui.plots import legend as legends
 from ui.plots.loss_plot import GrowingArray
 from workbench.events import RunStarted, StepMetrics
 
 CLIP_WINDOW = 100  # steps over which the clip rate is given
 CLIPPED_COLOR = "#d62728"
 THRESHOLD_COLOR = "#d62728"
+EMPTY_TEXT = ("The total gradient norm of every training step appears here once training "
+              "starts\n(or pick a run in the Runs panel)")
 
 
 def clip_rate(clipped: np.ndarray, window: int | None = CLIP_WINDOW) -> float | None:
@@ -78,6 +81,8 @@ class GradNormPlot(common.NoOverlays, QtWidgets.QWidget):
             bottom=style.LABEL_TRAINING_STEP, left="total gradient norm (before clipping)",
             title="Gradient norm")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.legend = legends.install(self.plot_item, "corner")
+        axes.use_log_axis(self.plot_item)
         self.plot_item.setLogMode(x=False, y=True)
         self.norm_curve = style.long_curve(self.plot_item.plot(
             pen=pg.mkPen(style.DEFAULT_CELL_COLOR, width=1), name="total norm"))
@@ -91,6 +96,7 @@ class GradNormPlot(common.NoOverlays, QtWidgets.QWidget):
         self.plot_item.addItem(self.threshold_line, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+        self.empty = notes.EmptyState(self.plot_item, EMPTY_TEXT)
         common.panel_layout(self, controls, self.plot_widget)
 
     # -- the panels' API -------------------------------------------------------------
@@ -115,10 +121,12 @@ class GradNormPlot(common.NoOverlays, QtWidgets.QWidget):
     def redraw_now(self) -> None:
         self.throttle.flush()
 
-    def export(self, path: str | Path) -> None:
-        """Write the plot to PNG or SVG (by the file's extension)."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write the plot to PNG (at `width` px or `scale` × its size on screen, 2× by
+        default) or SVG, by the file's extension."""
         self.redraw_now()
-        style.export_item(self.plot_item, path)
+        figure.export_figure(self.plot_item, path, scale=scale, width=width)
 
     # -- what it shows -----------------------------------------------------------------
 
@@ -165,6 +173,8 @@ class GradNormPlot(common.NoOverlays, QtWidgets.QWidget):
         if run.status:
             title += f" ({run.status})"
         style.set_title(self.plot_item, title)
+        self.empty.update(bool(run.run_id))
+        legends.choose_corner(self.plot_item, self.legend)
 
     def _on_mouse_moved(self, args: tuple) -> None:
         pos = args[0]

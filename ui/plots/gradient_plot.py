@@ -25,10 +25,20 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import axes, common, figure, notes, style
+from ui.plots import legend as legends
+from workbench.compare import encoder_spectral_radius, vanishing_ratio
 from workbench.events import ProbeEvent, RunStarted
 
 HISTORY = 20  # earlier probes drawn as fading curves behind the latest one
+EMPTY_TEXT = ("The gradient at every time step appears here at the run's first probe\n"
+              "(or pick a run in the Runs panel)")
+RATIO_TIP = ("G₁/G_T: the gradient reaching the first input step over the gradient at the "
+             "last one (encoder, top layer, latest probe). About 1: it carries through; "
+             "far below 1: it vanishes; far above: it explodes.")
+RADIUS_TIP = ("ρ(W_hh): the spectral radius (largest |eigenvalue|) of the encoder's top-layer "
+              "recurrent weights at the latest probe; for an LSTM or GRU the largest over its "
+              "gate blocks. Above 1 a vanilla RNN tends to explode, well below 1 to vanish.")
 
 
 @dataclass(frozen=True)
@@ -83,10 +93,12 @@ class _Probe:
 @dataclass
 class _Run(common.RunHeader):
     probes: list[_Probe] = field(default_factory=list)
+    latest: ProbeEvent | None = None  # the read-outs' source
 
     def add(self, event: object) -> bool:
         if isinstance(event, ProbeEvent):
             self.probes.append(_Probe.of(event))
+            self.latest = event
             return True
         return self.take_header(event)
 
@@ -139,15 +151,21 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self.heatmap_checkbox.setToolTip("All probes of the run as an image: probe by time step, log10 G_t")
         self.heatmap_checkbox.toggled.connect(self._on_heatmap_toggled)
         self.cursor_label = style.readout_label()
+        # The latest probe's G₁/G_T and spectral radius (a narrow panel cuts them
+        # rather than widening).
+        self.readout = common.ShrinkingLabel("")
+        self.readout.setObjectName("gradientReadouts")
+        self.readout.setToolTip(f"{RATIO_TIP}\n\n{RADIUS_TIP}")
         self._controls = common.control_bar(
             self.layer_combo, self.state_combo, self.log_y_checkbox,
-            self.heatmap_checkbox, readout=self.cursor_label)
+            self.heatmap_checkbox, self.readout, readout=self.cursor_label)
 
     def _build_curves_view(self) -> None:
         self.plot_widget = style.make_plot_widget(
-            bottom=style.LABEL_TIME_STEP, left=style.LABEL_GRAD_H, title="Gradient per time step",
-            legend_below=True)  # curves may fill every corner
+            bottom=style.LABEL_TIME_STEP, left=style.LABEL_GRAD_H, title="Gradient per time step")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.legend = legends.install(self.plot_item, "below")  # curves may fill every corner
+        axes.use_log_axis(self.plot_item)
         self.plot_item.setLogMode(x=False, y=True)
         color = style.DEFAULT_CELL_COLOR
         self.history_curves: list[pg.PlotDataItem] = []
@@ -170,6 +188,8 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self.plot_item.addItem(self.separator, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+        self._init_overlay_guard(self.plot_item.getViewBox())
+        self.empty = notes.EmptyState(self.plot_item, EMPTY_TEXT)
 
     def _build_heatmap_view(self) -> None:
         self.heatmap_widget = pg.PlotWidget(background=style.BACKGROUND)
@@ -191,6 +211,7 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self.heatmap_item.addItem(self.heatmap_separator, ignoreBounds=True)
         self._heatmap_mouse_proxy = pg.SignalProxy(
             self.heatmap_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_heatmap_mouse_moved)
+        self.heatmap_empty = notes.EmptyState(self.heatmap_item, EMPTY_TEXT)
 
     # -- public API --------------------------------------------------------------
 
@@ -219,9 +240,8 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self.throttle.dirty = True
         self.redraw_now()
 
-    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
-        """Overlay the latest probe of another run (its events) in `color` (a free
-        run colour when None), with `label` in the legend. Replaces that key's overlay."""
+    def _add_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
+        """Overlay the latest probe of another run (see common.Overlays.set_overlay)."""
         color = self._claim_overlay(key, color, self._run.cell)
         run = _Run()
         for event in events:
@@ -231,17 +251,35 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         curve.setZValue(8)
         self._overlays[key] = _Overlay(label, color, run, curve)
         self._draw_overlay(self._overlays[key])
+        self.throttle.mark_dirty()
 
-    def remove_overlay(self, key: str) -> None:
-        """Take the overlay `key` and its legend entry off; unknown keys are ignored."""
+    def _drop_overlay(self, key: str) -> None:
         overlay = self._overlays.pop(key, None)
         if overlay is not None:
             self.plot_item.removeItem(overlay.curve)
 
-    def export(self, path: str | Path) -> None:
-        """Write the visible view (curves, or heatmap with its colour bar) to PNG or SVG."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write the visible view (curves, or heatmap with its colour bar) to PNG (at
+        `width` px or `scale` × its size on screen, 2× by default) or SVG."""
         self.redraw_now()
-        style.export_item(self.heatmap_item if self.heatmap_shown else self.plot_item, path)
+        figure.export_figure(self.heatmap_item if self.heatmap_shown else self.plot_item, path,
+                             scale=scale, width=width)
+
+    def set_dataset(self, kind: str, name: str | None = None) -> None:
+        """The open dataset (its target kind and file name): what the panel is about
+        while it shows no run and no overlay."""
+        self.set_open_dataset(common.DataFacts(name or "the open dataset",
+                                               "tokens" if kind == "tokens" else "continuous"))
+
+    @property
+    def readouts(self) -> tuple[str, str]:
+        """The G₁/G_T and spectral radius read-outs as shown ("" before a probe)."""
+        text = self.readout.text()
+        if not text:
+            return "", ""
+        ratio, radius = text.split(" · ")
+        return ratio, radius
 
     # -- settings ----------------------------------------------------------------
 
@@ -275,6 +313,7 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
 
     def _after_events(self, started: bool, probed: bool) -> None:
         if started:
+            self._recheck_overlays()
             color = style.cell_color(self._run.cell)
             self.latest_curve.setPen(pg.mkPen(color, width=3))
             self.latest_curve.setSymbolBrush(color)
@@ -384,6 +423,19 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
             title += f" ({self._run.status})"
         style.set_title(self.plot_item, title)
         style.set_title(self.heatmap_item, title.replace("Gradient per time step", "Gradient, all probes"))
+        self.empty.update(bool(probes) or any(o.run.probes for o in self._overlays.values()))
+        self.heatmap_empty.update(bool(probes))
+        self._update_readouts()
+
+    def _update_readouts(self) -> None:
+        probe = self._run.latest
+        ratio = vanishing_ratio(probe)
+        radius = encoder_spectral_radius(probe)
+        if probe is None:
+            self.readout.setText("")
+            return
+        self.readout.setText(f"G₁/G_T {axes.number_text(ratio)} · "
+                             f"ρ(W_hh) {axes.number_text(radius, 3)}")
 
     def _draw_curves(self) -> None:
         probes = self._run.probes

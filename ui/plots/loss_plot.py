@@ -30,13 +30,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import axes, common, figure, notes, style
+from ui.plots import legend as legends
 from workbench import baselines, units
 from workbench.events import EpochMetrics, RunStarted, StepMetrics
 from workbench.smoothing import DebiasedEma, smooth  # noqa: F401 - smooth: re-exported
 
 DEFAULT_SMOOTHING = 0.9
 MAX_SMOOTHING = 0.999
+EMPTY_TEXT = ("The loss appears here once training starts\n"
+              "(or pick a run in the Runs panel to see its loss)")
 BASELINE_COLORS = {"persistence": "#6b6b6b", "seasonal_persistence": "#8c564b",
                    "mean": "#a6a61c", "chance": "#6b6b6b", "majority": "#a6a61c"}
 
@@ -172,6 +175,7 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         self.baseline_curves: dict[str, pg.PlotDataItem] = {}  # name -> dashed line
         self.baseline_values: dict[str, float] = {}  # name -> its loss
         self._smoothing_dirty = False
+        self._open_kind = "continuous"  # the open dataset's targets (set_dataset)
         self.throttle = style.RedrawThrottle(self._redraw, parent=self)
         self._build_controls()
         self._build_plot()
@@ -201,8 +205,11 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
 
     def _build_plot(self) -> None:
         self.plot_widget = style.make_plot_widget(
-            bottom=style.LABEL_TRAINING_STEP, left="loss (MSE, normalised)", title="Loss")
+            bottom=style.LABEL_TRAINING_STEP, left=common.loss_axis_label(self._open_kind),
+            title="Loss")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.legend = legends.install(self.plot_item, "corner")
+        axes.use_log_axis(self.plot_item)
         color = style.DEFAULT_CELL_COLOR
         self.raw_curve = style.long_curve(self.plot_item.plot(
             pen=pg.mkPen(style.with_alpha(color, 0.25), width=1), name="training (raw)"))
@@ -225,6 +232,8 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         self.plot_item.addItem(self.cursor_line, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(
             self.plot_widget.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+        self._init_overlay_guard(self.plot_item.getViewBox())
+        self.empty = notes.EmptyState(self.plot_item, EMPTY_TEXT)
         common.panel_layout(self, self._controls, self.plot_widget)
 
     # -- public API --------------------------------------------------------------
@@ -256,9 +265,24 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         self.throttle.dirty = True
         self.throttle.flush()
 
-    def set_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
-        """Overlay another run (its events) under `key`, drawn in `color` (a free run
-        colour when None) with `label` in the legend. Replaces an overlay of that key."""
+    def set_dataset(self, kind: str, name: str | None = None) -> None:
+        """The open dataset's target kind ("tokens" or "continuous") and file name: the
+        loss axis says its units while no run is shown, and overlays are checked
+        against it."""
+        self._open_kind = "tokens" if kind == "tokens" else "continuous"
+        self.set_open_dataset(common.DataFacts(name or "the open dataset", self._open_kind))
+
+    def _units_changed(self, facts: common.DataFacts | None) -> None:
+        if not self._run.run_id:  # the own run's label is its own (RunStarted)
+            kind = facts.kind if facts is not None else self._open_kind
+            self.plot_item.setLabel("left", common.loss_axis_label(kind), color=style.FOREGROUND)
+
+    @property
+    def loss_axis_label(self) -> str:
+        """The loss axis's label as shown (with its unit)."""
+        return self.plot_item.getAxis("left").labelText
+
+    def _add_overlay(self, key: str, label: str, events: list, color: str | None = None) -> None:
         color = self._claim_overlay(key, color, self._run.cell)
         data = _RunData()
         data.ema.reset(self._run.ema.weight)
@@ -273,19 +297,22 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
             item.setZValue(2)
         self._overlays[key] = _Overlay(label, color, data, train, val)
         self._draw_overlay(self._overlays[key])
+        self.throttle.mark_dirty()  # the empty state and the legend's corner
 
-    def remove_overlay(self, key: str) -> None:
-        """Take the overlay `key` (and its legend entries) off the plot; unknown keys are ignored."""
+    def _drop_overlay(self, key: str) -> None:
         overlay = self._overlays.pop(key, None)
         if overlay is None:
             return
         for item in (overlay.train_curve, overlay.val_curve):
             self.plot_item.removeItem(item)  # also removes its legend entry
 
-    def export(self, path: str | Path) -> None:
-        """Write the plot to PNG or SVG (by the file's extension)."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write the plot to PNG (at `width` px, or `scale` × its size on screen, 2× by
+        default) or SVG, by the file's extension, without the cursor line."""
         self.redraw_now()
-        style.export_item(self.plot_item, path)
+        figure.export_figure(self.plot_item, path, scale=scale, width=width,
+                             hover=[self.cursor_line])
 
     # -- settings ----------------------------------------------------------------
 
@@ -310,9 +337,11 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         color = style.cell_color(self._run.cell)
         self.raw_curve.setPen(pg.mkPen(style.with_alpha(color, 0.25), width=1))
         self.smoothed_curve.setPen(pg.mkPen(color, width=2))
-        self.plot_item.setLabel("left", self._run.loss_label or "loss (MSE, normalised)",
+        self.plot_item.setLabel("left", self._run.loss_label
+                                or common.loss_axis_label(self._open_kind),
                                 color=style.FOREGROUND)
         self._show_baselines()
+        self._recheck_overlays()
 
     def _show_baselines(self) -> None:
         """One dashed, labelled line per baseline of the run (in the loss's units)."""
@@ -400,6 +429,8 @@ class LossPlot(common.Overlays, QtWidgets.QWidget):
         if behind:
             title += " – does not beat " + ", ".join(baselines.NOTE_NAMES[n] for n in behind)
         style.set_title(self.plot_item, title)
+        self.empty.update(bool(run.run_id) or bool(self._overlays))
+        legends.choose_corner(self.plot_item, self.legend)
 
     def _draw_baselines(self) -> None:
         """Each baseline line spans the steps drawn so far (at least step 0 to 1)."""

@@ -48,7 +48,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.jobs import JobSession, Latest
-from ui.plots import common, style
+from ui.plots import common, figure, style
+from ui.plots import legend as legends
 from workbench.events import EpochMetrics, ListenerError, RunStarted, StepMetrics
 from workbench.predictions import DEFAULT_LENGTH_PENALTY
 
@@ -150,10 +151,14 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
 
     sample_changed = QtCore.Signal(int)  # the user picked validation sample `index`
     beam_changed = QtCore.Signal(int)  # the user picked beam width `k` (token targets)
+    cleared = QtCore.Signal()  # the prediction shown was dropped (a new run, another dataset)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.prediction: Any | None = None
+        # set by whoever computes predictions (ui.predictions_router): waits up to
+        # `timeout_ms` for a prediction still being computed (before an export)
+        self.settle_hook: Any | None = None
         self.runs_dir: str | Path | None = None  # where the beam tree's decodes find runs
         self.beam_tree: Any | None = None  # ui.beam_tree.BeamTreeWindow, once opened
         self._run_id = ""
@@ -222,7 +227,7 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
             item.getAxis("left").setWidth(62)
         # One legend for both plots (the same colours and line styles), below the
         # time axis: the outputs sit at the right-hand end, where a corner legend would be.
-        self.legend = style.add_legend(self.error_item, below=True, columns=4)
+        self.legend = legends.install(self.error_item, "below", container=layout)
         dash = QtCore.Qt.PenStyle.DashLine
         self.input_curve = self.values_item.plot(
             pen=pg.mkPen(INPUT_COLOR, width=2), symbol="o", symbolSize=4, symbolBrush=INPUT_COLOR,
@@ -370,15 +375,18 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         if isinstance(event, LivePrediction):
             self.show_prediction(event)
         elif isinstance(event, RunStarted) and event.run_id != self._run_id:
-            self.clear()
+            shown = getattr(self.prediction, "run_id", None)
+            if shown != event.run_id:  # a hidden panel's held events may come after its
+                self.clear(emit=False)  # run's checkpoint prediction: that one stays
             self._run_id = event.run_id
 
     def add_events(self, events: Iterable[object]) -> None:
         for event in events:
             self.add_event(event)
 
-    def clear(self) -> None:
-        """Forget the prediction shown (the sample number stays)."""
+    def clear(self, *, emit: bool = True) -> None:
+        """Forget the prediction shown (the sample number stays); `cleared` follows
+        (not when a new run's start clears it: its predictions come next)."""
         self.prediction = None
         self._run_id = self._note = ""
         for curve in self._curves():
@@ -391,9 +399,17 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         self.info_label.setText("")
         self.empty.setText(NO_PREDICTION)
         self.stack.setCurrentWidget(self.empty)
+        if emit:
+            self.cleared.emit()
 
     def redraw_now(self) -> None:
         """Panels share one API: this panel draws at once, nothing is pending."""
+
+    def settle(self, timeout_ms: int) -> None:
+        """Wait up to `timeout_ms` for a prediction still being computed to arrive
+        (before an export), so that the file shows it and not "No prediction yet"."""
+        if self.settle_hook is not None:
+            self.settle_hook(timeout_ms)
 
     def show_message(self, text: str) -> None:
         """Show `text` instead of a prediction (e.g. why none can be made)."""
@@ -401,19 +417,28 @@ class PredictionsPlot(common.NoOverlays, QtWidgets.QWidget):
         self.empty.setText(text)
         self.stack.setCurrentWidget(self.empty)
 
-    def export(self, path: str | Path) -> None:
-        """Write what is shown to PNG or SVG: the plots for continuous data, the token
-        table (with its summary) for tokens."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write what is shown to PNG (at `width` px or `scale` × its size on screen, 2×
+        by default) or SVG: the plots for continuous data, the token table (with its
+        summary) for tokens."""
         path = Path(path)
         suffix = path.suffix.lower()
         if self.stack.currentWidget() is self.plot_widget:
-            style.export_item(self.plot_widget.ci, path)
+            figure.export_figure(self.plot_widget.ci, path, scale=scale, width=width)
             return
         if suffix not in (".png", ".svg"):
             raise ValueError(f"export: unsupported file type {suffix!r} in {path}; use .png or .svg")
         page = self.stack.currentWidget()
+        if not page.isVisible() and page.width() < figure.MIN_SCREEN_WIDTH:
+            page.resize(*style.DEFAULT_PANEL_SIZE)  # never laid out: a readable size
         if suffix == ".png":
-            page.grab().save(str(path))
+            factor = figure.png_width(page.width(), scale=scale, width=width) / max(page.width(), 1)
+            image = QtGui.QImage(page.size() * factor, QtGui.QImage.Format.Format_ARGB32)
+            image.setDevicePixelRatio(factor)
+            image.fill(QtGui.QColor(style.BACKGROUND))
+            page.render(image)
+            image.save(str(path))
             return
         from PySide6 import QtSvg
 

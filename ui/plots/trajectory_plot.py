@@ -21,8 +21,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ui.plots import common, style
+from ui.plots import common, figure, notes, style
+from ui.plots import legend as legends
 from workbench.events import ProbeEvent
+
+EMPTY_TEXT = ("The hidden state of a few samples, step by step, appears here at the run's "
+              "first probe\n(or pick a run in the Runs panel)")
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,9 @@ class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
 
     def _build_plot(self) -> None:
         self.plot_widget = style.make_plot_widget(
-            bottom="PC 1", left="PC 2", title="Hidden-state trajectory", legend_below=True)
+            bottom="PC 1", left="PC 2", title="Hidden-state trajectory")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        self.legend = legends.install(self.plot_item, "below")
         self.plot_item.setAspectLocked(True)  # PCA distances are comparable in both axes
         self.cmap = pg.colormap.get(style.SEQUENTIAL_CMAP)
         self.points = pg.ScatterPlotItem(size=6, pen=None)
@@ -160,6 +165,7 @@ class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         axis.setLabel("time step", color=style.FOREGROUND)
         self.plot_item.layout.addItem(self.colorbar, 2, 5)  # right of the data, as insert_in does
         self.plot_item.layout.setColumnFixedWidth(4, 5)
+        self.empty = notes.EmptyState(self.plot_item, EMPTY_TEXT)
 
     def _ensure_lines(self, count: int) -> None:
         """Enough path items for `count` samples (created once, reused)."""
@@ -182,10 +188,12 @@ class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
         self._after_events()
         self.redraw_now()
 
-    def export(self, path: str | Path) -> None:
-        """Write the plot (with its legend and colour bar) to PNG or SVG."""
+    def export(self, path: str | Path, *, scale: float | None = None,
+               width: int | None = None) -> None:
+        """Write the plot (with its legend and colour bar) to PNG (at `width` px or
+        `scale` × its size on screen, 2× by default) or SVG."""
         self.redraw_now()
-        style.export_item(self.plot_item, path)
+        figure.export_figure(self.plot_item, path, scale=scale, width=width)
 
     # -- settings ----------------------------------------------------------------
 
@@ -271,7 +279,15 @@ class TrajectoryPlot(common.ProbeFrames, common.NoOverlays, QtWidgets.QWidget):
             for line in self._enc_lines + self._dec_lines:
                 line.setData([], [])
             self.probe_label.setText("no probe yet")
+            # no old run's title over an empty plot
+            title = f"Hidden-state trajectory: {self._run.run_id}" if self._run.run_id else \
+                "Hidden-state trajectory"
+            style.set_title(self.plot_item, title + (" (no probe)" if self._run.run_id else ""))
+            self.colorbar.setVisible(False)
+            self.empty.update(False)
             return
+        self.colorbar.setVisible(True)
+        self.empty.update(True)
         index = self.current_index
         frame = self._frames[index]
         projection = self._projection_for(frame)
