@@ -97,14 +97,14 @@ class Shooter:
         self.saved: list[Path] = []
 
     # the scenes' helpers
-    def _new_window(self, *, first_start: bool) -> Any:
+    def _new_window(self, *, first_start: bool, data: str | None = None) -> Any:
         from ui.app import create_main_window
 
         self._close_window()
         settings = Path(tempfile.mkdtemp(prefix="shots-settings-")) / "settings.ini"
         if not first_start:
             settings.write_text("[welcome]\nshown=true\n", encoding="utf-8")
-        self.window = create_main_window(None if first_start else self.ids["sine"],
+        self.window = create_main_window(None if first_start else data or self.ids["sine"],
                                          settings_path=str(settings))
         self.window.showMaximized()
         return self.window
@@ -118,8 +118,17 @@ class Shooter:
             self.window = None
 
     def _replay(self, run_id: str, data: str) -> None:
+        """Replay a run once the window has opened its dataset (a window opens its first
+        file after it is shown: replaying before would be undone by that open)."""
+        from PySide6.QtCore import QDeadlineTimer, QThread
+
         window = self.window
-        window.open_dataset(data)
+        deadline = QDeadlineTimer(60_000)
+        while (Path(window.document.path or "").resolve() != Path(data).resolve()
+               or window.data_panel.opening) \
+                and not deadline.hasExpired():
+            self.app.processEvents()
+            QThread.msleep(20)
         window.runs_index.refresh()
         if not window.replay_run(run_id):
             raise RuntimeError(f"could not replay {run_id}")
@@ -171,8 +180,8 @@ class Shooter:
         return lambda: self._grab_screen("main")
 
     def scene_presentation(self) -> Callable[[], None]:
-        self._new_window(first_start=False)
         run_id, data = self._comparison_run("rnn-tanh")
+        self._new_window(first_start=False, data=data)
         self._replay(run_id, data)
         self.window.presentation.enter(self.window.docks.gradient)
         return lambda: self._grab_screen("presentation")
@@ -185,15 +194,15 @@ class Shooter:
         return lambda: self._grab_screen("compare")
 
     def scene_predictions(self) -> Callable[[], None]:
-        self._new_window(first_start=False)
         run_id, data = self._comparison_run("lstm")
+        self._new_window(first_start=False, data=data)
         self._replay(run_id, data)
         self._show_dock(self.window.docks.predictions)
         return lambda: self._grab_dock("predictions", self.window.docks.predictions)
 
     def scene_gates(self) -> Callable[[], None]:
-        self._new_window(first_start=False)
         run_id, data = self._comparison_run("lstm")
+        self._new_window(first_start=False, data=data)
         self._replay(run_id, data)
         self._show_dock(self.window.docks.gates)
         return lambda: self._grab_dock("gates", self.window.docks.gates)
@@ -202,18 +211,17 @@ class Shooter:
         from workbench.runs import open_run
 
         run_id = self._sweep_run(self.ids[lesson], match)
-        run = open_run(run_id, self.home / "runs")
-        self._replay(run_id, str(run.config().data))
+        data = str(open_run(run_id, self.home / "runs").config().data)
+        self._new_window(first_start=False, data=data)
+        self._replay(run_id, data)
 
     def scene_grad_norm(self) -> Callable[[], None]:
-        self._new_window(first_start=False)
         self._lesson_run("clipping", lambda v: v.get("clip") not in (None, 0, 0.0, "off")
                          and v["seed"] == 0)
         self._show_dock(self.window.docks.grad_norm)
         return lambda: self._grab_dock("grad-norm", self.window.docks.grad_norm)
 
     def scene_attention(self) -> Callable[[], None]:
-        self._new_window(first_start=False)
         self._lesson_run("attention", lambda v: v.get("attention") == "bahdanau")
         self._show_dock(self.window.docks.attention)
         return lambda: self._grab_dock("attention", self.window.docks.attention)
