@@ -151,9 +151,13 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         self.heatmap_checkbox.setToolTip("All probes of the run as an image: probe by time step, log10 G_t")
         self.heatmap_checkbox.toggled.connect(self._on_heatmap_toggled)
         self.cursor_label = style.readout_label()
-        # The latest probe's G₁/G_T and spectral radius (a narrow panel cuts them
-        # rather than widening).
+        # The latest probe's G₁/G_T and spectral radius, on two short lines in a smaller
+        # font: they fit beside the controls of a laptop-width panel (a panel narrower
+        # than its controls cuts them rather than widening).
         self.readout = common.ShrinkingLabel("")
+        font = self.readout.font()
+        font.setPointSizeF(font.pointSizeF() * 0.85)
+        self.readout.setFont(font)
         self.readout.setObjectName("gradientReadouts")
         self.readout.setToolTip(f"{RATIO_TIP}\n\n{RADIUS_TIP}")
         self._controls = common.control_bar(
@@ -278,7 +282,7 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         text = self.readout.text()
         if not text:
             return "", ""
-        ratio, radius = text.split(" · ")
+        ratio, radius = text.split("\n")
         return ratio, radius
 
     # -- settings ----------------------------------------------------------------
@@ -434,7 +438,7 @@ class GradientPlot(common.Overlays, QtWidgets.QWidget):
         if probe is None:
             self.readout.setText("")
             return
-        self.readout.setText(f"G₁/G_T {axes.number_text(ratio)} · "
+        self.readout.setText(f"G₁/G_T {axes.number_text(ratio)}\n"
                              f"ρ(W_hh) {axes.number_text(radius, 3)}")
 
     def _draw_curves(self) -> None:
