@@ -85,8 +85,15 @@ class RayOptions:
 
 def import_ray() -> Any:
     """The ray module (ConfigError with how to install it when it is missing). Usage
-    statistics are switched off before Ray reads its settings."""
+    statistics are switched off before Ray reads its settings, and where this machine
+    has a Ray token (~/.ray/auth_token, as `ray start --head` writes it, or
+    RAY_AUTH_TOKEN) token authentication is used for an explicit --ray-address too
+    (Ray itself only does so for a cluster it finds by itself)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
