@@ -260,7 +260,9 @@ class RayEngine:
         if len(base) > 40:  # Ray's sockets live in it: a Unix socket path is <= 107 bytes
             base = "/tmp"
         temp_dir = tempfile.mkdtemp(prefix="wb-ray-", dir=base)
-        ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, _temp_dir=temp_dir,
+        # "local": always a new instance, never a cluster that happens to run here
+        ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1,
+                 _temp_dir=temp_dir,
                  _node_ip_address="127.0.0.1", **quiet)
         return temp_dir
 

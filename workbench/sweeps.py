@@ -64,11 +64,11 @@ from workbench.config import RunConfig
 from workbench.errors import ConfigError, RunError, WorkbenchError
 from workbench.events import Listener
 from workbench.jsonsafe import json_safe
+from workbench.ray_engine import RayOptions
 from workbench.run_ids import new_run_id
 from workbench.run_layout import runs_root
 from workbench.runs import iso_time, pid_alive
 from workbench.sweep_engine import EngineJob, JobOutcome, LocalEngine, check_workers
-from workbench.ray_engine import RayOptions
 from workbench.sweep_spec import SweepPoint, SweepSpec, TaskSpec, format_value, numeric_values
 
 log = logging.getLogger(__name__)
