@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--batch", "16", "--lr", "0.01", "--probe-batch", "8", "--threads", "1",
         "--val-fraction", "0.2", "--no-progress"]
 LONG_STEPS = 300
+pytestmark = pytest.mark.ray
+
 GRID = ["--grid", "cell=rnn-tanh,lstm", "--seeds", "2", "--steps", "6"]
 
 
