@@ -58,7 +58,7 @@ from typing import Any
 from workbench.config import RunConfig
 from workbench.errors import ConfigError, OutputError, WorkbenchError
 from workbench.events import StepMetrics
-from workbench.sweep_engine import EngineCallbacks, EngineJob, JobOutcome
+from workbench.sweep_engine import EngineCallbacks, EngineJob, JobOutcome, ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,7 @@ class RayEngine:
         inflight: dict[Any, EngineJob] = {}
         run_ids: dict[int, str] = {}
         nodes: dict[int, str] = {}
+        watch = ProgressWatch(self.runs_dir, callbacks)
         while waiting or inflight:
             if self._cancel.is_set() and waiting:
                 for job in waiting:
@@ -304,17 +305,20 @@ class RayEngine:
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
             for generator in ready:
                 job = inflight[generator]
-                outcome = self._next(ray, generator, job, run_ids, nodes, callbacks)
+                outcome = self._next(ray, generator, job, run_ids, nodes, callbacks, watch)
                 if outcome is None:
                     continue
                 del inflight[generator]
+                watch.ended(job)
                 if outcome.run_id is None and job.index in run_ids:
                     outcome = JobOutcome(outcome.index, run_ids[job.index], outcome.status,
                                          outcome.message)
                 callbacks.job_finished(job, outcome)
+            watch.poll()
 
     def _next(self, ray: Any, generator: Any, job: EngineJob, run_ids: dict[int, str],
-              nodes: dict[int, str], callbacks: EngineCallbacks) -> JobOutcome | None:
+              nodes: dict[int, str], callbacks: EngineCallbacks,
+              watch: ProgressWatch) -> JobOutcome | None:
         """Read a task's next news: None while it runs, its outcome once it ended."""
         try:
             news = ray.get(next(generator))
@@ -335,6 +339,7 @@ class RayEngine:
             _kind, index, run_id, total_steps, node, _pid = news
             run_ids[index], nodes[index] = run_id, node
             callbacks.job_started(job, run_id, total_steps)
+            watch.started(job, run_id, total_steps)
             return None
         if kind == "fatal":
             if self.fatal is None:

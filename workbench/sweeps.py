@@ -121,6 +121,18 @@ class SweepRunStarted:
 
 
 @dataclass(frozen=True)
+class SweepRunProgress:
+    """Run `index` (training in a child process or a Ray worker) is at `step`: read from
+    its run folder's status.json, about once a second."""
+
+    sweep_id: str
+    index: int
+    run_id: str
+    step: int
+    total_steps: int
+
+
+@dataclass(frozen=True)
 class SweepRunFinished:
     """Run `index` ended with `status` (run_id None: it could not start)."""
 
@@ -147,7 +159,8 @@ class SweepFinished:
     message: str = ""
 
 
-SweepEvent = SweepStarted | SweepRunStarted | SweepRunFinished | SweepFinished
+SweepEvent = (SweepStarted | SweepRunStarted | SweepRunProgress | SweepRunFinished
+              | SweepFinished)
 
 
 # --- where things live ------------------------------------------------------------------------
@@ -380,6 +393,9 @@ class SweepRunner:
         self._emit(SweepRunStarted(self.sweep_id, job.index, len(self.plan), planned.point,
                                    dict(self.points[planned.point].params), planned.seed,
                                    run_id, total_steps))
+
+    def job_progress(self, job: EngineJob, run_id: str, step: int, total_steps: int) -> None:
+        self._emit(SweepRunProgress(self.sweep_id, job.index, run_id, step, total_steps))
 
     def job_finished(self, job: EngineJob, outcome: JobOutcome) -> None:
         planned = self.plan[job.index]
@@ -843,7 +859,8 @@ def status_words(statuses: Sequence[str]) -> str:
 
 __all__ = [
     "CONFIRM_RUNS", "METRICS", "METRIC_TITLES", "Series", "Sweep", "SweepEntry",
-    "SweepFinished", "SweepRow", "SweepRunFinished", "SweepRunStarted", "SweepRunner",
+    "SweepFinished", "SweepRow", "SweepRunFinished", "SweepRunProgress", "SweepRunStarted",
+    "SweepRunner",
     "SweepSpec", "SweepStarted", "SweepTable", "TaskSpec", "list_sweeps", "open_sweep",
     "result_json", "run_figures", "series", "sweep_of_comparison", "sweep_table",
     "sweeps_dir", "task_dataset", "write_sweep_csv", "x_positions",
