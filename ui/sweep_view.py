@@ -9,7 +9,11 @@ For any sweep (workbench.sweeps), in its own window:
 - G_1/G_T against the same parameter on a log axis (at the first probe, the init's, or
   the last), the figure that says whether the gradient reaches the first input step;
 - the table: one row per point, sortable (numbers as numbers), exported as CSV;
-- a lesson's title and what to look for; while it runs, "run k of n" and Cancel.
+- a lesson's title and what to look for; while it runs, "run k of n" (or how many run
+  at once) with the step of the latest run, and Cancel. Runs that train elsewhere (in
+  worker processes, or as Ray tasks on any node) report their step through the sweep's
+  SweepRunProgress events, which the sweep's thread reads from their run folders'
+  status.json: nothing here touches Ray.
 
 Clicking a point (or double-clicking its row) opens its runs in the comparison view
 (ui.compare_view): their loss bands, gradient profiles and trajectories.

@@ -180,7 +180,7 @@ class RayEngine:
         self.num_cpus = num_cpus
         self._cancel = threading.Event()
         self._cancel_path: Path | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: Ctrl-C's handler may cancel mid-run()
         self.fatal: str | None = None
         self.ray_start_seconds: float | None = None  # how long ray.init took (benchmarks)
 
