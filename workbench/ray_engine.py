@@ -83,21 +83,26 @@ class RayOptions:
     num_cpus: int | None = None
 
 
-def import_ray() -> Any:
+def import_ray(*, cluster: bool = False) -> Any:
     """The ray module (ConfigError with how to install it when it is missing). Usage
-    statistics are switched off before Ray reads its settings, and where this machine
-    has a Ray token (~/.ray/auth_token, as `ray start --head` writes it, or
-    RAY_AUTH_TOKEN) token authentication is used for an explicit --ray-address too
-    (Ray itself only does so for a cluster it finds by itself)."""
+    statistics are switched off before Ray reads its settings. `cluster`: where this
+    machine has a Ray token (~/.ray/auth_token, as `ray start --head` writes it, or
+    RAY_AUTH_TOKEN) and RAY_AUTH_MODE is not set, token authentication is switched on
+    for an explicit --ray-address too (Ray itself does so only for a cluster it finds
+    by itself, and for a private instance)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if "RAY_AUTH_MODE" not in os.environ and (
-            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-            or (Path.home() / ".ray" / "auth_token").is_file()):
-        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
         raise ConfigError(RAY_MISSING) from None
+    if cluster and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        with contextlib.suppress(Exception):  # what Ray does when it enables it itself
+            from ray._raylet import Config
+
+            Config.initialize("")
     return ray
 
 
@@ -249,6 +254,7 @@ class RayEngine:
         quiet = dict(include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
         if self.address is not None:
+            import_ray(cluster=True)
             ray.init(address=self.address, **quiet)
             return None
         # the workers import this very package (not another install of it)

@@ -52,27 +52,42 @@ def _ray_children() -> list[str]:
 
 
 @pytest.mark.timeout(150)
-def test_a_ray_sweep_from_the_window_shows_live_steps_and_leaves_no_process(
+def test_a_ray_sweep_from_the_window_follows_its_runs_live_and_leaves_no_process(
         qtbot, tmp_path, data, monkeypatch):
     monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
+    shown: list[str] = []
+    monkeypatch.setattr(errors, "show_failure", lambda parent, failure, **kw: shown.append(
+        f"{failure.message}\n{failure.traceback}"))
     settings = AppSettings(open_settings(tmp_path / "settings.ini"))
     window = MainWindow(settings, runs_dir=tmp_path / "runs", load_dataset=False)
     qtbot.addWidget(window)
-    spec = SweepSpec.build(tiny_config(data, steps=250, checkpoint_seconds=60.0),
-                           {"cell": ["rnn-tanh", "gru"]})
+    # a short run that ends while a long one trains: the table shows the one, the label
+    # the other's step; then Cancel
+    spec = SweepSpec.build(tiny_config(data, checkpoint_seconds=60.0), {"steps": [20, 20000]})
     view = window.experiments.run_spec(spec, ray=RayOptions(cpus_per_run=1, num_cpus=2))
     assert view is not None
     labels: list[str] = []
-    qtbot.waitUntil(lambda: labels.append(view.progress.label.text()) or (
-        "step" in labels[-1] and " step 0 of" not in labels[-1]), timeout=60_000)
-    # a step read from a run folder's status.json, while the run trains in a Ray worker
-    assert "of 250" in labels[-1]
-    qtbot.waitUntil(lambda: not window.experiments.session.is_running(), timeout=120_000)
+
+    def live() -> bool:
+        labels.append(view.progress.label.text())
+        return bool(shown) or ("step" in labels[-1] and " step 0 of" not in labels[-1]
+                               and view.table_data is not None
+                               and any("completed" in row.statuses
+                                       for row in view.table_data.rows))
+
+    qtbot.waitUntil(live, timeout=90_000)
+    assert not shown, shown[0]
+    # a step read from the long run's folder (status.json) while it trains in a Ray worker
+    assert "of 20,000" in labels[-1]
+    short = view.table_data.rows[0]
+    assert short.params == {"steps": 20} and short.statuses == ("completed",)
+    view.progress.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.experiments.session.is_running(), timeout=60_000)
     assert view.wait_loaded()
-    assert view.sweep.status == "completed" and len(view.sweep.run_ids) == 2
-    assert view.table.rowCount() == 2
-    assert all(open_run(r, tmp_path / "runs").status == "completed" for r in view.sweep.run_ids)
-    assert "2 of 2 runs trained to the end" in view.progress.label.text()
+    assert view.sweep.status == "cancelled" and len(view.sweep.run_ids) == 2
+    assert [e.status for e in view.sweep.entries] == ["completed", "stopped"]
+    assert all(open_run(r, tmp_path / "runs").status in ("completed", "stopped")
+               for r in view.sweep.run_ids)
     [saved] = sweeps.list_sweeps(tmp_path / "runs")
     assert saved.sweep_id == view.sweep.sweep_id
     deadline = time.monotonic() + 10
