@@ -13,7 +13,7 @@ else
 PIP_TORCH := --extra-index-url $(TORCH_INDEX)
 endif
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test install-ray lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(PIP_TORCH) -e .
 	touch $@
 
+# The tests install the Ray extra too: the Ray sweep tests run for real in `make test`.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install -q $(PIP_TORCH) -e ".[test]"
+	$(BIN)/python -m pip install -q $(PIP_TORCH) -e ".[test,ray]"
+	touch $@
+
+# Sweeps on a Ray cluster (sweep --engine ray): the optional extra alone.
+$(VENV)/.installed-ray: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -q $(PIP_TORCH) -e ".[ray]"
 	touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-ray: $(VENV)/.installed-ray
 
 run: install
 	$(BIN)/python main.py

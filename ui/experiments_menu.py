@@ -84,7 +84,7 @@ class Experiments(QObject):
             return None
         return self.run_spec(spec)
 
-    def run_spec(self, spec: Any, workers: int = 1) -> SweepView | None:
+    def run_spec(self, spec: Any, workers: int = 1, ray: Any = None) -> SweepView | None:
         """Start `spec` (when nothing trains; a large grid confirmed) and show its view."""
         if self._busy():
             errors.show_message(self._window, "Training in progress",
@@ -94,7 +94,7 @@ class Experiments(QObject):
         if not confirm_runs(self._window, spec.run_count):
             return None
         view = self.show_view(SweepView(session=self.session, runs_dir=self.runs_dir))
-        self.session.start(sweep_factory(spec, runs_dir=self.runs_dir, workers=workers))
+        self.session.start(sweep_factory(spec, runs_dir=self.runs_dir, workers=workers, ray=ray))
         view.progress.label.setText(f"Starting {spec.run_count} runs…")
         return view
 
@@ -114,7 +114,7 @@ class Experiments(QObject):
         choice = choose_sweep(self._window, config)
         if choice is None:
             return None
-        return self.run_spec(choice.spec, choice.workers)
+        return self.run_spec(choice.spec, choice.workers, choice.ray)
 
     def open_saved(self) -> SweepView | None:
         """Pick a saved sweep (or comparison) and show it."""

@@ -7,10 +7,17 @@ their values ("0.5, 1, 1.5"; "rnn-tanh, lstm"; teacher forcing "1, 0.5, 0, 1:0")
 dialog checks the grid as it is typed, with workbench.sweep_spec's messages at the
 fields, and shows how many runs it makes. A grid of more than 500 runs is confirmed
 before it starts (`confirm_runs`).
+
+Where the runs train: "This machine" (in turn, or several at once in child processes)
+or "Ray" (workbench.ray_engine): a private Ray instance on this machine when the
+address is empty, else the cluster at HOST:PORT, with the CPUs each run holds and the
+most runs at once. Ray is offered only when it is installed (the tooltip says how to
+install it otherwise); the address is checked as it is typed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from PySide6 import QtCore, QtWidgets
@@ -19,6 +26,7 @@ from ui import errors
 from ui.sweep_session import gui_workers
 from workbench.config import FIELDS, RunConfig
 from workbench.errors import ConfigError
+from workbench.ray_engine import RAY_MISSING, RayOptions, parse_address
 from workbench.sweep_spec import NOT_SWEPT, SweepSpec
 from workbench.sweeps import CONFIRM_RUNS
 
@@ -32,10 +40,20 @@ NONE = ""
 
 @dataclass(frozen=True)
 class SweepChoice:
-    """What the user asked for: the sweep and how many runs at once."""
+    """What the user asked for: the sweep, how many runs at once, and `ray` (None: on
+    this machine)."""
 
     spec: SweepSpec
     workers: int
+    ray: RayOptions | None = None
+
+
+ENGINE_LOCAL, ENGINE_RAY = "local", "ray"
+
+
+def ray_installed() -> bool:
+    """Whether the Ray extra is installed (found, not imported)."""
+    return importlib.util.find_spec("ray") is not None
 
 
 def confirm_runs(parent: QtWidgets.QWidget | None, runs: int) -> bool:
@@ -95,10 +113,35 @@ class SweepDialog(QtWidgets.QDialog):
                                 "left to the window)")
         self.name = QtWidgets.QLineEdit()
         self.name.setPlaceholderText("(optional)")
+        self.engine = QtWidgets.QComboBox()
+        self.engine.addItem("This machine", ENGINE_LOCAL)
+        self.engine.addItem("Ray (this machine or a cluster)", ENGINE_RAY)
+        if not ray_installed():
+            item = self.engine.model().item(1)  # type: ignore[attr-defined]
+            item.setEnabled(False)
+            item.setToolTip(RAY_MISSING)
+        self.engine.setToolTip("Where the runs train: here, or as Ray tasks on a private Ray "
+                               "instance or a cluster (docs/scaling.md)")
+        self.ray_address = QtWidgets.QLineEdit()
+        self.ray_address.setPlaceholderText("empty: a private Ray instance on this machine")
+        self.ray_address.setToolTip("HOST:PORT of a running cluster (`ray start --head` prints "
+                                    "it); its nodes must share the runs folder")
+        self.cpus_per_run = QtWidgets.QSpinBox()
+        self.cpus_per_run.setRange(1, 256)
+        self.cpus_per_run.setToolTip("CPUs each run holds on Ray, and its torch threads")
+        self.max_concurrent = QtWidgets.QSpinBox()
+        self.max_concurrent.setRange(0, 100000)
+        self.max_concurrent.setSpecialValueText("as many as the CPUs hold")
+        self.max_concurrent.setToolTip("The most runs at once on Ray")
         more = QtWidgets.QFormLayout()
         more.addRow("Seeds", self.seeds)
+        more.addRow("Train on", self.engine)
         more.addRow("Runs at once", self.workers)
+        more.addRow("Ray address", self.ray_address)
+        more.addRow("CPUs per run", self.cpus_per_run)
+        more.addRow("Most runs at once", self.max_concurrent)
         more.addRow("Name", self.name)
+        self._ray_rows = (self.ray_address, self.cpus_per_run, self.max_concurrent)
         self.summary = QtWidgets.QLabel("")
         self.summary.setObjectName("sweepSummary")
         self.error = QtWidgets.QLabel("")
@@ -107,6 +150,8 @@ class SweepDialog(QtWidgets.QDialog):
         self.error.setStyleSheet("color: #b00020;")
         self.seeds.valueChanged.connect(self._on_edited)
         self.name.textChanged.connect(self._on_edited)
+        self.engine.currentIndexChanged.connect(self._on_edited)
+        self.ray_address.textChanged.connect(self._on_edited)
         self.buttons = QtWidgets.QDialogButtonBox(
             QtWidgets.QDialogButtonBox.StandardButton.Ok
             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
@@ -120,7 +165,7 @@ class SweepDialog(QtWidgets.QDialog):
         layout.addWidget(self.summary)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
-        self.resize(620, 360)
+        self.resize(620, 440)
         self._on_edited()
 
     def grid(self) -> dict[str, list[str]]:
@@ -136,14 +181,34 @@ class SweepDialog(QtWidgets.QDialog):
         """The sweep the fields describe, or None while they are not valid."""
         return self._spec
 
+    def on_ray(self) -> bool:
+        return self.engine.currentData() == ENGINE_RAY
+
+    def ray_options(self) -> RayOptions | None:
+        """The Ray settings as typed (None: this machine); ConfigError for a bad address."""
+        if not self.on_ray():
+            return None
+        address = self.ray_address.text().strip() or None
+        if address is not None:
+            parse_address(address)
+        return RayOptions(address=address, cpus_per_run=self.cpus_per_run.value(),
+                          max_concurrent=self.max_concurrent.value() or None)
+
     def choice(self) -> SweepChoice | None:
-        return SweepChoice(self._spec, self.workers.value()) if self._spec else None
+        if not self._spec:
+            return None
+        ray = self.ray_options()
+        return SweepChoice(self._spec, 1 if ray else self.workers.value(), ray)
 
     def _on_edited(self, *_args: object) -> None:
         ok = self.buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok)
+        self.workers.setEnabled(not self.on_ray())
+        for widget in self._ray_rows:
+            widget.setEnabled(self.on_ray())
         try:
             self._spec = SweepSpec.build(self.base, self.grid(), seeds=self.seeds.value(),
                                          name=self.name.text().strip())
+            self.ray_options()
         except ConfigError as exc:
             self._spec = None
             self.error.setText(str(exc))

@@ -9,7 +9,11 @@ For any sweep (workbench.sweeps), in its own window:
 - G_1/G_T against the same parameter on a log axis (at the first probe, the init's, or
   the last), the figure that says whether the gradient reaches the first input step;
 - the table: one row per point, sortable (numbers as numbers), exported as CSV;
-- a lesson's title and what to look for; while it runs, "run k of n" and Cancel.
+- a lesson's title and what to look for; while it runs, "run k of n" (or how many run
+  at once) with the step of the latest run, and Cancel. Runs that train elsewhere (in
+  worker processes, or as Ray tasks on any node) report their step through the sweep's
+  SweepRunProgress events, which the sweep's thread reads from their run folders'
+  status.json: nothing here touches Ray.
 
 Clicking a point (or double-clicking its row) opens its runs in the comparison view
 (ui.compare_view): their loss bands, gradient profiles and trajectories.
@@ -78,38 +82,63 @@ class _SweepProgress(QtWidgets.QWidget):
         self._planned = 0
         self._ended = 0
         self._current: sweeps.SweepRunStarted | None = None
+        # the runs in progress: index -> (its start, its step). Several at once with
+        # workers or on Ray, whose steps come from their run folders (SweepRunProgress)
+        self._running: dict[int, tuple[sweeps.SweepRunStarted, int]] = {}
 
     def add_event(self, event: object) -> None:
         from workbench.events import StepMetrics
 
         if isinstance(event, sweeps.SweepStarted):
             self._planned, self._ended = event.pending, 0
+            self._running = {}
             self.label.setText(f"Starting {event.pending} runs…")
             self.cancel_button.setEnabled(True)
         elif isinstance(event, sweeps.SweepRunStarted):
             self._current = event
-            self._show(0)
+            self._running[event.index] = (event, 0)
+            self._show()
         elif isinstance(event, StepMetrics) and self._current is not None:
-            self._show(event.step)
+            self._running[self._current.index] = (self._current, event.step)
+            self._show()
+        elif isinstance(event, sweeps.SweepRunProgress) and event.index in self._running:
+            started, _step = self._running[event.index]
+            self._running[event.index] = (started, event.step)
+            self._show()
         elif isinstance(event, sweeps.SweepRunFinished):
             self._ended += 1
-            self.bar.setValue(round(1000 * self._ended / max(1, self._planned)))
+            self._running.pop(event.index, None)
+            self._show_bar()
         elif isinstance(event, sweeps.SweepFinished):
             self._current = None
+            self._running = {}
             self.cancel_button.setEnabled(False)
             self.label.setText(f"Sweep {event.status}: {event.completed} of {event.planned} runs "
                                f"trained to the end, {event.failed} failed or diverged"
                                + (f" ({event.message})" if event.message else ""))
 
-    def _show(self, step: int) -> None:
-        run = self._current
-        assert run is not None
-        within = min(step / run.total_steps, 1.0) if run.total_steps else 0.0
+    def _show_bar(self) -> None:
+        within = sum(min(step / run.total_steps, 1.0) if run.total_steps else 0.0
+                     for run, step in self._running.values())
         self.bar.setValue(round(1000 * min((self._ended + within) / max(1, self._planned), 1)))
+
+    def _show(self) -> None:
+        self._show_bar()
+        if not self._running:
+            return
+        current = self._current
+        if current is None or current.index not in self._running:
+            current = max((run for run, _ in self._running.values()), key=lambda r: r.index)
+        run, step = self._running[current.index]
         params = ", ".join(f"{k}={format_value(v)}" for k, v in run.params.items())
-        self.label.setText(f"Run {self._ended + 1} of {self._planned}: {params}, seed "
-                           f"{run.seed}" + (f" – step {step:,} of {run.total_steps:,}"
-                                            if run.total_steps else ""))
+        steps = f" – step {step:,} of {run.total_steps:,}" if run.total_steps else ""
+        if len(self._running) == 1:
+            self.label.setText(f"Run {self._ended + 1} of {self._planned}: {params}, seed "
+                               f"{run.seed}{steps}")
+        else:
+            self.label.setText(f"{len(self._running)} runs at once, {self._ended} of "
+                               f"{self._planned} done – latest: {params}, seed {run.seed}"
+                               f"{steps}")
 
 
 class SweepView(QtWidgets.QWidget):

@@ -73,11 +73,58 @@ class JobOutcome:
 
 
 class EngineCallbacks(Protocol):
-    """What the engine tells its caller, in the caller's thread, in order per job."""
+    """What the engine tells its caller, in the caller's thread, in order per job. A
+    caller may also have `job_progress(job, run_id, step, total_steps)`: the step of a
+    run training elsewhere (a child process, a Ray worker), read from its run folder's
+    status.json (ProgressWatch), about once a second."""
 
     def job_started(self, job: EngineJob, run_id: str, total_steps: int) -> None: ...
 
     def job_finished(self, job: EngineJob, outcome: JobOutcome) -> None: ...
+
+
+PROGRESS_SECONDS = 1.0  # how often the runs' status files are read for their step
+
+
+class ProgressWatch:
+    """The steps of runs that train elsewhere, from their run folders: status.json, which
+    each run's heartbeat rewrites every 2 s wherever it trains (a child process, a Ray
+    worker on another node: the runs directory is shared). `poll()` calls the caller's
+    `job_progress` for each run whose step moved; at most every PROGRESS_SECONDS."""
+
+    def __init__(self, runs_dir: Path, callbacks: Any) -> None:
+        self.runs_dir = runs_dir
+        self.report = getattr(callbacks, "job_progress", None)
+        self.running: dict[int, tuple[EngineJob, str, int, int]] = {}  # index -> job, id, total, step
+        self._next = 0.0
+
+    def started(self, job: EngineJob, run_id: str, total_steps: int) -> None:
+        self.running[job.index] = (job, run_id, total_steps, 0)
+
+    def ended(self, job: EngineJob) -> None:
+        self.running.pop(job.index, None)
+
+    def poll(self) -> None:
+        import json
+        import time
+
+        if self.report is None or not self.running:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + PROGRESS_SECONDS
+        for index, (job, run_id, total, step) in list(self.running.items()):
+            try:
+                status = json.loads((self.runs_dir / run_id / "status.json").read_text(
+                    encoding="utf-8"))
+                new_step = int(status.get("step") or 0)
+                total = int(status.get("total_steps") or total or 0)
+            except (OSError, ValueError, TypeError, AttributeError):
+                continue
+            if new_step != step:
+                self.running[index] = (job, run_id, total, new_step)
+                self.report(job, run_id, new_step, total)
 
 
 def check_workers(workers: Any) -> int:
@@ -210,6 +257,7 @@ class LocalEngine:
         by_index = {job.index: job for job in jobs}
         started: set[int] = set()
         pending: dict[Future, EngineJob] = {}
+        watch = ProgressWatch(self.runs_dir, callbacks)
         executor = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)),
                                        mp_context=context, initializer=_child_init,
                                        initargs=(news, cancel))
@@ -223,9 +271,11 @@ class LocalEngine:
                 pending[future] = job
             while pending:
                 done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                self._relay(news, by_index, started, callbacks)
+                self._relay(news, by_index, started, callbacks, watch)
+                watch.poll()
                 for future in done:
                     job = pending.pop(future)
+                    watch.ended(job)
                     outcome = self._outcome(future, job)
                     if outcome.run_id is not None and job.index not in started:
                         started.add(job.index)  # its news came after its end: keep the order
@@ -245,7 +295,7 @@ class LocalEngine:
 
     @staticmethod
     def _relay(news: Any, by_index: dict[int, EngineJob], started: set[int],
-               callbacks: EngineCallbacks) -> None:
+               callbacks: EngineCallbacks, watch: ProgressWatch | None = None) -> None:
         """Pass on the children's "run started" news."""
         while True:
             try:
@@ -255,6 +305,8 @@ class LocalEngine:
             if index not in started:
                 started.add(index)
                 callbacks.job_started(by_index[index], run_id, total_steps)
+                if watch is not None:
+                    watch.started(by_index[index], run_id, total_steps)
 
     @staticmethod
     def _outcome(future: Future, job: EngineJob) -> JobOutcome:

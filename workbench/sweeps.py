@@ -64,6 +64,7 @@ from workbench.config import RunConfig
 from workbench.errors import ConfigError, RunError, WorkbenchError
 from workbench.events import Listener
 from workbench.jsonsafe import json_safe
+from workbench.ray_engine import RayOptions
 from workbench.run_ids import new_run_id
 from workbench.run_layout import runs_root
 from workbench.runs import iso_time, pid_alive
@@ -120,6 +121,18 @@ class SweepRunStarted:
 
 
 @dataclass(frozen=True)
+class SweepRunProgress:
+    """Run `index` (training in a child process or a Ray worker) is at `step`: read from
+    its run folder's status.json, about once a second."""
+
+    sweep_id: str
+    index: int
+    run_id: str
+    step: int
+    total_steps: int
+
+
+@dataclass(frozen=True)
 class SweepRunFinished:
     """Run `index` ended with `status` (run_id None: it could not start)."""
 
@@ -146,7 +159,8 @@ class SweepFinished:
     message: str = ""
 
 
-SweepEvent = SweepStarted | SweepRunStarted | SweepRunFinished | SweepFinished
+SweepEvent = (SweepStarted | SweepRunStarted | SweepRunProgress | SweepRunFinished
+              | SweepFinished)
 
 
 # --- where things live ------------------------------------------------------------------------
@@ -185,20 +199,31 @@ class SweepRunner:
     events. `dataset`: an open dataset of `spec.base.data` to train on (the caller keeps
     it); others are opened once each and closed at the end. `thread_policy` is the
     Trainer's ("gui" leaves a core to the GUI). `workers` > 1: that many runs at once in
-    child processes (workbench.sweep_engine).
+    child processes (workbench.sweep_engine). `ray` (workbench.ray_engine.RayOptions):
+    the runs are Ray tasks instead, on a private instance or a cluster; the record is
+    the same.
     """
 
     def __init__(self, spec: SweepSpec, *, runs_dir: str | Path | None = None,
                  listeners: Sequence[Listener] = (), workers: int = 1,
                  thread_policy: str = "cli", dataset: Any | None = None,
-                 kind: str = "sweep") -> None:
+                 kind: str = "sweep", ray: RayOptions | None = None) -> None:
         self.spec = spec
         self.points = spec.points()
         self.plan = spec.plan()
         self.listeners = list(listeners)
         self.workers = check_workers(workers)
-        self.engine = LocalEngine(runs_dir, workers=self.workers, listeners=self.listeners,
-                                  thread_policy=thread_policy, dataset_for=self._dataset_for)
+        self.engine: Any
+        if ray is not None:
+            from workbench.ray_engine import RayEngine
+
+            self.engine = RayEngine(runs_dir, address=ray.address,
+                                    cpus_per_run=ray.cpus_per_run,
+                                    max_concurrent=ray.max_concurrent, num_cpus=ray.num_cpus)
+        else:
+            self.engine = LocalEngine(runs_dir, workers=self.workers, listeners=self.listeners,
+                                      thread_policy=thread_policy,
+                                      dataset_for=self._dataset_for)
         self.runs_dir = self.engine.runs_dir
         self.kind = kind
         self._given = dataset
@@ -211,7 +236,7 @@ class SweepRunner:
     @classmethod
     def resume(cls, sweep_id: str, *, runs_dir: str | Path | None = None,
                listeners: Sequence[Listener] = (), workers: int = 1,
-               thread_policy: str = "cli") -> SweepRunner:
+               thread_policy: str = "cli", ray: RayOptions | None = None) -> SweepRunner:
         """A runner for what the recorded sweep `sweep_id` misses (RunError if it is still
         running in another process, or is not a sweep this version reads)."""
         path = sweeps_dir(runs_dir) / f"{sweep_id}.json"
@@ -223,7 +248,8 @@ class SweepRunner:
                            f"on {record.get('host')}); cancel it first")
         spec = SweepSpec.from_dict(record.get("spec") or {}, where=f"sweep {sweep_id}")
         runner = cls(spec, runs_dir=runs_dir, listeners=listeners, workers=workers,
-                     thread_policy=thread_policy, kind=str(record.get("kind", "sweep")))
+                     thread_policy=thread_policy, kind=str(record.get("kind", "sweep")),
+                     ray=ray)
         if len(record.get("runs", [])) != len(runner.plan):
             raise RunError(f"{path}: its runs do not match its grid; it cannot be resumed")
         runner.sweep_id, runner.record, runner._resumed = sweep_id, record, True
@@ -251,6 +277,9 @@ class SweepRunner:
 
     def run(self) -> Sweep:
         """Run what is missing; return the saved sweep. Errors propagate after it is saved."""
+        preflight = getattr(self.engine, "preflight", None)
+        if preflight is not None:  # Ray missing, a cluster that does not answer: no record
+            preflight()
         if not self._resumed:
             self._start_record()
         else:
@@ -364,6 +393,9 @@ class SweepRunner:
         self._emit(SweepRunStarted(self.sweep_id, job.index, len(self.plan), planned.point,
                                    dict(self.points[planned.point].params), planned.seed,
                                    run_id, total_steps))
+
+    def job_progress(self, job: EngineJob, run_id: str, step: int, total_steps: int) -> None:
+        self._emit(SweepRunProgress(self.sweep_id, job.index, run_id, step, total_steps))
 
     def job_finished(self, job: EngineJob, outcome: JobOutcome) -> None:
         planned = self.plan[job.index]
@@ -827,7 +859,8 @@ def status_words(statuses: Sequence[str]) -> str:
 
 __all__ = [
     "CONFIRM_RUNS", "METRICS", "METRIC_TITLES", "Series", "Sweep", "SweepEntry",
-    "SweepFinished", "SweepRow", "SweepRunFinished", "SweepRunStarted", "SweepRunner",
+    "SweepFinished", "SweepRow", "SweepRunFinished", "SweepRunProgress", "SweepRunStarted",
+    "SweepRunner",
     "SweepSpec", "SweepStarted", "SweepTable", "TaskSpec", "list_sweeps", "open_sweep",
     "result_json", "run_figures", "series", "sweep_of_comparison", "sweep_table",
     "sweeps_dir", "task_dataset", "write_sweep_csv", "x_positions",

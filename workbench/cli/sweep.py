@@ -7,6 +7,8 @@
     python main.py sweep --spec lesson.toml [train flags override its config]
     python main.py sweep --preset memory-length        # a shipped lesson; --presets lists them
     python main.py sweep --resume ID [--workers N]     # only the runs that are missing
+    python main.py sweep ... --engine ray [--ray-address HOST:PORT] [--cpus-per-run N] \\
+        [--max-concurrent N]                           # Ray tasks (docs/scaling.md)
     python main.py sweep --show ID [--csv table.csv] [--json]
     python main.py sweeps [--json]
 
@@ -69,6 +71,22 @@ def register(subparsers: Any) -> None:
     group.add_argument("--workers", type=int, default=1, metavar="N",
                        help="runs at once, in child processes, the torch threads split "
                        "among them (default 1: one after another)")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this machine, in turn or --workers child processes "
+                       "(default); ray: each run a Ray task, on a private Ray instance or "
+                       "the cluster at --ray-address (pip install -e '.[ray]')")
+    group.add_argument("--ray-address", metavar="HOST:PORT",
+                       help="a running Ray cluster (`ray start --head` prints it); without "
+                       "it a private instance is started for the sweep and shut down after")
+    group.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
+                       help="with --engine ray: the CPUs each run holds, and its torch "
+                       "threads (default 1, or the config's --threads)")
+    group.add_argument("--max-concurrent", type=int, default=None, metavar="N",
+                       help="with --engine ray: the most runs at once (default: as many as "
+                       "the cluster's CPUs hold)")
+    group.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                       help="with --engine ray and no --ray-address: the private "
+                       "instance's CPUs (default every core)")
     group.add_argument("--yes", action="store_true", help="run a grid of more than 500 runs")
     group.add_argument("--resume", metavar="ID", help="run what a saved sweep is missing")
     group.add_argument("--show", metavar="ID", help="print a saved sweep instead of running one")
@@ -135,11 +153,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _list_presets(args)
     if args.show:
         return _print(sweeps.open_sweep(args.show, args.runs_dir), args)
+    ray = ray_options(args)
     if args.resume:
         _refuse_settings_on_resume(args)
         return _run(lambda listeners: sweeps.SweepRunner.resume(
             args.resume, runs_dir=args.runs_dir, listeners=listeners, workers=args.workers,
-            thread_policy="cli"), args)
+            thread_policy="cli", ray=ray), args)
     spec = spec_from_args(args)
     if spec.run_count > sweeps.CONFIRM_RUNS and not args.yes:
         raise ConfigError(f"this sweep trains {spec.run_count} runs ({len(spec.points())} "
@@ -147,11 +166,43 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           f"{sweeps.CONFIRM_RUNS}: add --yes to run them")
     return _run(lambda listeners: sweeps.SweepRunner(
         spec, runs_dir=args.runs_dir, listeners=listeners, workers=args.workers,
-        thread_policy="cli"), args)
+        thread_policy="cli", ray=ray), args)
+
+
+def ray_options(args: argparse.Namespace) -> Any:
+    """The RayOptions of --engine ray and its flags (None for the local engine); Ray
+    missing or a cluster address that does not answer is refused here, before anything
+    is recorded."""
+    ray_flags = [flag for flag in ("ray_address", "cpus_per_run", "max_concurrent", "ray_cpus")
+                 if getattr(args, flag, None) is not None]
+    if args.engine != "ray":
+        if ray_flags:
+            raise ConfigError(f"--{ray_flags[0].replace('_', '-')} goes with --engine ray")
+        return None
+    from workbench import ray_engine
+
+    if args.workers != 1:
+        raise ConfigError("--workers is the local engine's: with --engine ray, "
+                          "--max-concurrent N caps the runs at once")
+    if args.ray_address and args.ray_cpus is not None:
+        raise ConfigError("--ray-cpus sizes a private Ray instance; a cluster at "
+                          "--ray-address has its own CPUs")
+    if args.ray_cpus is not None and (args.ray_cpus < 1 or args.ray_cpus > 4096):
+        raise ConfigError(f"--ray-cpus {args.ray_cpus} is not allowed: expected 1 to 4096")
+    options = ray_engine.RayOptions(
+        address=args.ray_address, cpus_per_run=ray_engine.check_cpus_per_run(
+            args.cpus_per_run if args.cpus_per_run is not None else 1),
+        max_concurrent=ray_engine.check_max_concurrent(args.max_concurrent),
+        num_cpus=args.ray_cpus)
+    ray_engine.import_ray()
+    if options.address:
+        ray_engine.check_reachable(options.address)
+    return options
 
 
 def _run(build: Any, args: argparse.Namespace) -> int:
-    progress = train_cli.ConsoleProgress(0, enabled=not args.no_progress and args.workers == 1)
+    progress = train_cli.ConsoleProgress(
+        0, enabled=not args.no_progress and args.workers == 1 and args.engine == "local")
     console = SweepConsole(progress, enabled=not args.no_progress)
     runner = build([console, progress])
     with train_cli.stop_on_interrupt(runner):
@@ -262,7 +313,7 @@ def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise ConfigError(f"{flag} cannot be used with --resume: a resumed sweep keeps its "
-                          "grid and settings (only --workers may change)")
+                          "grid and settings (only --workers, --engine and its flags may change)")
 
 
 def _print(sweep: Any, args: argparse.Namespace) -> int:
