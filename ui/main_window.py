@@ -343,7 +343,9 @@ def ask_stop_and_save(parent: QWidget) -> bool:
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(stop)
     box.exec()
-    return box.clickedButton() is stop
+    answer = box.clickedButton() is stop
+    box.deleteLater()
+    return answer
 
 
 def default_size(widget: QWidget) -> QSize:

@@ -167,15 +167,16 @@ def test_closing_during_a_run_asks_and_cancel_keeps_it_running(qtbot, window):
 
 def test_the_close_question_has_stop_and_save_and_cancel(qtbot, window):
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QMessageBox
 
     seen = []
 
     def answer(button_text):
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
+        boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+        if not boxes:
             QTimer.singleShot(20, lambda: answer(button_text))
             return
+        box = boxes[-1]
         seen.append((box.parent() is window, [b.text() for b in box.buttons()]))
         (button,) = [b for b in box.buttons() if button_text in b.text().replace("&", "")]
         button.click()
