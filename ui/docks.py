@@ -33,11 +33,11 @@ DOCKS = (
     ("data", "Data", "dataDock", "The dataset: its arrays, summary and one sample"),
     ("model", "Model and training", "modelDock", "The settings of the next run"),
     ("loss", "Loss", "lossDock", "Training and validation loss"),
-    ("gradient", "Gradient per time step", "gradientDock",
+    ("gradient", "Gradient per step", "gradientDock",
      "How strongly the loss depends on the hidden state at each time step: "
      "a curve falling towards early steps is a vanishing gradient (with attention, G_t "
      "includes the paths through it)"),
-    ("trajectory", "Hidden-state trajectory", "trajectoryDock",
+    ("trajectory", "Trajectory", "trajectoryDock",
      "The hidden state of a few samples moving through time (projected to 2-D)"),
     ("gates", "Gates", "gatesDock",
      "LSTM and GRU: how open each gate is at each time step, and how often saturated"),
