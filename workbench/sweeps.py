@@ -709,8 +709,10 @@ class SweepTable:
 
 def sweep_table(sweep: Sweep, cache: dict[str, dict[str, float | None]] | None = None
                 ) -> SweepTable:
-    """The table of a saved sweep, read from its run folders."""
-    from workbench.runs import open_run
+    """The table of a saved sweep, read from its run folders. A run still training
+    (running or paused) is listed in its row but left out of the figures: each mean ±
+    std is over the runs that have ended (as in the comparison table)."""
+    from workbench.runs import LIVE_STATUSES, open_run
 
     cache = cache if cache is not None else {}
     rows = []
@@ -725,13 +727,16 @@ def sweep_table(sweep: Sweep, cache: dict[str, dict[str, float | None]] | None =
                     run = open_run(entry.run_id, sweep.runs_dir)
                 except RunError:
                     continue
+                run_ids.append(entry.run_id)
+                if run.status in LIVE_STATUSES:
+                    continue  # still training: listed, not in the figures until it ends
                 values = run_figures(run)
                 if run.status in ("completed", "diverged", "failed", "stopped"):
                     cache[entry.run_id] = values  # ended: it no longer changes
             else:
                 values = cache[entry.run_id]
+                run_ids.append(entry.run_id)
             figures.append(values)
-            run_ids.append(entry.run_id)
         rows.append(SweepRow(
             point=point.index, params=dict(point.params), run_ids=tuple(run_ids),
             seeds=tuple(e.seed for e in entries), statuses=tuple(e.status for e in entries),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -290,3 +293,25 @@ def test_series_are_a_line_per_other_field_in_x_order():
     by_cell = sweeps.series(table, "cell", "best_val_loss")
     assert [s.label for s in by_cell] == ["recurrent_radius=0.5", "recurrent_radius=1",
                                           "recurrent_radius=5"]
+
+
+def test_a_run_still_training_is_listed_but_left_out_of_its_points_figures(
+        data, tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    assert main(["sweep", "--data", str(data), "--grid", "cell=rnn-tanh", "--steps", "3",
+                 "--seeds", "2", "--runs-dir", str(runs_dir), *TINY, "--json"]) == 0
+    result = _json(capsys)
+    (point,) = result["points"]
+    first, second = point["runs"]
+    # the second run as a running one looks: its writer (this process) alive, a fresh beat
+    status_path = open_run(second, runs_dir).path / "status.json"
+    status = json.loads(status_path.read_text())
+    status.update(status="running", pid=os.getpid(), host=socket.gethostname(),
+                  heartbeat=time.time(), best_val_loss=1e9, seconds=1e6)
+    status_path.write_text(json.dumps(status))
+    table = sweeps.open_sweep(result["sweep_id"], runs_dir).table()
+    (row,) = table.rows
+    assert row.run_ids == (first, second)  # both listed
+    alone = sweeps.run_figures(open_run(first, runs_dir))
+    assert row.stats["best_val_loss"].mean == pytest.approx(alone["best_val_loss"])
+    assert row.stats["seconds"].mean == pytest.approx(alone["seconds"])  # not the 1e6 one
