@@ -576,25 +576,31 @@ def main(argv: list[str] | None = None) -> int:
         compare, run_id = make_demo_runs(Path(temp.name), args.steps)
         runs_dir = Path(temp.name) / "runs"
     window = InspectWindow(runs_dir, run_id=run_id)
-    if args.screenshot:
-        window.resize(1400, 1060)
     if compare and run_id:
         def compare_once(_result: Any) -> None:
             window.panel.list_job.finished.disconnect(compare_once)
             window.panel.set_runs(run_id, compare)
 
         window.panel.list_job.finished.connect(compare_once)
-    window.show()
+    if args.screenshot:  # as a user sees it: maximised on this screen, frame and all
+        window.showMaximized()
+    else:
+        window.show()
     outcome = {"painted": False}
 
     def on_painted(seq: int, complete: bool) -> None:
         done = complete and seq == window.panel.requested_seq and not window.panel.latest.waiting
         if done and (args.smoke or args.screenshot) and not outcome["painted"]:
             outcome["painted"] = True
-            if args.screenshot:
-                window.grab().save(args.screenshot)
-                print(f"wrote {args.screenshot}", file=sys.stderr)
-            QtCore.QTimer.singleShot(100, window.close)
+            if args.screenshot:  # once the side-by-side run has painted too
+                QtCore.QTimer.singleShot(3000, grab)
+            else:
+                QtCore.QTimer.singleShot(100, window.close)
+
+    def grab() -> None:
+        QtGui.QGuiApplication.primaryScreen().grabWindow(0).save(args.screenshot)
+        print(f"wrote {args.screenshot}", file=sys.stderr)
+        QtCore.QTimer.singleShot(100, window.close)
 
     window.panel.painted.connect(on_painted)
     if args.smoke or args.screenshot:

@@ -39,6 +39,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from ui.plots import common, style
+from ui.plots import legend as legends
 from ui.plots.gates_plot import gate_color, gate_label
 
 SORTS = ("as stored", "variance", "mean activation", "correlation with selected unit",
@@ -250,7 +251,7 @@ class ExplanationView(QtWidgets.QWidget):
         style.style_plot_item(self.gates_plot, bottom="time step (encoder, then decoder)",
                               left="gate")
         self.gates_plot.setYRange(0, 1, padding=0.05)
-        self.gates_legend = style.add_legend(self.gates_plot, below=True, columns=3)
+        self.gates_legend = legends.install(self.gates_plot, "below", max_rows=2)
         self.gates_line = common.boundary_line(0.05, None)
         self.gates_plot.addItem(self.gates_line, ignoreBounds=True)
         self.gate_curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
