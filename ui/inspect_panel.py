@@ -41,6 +41,7 @@ CACHED_RUNS = 4  # loaded models kept by the job
 
 
 @dataclass(frozen=True)
+
 class RunChoice:
     """One run as the run pickers list it (from its run.json: no checkpoint is read)."""
 
@@ -265,7 +266,14 @@ class InspectPanel(QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addWidget(self.editor)
         layout.addLayout(options)
-        layout.addWidget(self.view_splitter, 1)
+        # On a short screen (a 1366x768 laptop) the views scroll rather than squash their
+        # unit trace and gates to a few pixels (ui.inspect_views: each view's minimum).
+        self.view_scroll = QtWidgets.QScrollArea()
+        self.view_scroll.setWidgetResizable(True)
+        self.view_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.view_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view_scroll.setWidget(self.view_splitter)
+        layout.addWidget(self.view_scroll, 1)
         self.resize(1200, 860)
 
         self.run_combo.currentIndexChanged.connect(self._on_run_changed)

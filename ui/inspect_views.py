@@ -149,6 +149,10 @@ def log_image(matrix: np.ndarray) -> np.ndarray:
 # -- the view ----------------------------------------------------------------------------
 
 
+STATES_MIN_HEIGHT = 420  # px: heatmap 140 + trace 80 + gates 110, with titles and axes
+CONNECTIVITY_MIN_HEIGHT = 220  # px
+
+
 class ExplanationView(QtWidgets.QWidget):
     """One explanation, every view at once (see the module docstring).
 
@@ -258,6 +262,7 @@ class ExplanationView(QtWidgets.QWidget):
         for plot in (self.trace_plot, self.gates_plot):
             plot.setXLink(self.heatmap)
         self.trace_plot.setMaximumHeight(100)
+        self.trace_plot.setMinimumHeight(80)
         self.gates_plot.setMaximumHeight(150)
         self.gates_plot.setMinimumHeight(110)
         expanding = QtWidgets.QSizePolicy.Policy.Expanding
@@ -267,8 +272,12 @@ class ExplanationView(QtWidgets.QWidget):
         for row, factor in ((0, 0), (1, 6), (2, 2), (3, 2)):
             layout.setRowStretchFactor(row, factor)
         self._show_values_plot(False)
+        # The widget keeps its plots' minimums (a graphics layout does not pass them on):
+        # a short window scrolls the inspector rather than squash the trace and gates.
+        self.states_widget.setMinimumHeight(STATES_MIN_HEIGHT)
 
         self.connectivity_widget = pg.GraphicsLayoutWidget()
+        self.connectivity_widget.setMinimumHeight(CONNECTIVITY_MIN_HEIGHT)
         self.connectivity_widget.setBackground(style.BACKGROUND)
         self.connectivity_widget.setMinimumSize(*style.PLOT_MIN_SIZE)
         self.connectivity = self.connectivity_widget.addPlot(row=0, col=0)
