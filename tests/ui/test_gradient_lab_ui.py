@@ -37,15 +37,6 @@ def data(tmp_path_factory):
     return write_reverse(tmp_path_factory.mktemp("data") / "reverse.h5")
 
 
-@pytest.fixture
-def dialogs(monkeypatch):
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(errors, "show_message",
-                        lambda parent, title, text, **kw: shown.append((title, text)))
-    monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
-    return shown
-
-
 def _steps(norms, clip):
     return [StepMetrics(step=i + 1, epoch=1, loss=1.0, grad_norm=n, learning_rate=1e-3,
                         teacher_forcing=1.0, sequences_per_second=1.0, seconds=float(i),

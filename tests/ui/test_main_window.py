@@ -20,16 +20,6 @@ from workbench.tasks import generate
 T_IN, T_OUT = 12, 4
 
 
-@pytest.fixture
-def dialogs(monkeypatch):
-    """Every message box and question, recorded instead of shown."""
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(errors, "show_message",
-                        lambda parent, title, text, **kw: shown.append((title, text)))
-    monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
-    return shown
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "tiny.h5"

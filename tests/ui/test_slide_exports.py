@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtGui import QImage
 
 from tests.workbench.train_helpers import record_run, tiny_config, write_reverse, write_waves
-from ui import errors
 from ui.export_dialog import EXPORT_FOLDER_KEY, LastFolder
 from ui.main_window import MainWindow
 from ui.plots import style
@@ -31,15 +30,6 @@ def runs(tmp_path_factory):
     a = record_run(tiny_config(data, cell="gru", steps=12, probe_every=4), root / "runs")
     b = record_run(tiny_config(data, cell="lstm", steps=16, probe_every=4), root / "runs")
     return root / "runs", data, a.name, b.name
-
-
-@pytest.fixture
-def dialogs(monkeypatch):
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(errors, "show_message",
-                        lambda parent, title, text, **kw: shown.append((title, text)))
-    monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
-    return shown
 
 
 @pytest.fixture

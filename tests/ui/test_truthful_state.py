@@ -10,22 +10,12 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.ui.test_main_window import T_IN, T_OUT, make_window, wait_idle
-from ui import errors
 from ui.compare_view import ComparisonTableWidget
 from ui.runs_panel import COLUMNS
 from workbench import compare
 from workbench.events import EpochMetrics, RunFinished, RunStarted, StepMetrics
 from workbench.runs import list_runs
 from workbench.tasks import generate
-
-
-@pytest.fixture
-def dialogs(monkeypatch):
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(errors, "show_message",
-                        lambda parent, title, text, **kw: shown.append((title, text)))
-    monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
-    return shown
 
 
 @pytest.fixture
