@@ -25,10 +25,18 @@ the GUI thread; one made before the job exists is remembered and passed on when 
 is built. A thread is never killed: `shutdown(ms)` asks the job to end and waits.
 
 Signals carry plain data only: event dataclasses, `JobFailure`, the job's result.
+
+Python's cyclic garbage collector runs in whichever thread happens to allocate when a
+threshold is crossed, so a worker allocating (a training step, an import) could be
+the one that destroys a Python-defined QObject left in a reference cycle, which is
+the deadlock above. So while any job's thread runs, automatic collection is off and a
+GUI-thread timer collects instead (`GuiThreadGarbage`, as pyqtgraph's
+GarbageCollector does); when the last job ends, automatic collection is back.
 """
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 import threading
@@ -42,6 +50,51 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from workbench.errors import WorkbenchError
 
 DRAIN_INTERVAL_MS = 50  # events reach the GUI at most 20 times a second
+GC_INTERVAL_MS = 200  # while jobs run, the GUI thread collects garbage this often
+
+
+class GuiThreadGarbage:
+    """While jobs run, cyclic garbage is collected in the GUI thread only (module
+    docstring). `job_started` and `job_ended` are called in the GUI thread."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self._timer: QTimer | None = None
+        self._was_enabled = True
+
+    def job_started(self) -> None:
+        if self.running == 0:
+            self._was_enabled = gc.isenabled()
+            gc.disable()
+            if self._timer is None:
+                self._timer = QTimer()
+                self._timer.setInterval(GC_INTERVAL_MS)
+                self._timer.timeout.connect(self.collect)
+            self._timer.start()
+        self.running += 1
+
+    def job_ended(self) -> None:
+        self.running = max(0, self.running - 1)
+        if self.running == 0:
+            if self._timer is not None:
+                self._timer.stop()
+            self.collect()
+            if self._was_enabled:
+                gc.enable()
+
+    @staticmethod
+    def collect() -> None:
+        """What automatic collection would have done by now: each generation whose
+        count passed its threshold."""
+        thresholds = gc.get_threshold()
+        counts = gc.get_count()
+        for generation in (0, 1, 2):
+            if counts[generation] <= thresholds[generation]:
+                break
+            gc.collect(generation)
+
+
+GUI_GARBAGE = GuiThreadGarbage()
 
 
 @dataclass(frozen=True)
@@ -191,6 +244,7 @@ class JobSession(QObject):
         if self._runner is not None:
             raise RuntimeError(self.busy_message)
         self._runner = _Runner(factory, self.thread_name)
+        GUI_GARBAGE.job_started()
         self._set_state("running")
         self._timer.start()
         self._runner.thread.start()
@@ -279,6 +333,7 @@ class JobSession(QObject):
         self._timer.stop()
         runner.thread.join()  # it has put its last item: it ends at once
         self._runner = None
+        GUI_GARBAGE.job_ended()
         self.finished.emit(result)
         if self._runner is None:  # a `finished` handler may have started the next job
             self._set_state("idle")

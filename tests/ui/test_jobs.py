@@ -6,6 +6,7 @@ the real one."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -282,3 +283,40 @@ def test_a_cancellable_job_stops_when_asked_and_reports_in_the_gui_thread(qtbot)
     _wait_idle(qtbot, jobs)
     assert results == ["stopped"]
     assert seen == [(((0.5, "half"),), threading.main_thread())]
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self, freed_in: list[str]) -> None:
+        self.me = self
+        self.freed_in = freed_in
+
+    def __del__(self) -> None:
+        self.freed_in.append(threading.current_thread().name)
+
+
+def test_garbage_left_in_cycles_is_freed_in_the_gui_thread_while_a_job_runs(qtbot):
+    """A worker that allocates must never be the thread that runs the cyclic collector:
+    it could destroy a Python-defined QObject there (the PySide6 deadlock)."""
+    freed_in: list[str] = []
+    session = JobSession()
+    release = threading.Event()
+
+    def make_garbage(_sink):  # cycles far past gen 0's threshold, then wait for the GUI
+        for _ in range(5_000):
+            _Cycle(freed_in)
+        release.wait(30)
+        return True
+
+    assert gc.isenabled()
+    session.start_function(make_garbage)
+    assert not gc.isenabled()  # while the job runs
+    qtbot.waitUntil(lambda: len(freed_in) >= 1_000, timeout=10_000)  # the GUI's timer
+    release.set()
+    with qtbot.waitSignal(session.finished, timeout=30_000):
+        pass
+    gc.collect()
+    assert len(freed_in) == 5_000
+    assert set(freed_in) == {threading.main_thread().name}
+    assert gc.isenabled()  # back once no job runs
