@@ -54,33 +54,43 @@ GC_INTERVAL_MS = 200  # while jobs run, the GUI thread collects garbage this oft
 
 
 class GuiThreadGarbage:
-    """While jobs run, cyclic garbage is collected in the GUI thread only (module
-    docstring). `job_started` and `job_ended` are called in the GUI thread."""
+    """While job threads run, cyclic garbage is collected in the GUI thread only (module
+    docstring). `job_started(thread)` and `tick` run in the GUI thread; the timer sees
+    for itself when the last thread has ended, so a session deleted mid-job (its end
+    never delivered) cannot leave automatic collection off."""
 
     def __init__(self) -> None:
-        self.running = 0
+        self.threads: list[threading.Thread] = []
         self._timer: QTimer | None = None
-        self._was_enabled = True
+        self._holding = False  # automatic collection is off because of jobs
+        self._was_enabled = True  # what it was before the jobs turned it off
 
-    def job_started(self) -> None:
-        if self.running == 0:
+    def job_started(self, thread: threading.Thread) -> None:
+        if not self._holding:
+            self._holding = True
             self._was_enabled = gc.isenabled()
             gc.disable()
             if self._timer is None:
                 self._timer = QTimer()
                 self._timer.setInterval(GC_INTERVAL_MS)
-                self._timer.timeout.connect(self.collect)
+                self._timer.timeout.connect(self.tick)
             self._timer.start()
-        self.running += 1
+        self.threads.append(thread)
 
-    def job_ended(self) -> None:
-        self.running = max(0, self.running - 1)
-        if self.running == 0:
+    def tick(self) -> None:
+        """Collect; once no job thread is left, automatic collection is back."""
+        self.collect()
+        self._prune()
+        if not self.threads and self._holding:
+            self._holding = False
             if self._timer is not None:
                 self._timer.stop()
-            self.collect()
             if self._was_enabled:
                 gc.enable()
+
+    def _prune(self) -> None:
+        # a thread not started yet (ident None) counts as running
+        self.threads = [t for t in self.threads if t.ident is None or t.is_alive()]
 
     @staticmethod
     def collect() -> None:
@@ -244,7 +254,7 @@ class JobSession(QObject):
         if self._runner is not None:
             raise RuntimeError(self.busy_message)
         self._runner = _Runner(factory, self.thread_name)
-        GUI_GARBAGE.job_started()
+        GUI_GARBAGE.job_started(self._runner.thread)
         self._set_state("running")
         self._timer.start()
         self._runner.thread.start()
@@ -333,7 +343,7 @@ class JobSession(QObject):
         self._timer.stop()
         runner.thread.join()  # it has put its last item: it ends at once
         self._runner = None
-        GUI_GARBAGE.job_ended()
+        GUI_GARBAGE.tick()
         self.finished.emit(result)
         if self._runner is None:  # a `finished` handler may have started the next job
             self._set_state("idle")

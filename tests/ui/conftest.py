@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ui import errors
+from ui.jobs import GUI_GARBAGE
 
 
 @pytest.fixture
@@ -16,3 +17,12 @@ def dialogs(monkeypatch):
                         lambda parent, title, text, **kw: shown.append((title, text)))
     monkeypatch.setattr(errors, "ask", lambda parent, title, text: True)
     return shown
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collection_back_after_each_test():
+    """After each test, automatic garbage collection is back unless a job thread still
+    runs (ui.jobs turns it off while jobs run and its GUI-thread timer turns it back on;
+    between tests no event loop runs that timer)."""
+    yield
+    GUI_GARBAGE.tick()
