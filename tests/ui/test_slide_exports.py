@@ -93,7 +93,8 @@ def test_export_after_switching_runs_reflects_the_shown_run(qtbot, window, runs,
         assert QImage(str(out / f"{name}.png")).width() >= 1200, name
 
 
-def test_png_width_follows_the_chosen_scale_or_width_and_is_capped(qtbot, tmp_path):
+def shown_loss_plot(qtbot) -> LossPlot:
+    """A 640 x 400 Loss panel on screen, drawn with a short demo run."""
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.resize(640, 400)
@@ -101,6 +102,11 @@ def test_png_width_follows_the_chosen_scale_or_width_and_is_capped(qtbot, tmp_pa
     qtbot.waitExposed(plot)
     plot.add_events(demo_events("gru", steps=60, steps_per_epoch=20, probe_every=20))
     plot.redraw_now()
+    return plot
+
+
+def test_png_width_follows_the_chosen_scale_or_width_and_is_capped(qtbot, tmp_path):
+    plot = shown_loss_plot(qtbot)
     on_screen = screen_width(plot.plot_item)
     for options, expected in (({}, round(2 * on_screen)), ({"scale": 1}, round(on_screen)),
                               ({"scale": 3}, round(3 * on_screen)), ({"width": 1920}, 1920),
@@ -111,13 +117,7 @@ def test_png_width_follows_the_chosen_scale_or_width_and_is_capped(qtbot, tmp_pa
 
 
 def test_svg_leaves_out_the_cursor_line_and_keeps_it_on_screen(qtbot, tmp_path):
-    plot = LossPlot()
-    qtbot.addWidget(plot)
-    plot.resize(640, 400)
-    plot.show()
-    qtbot.waitExposed(plot)
-    plot.add_events(demo_events("gru", steps=60, steps_per_epoch=20, probe_every=20))
-    plot.redraw_now()
+    plot = shown_loss_plot(qtbot)
     vb = plot.plot_item.getViewBox()
     plot._on_mouse_moved((vb.sceneBoundingRect().center(),))  # the mouse over the data
     assert plot.cursor_line.isVisible()
